@@ -1,0 +1,254 @@
+// bindings.cpp - the pybind11 module fastgrad._C: thin, no logic.
+//
+// Arrays cross into Python as _C.Array; every kernel releases the GIL.
+// One section per op family, in the order of csrc/cpu/.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "allocator.h"
+#include "array.h"
+#include "errors.h"
+#include "interop.h"
+#include "parallel.h"
+// op families: one header per csrc/cpu/ file
+#include "cpu/elementwise.h"
+#include "cpu/gemm.h"
+#include "cpu/index.h"
+#include "cpu/random.h"
+#include "cpu/reduce.h"
+
+namespace py = pybind11;
+using namespace fg;
+
+namespace {
+using Release = py::call_guard<py::gil_scoped_release>;
+
+Device parse_device(const std::string& s) {
+  if (s == "cpu") return Device{DeviceType::CPU, 0};
+  if (s.rfind("cuda", 0) == 0) {
+    int idx = 0;
+    if (s.size() > 4) {
+      if (s[4] != ':') throw std::invalid_argument("invalid device string '" + s + "'");
+      idx = std::stoi(s.substr(5));
+    }
+    return Device{DeviceType::CUDA, idx};
+  }
+  throw std::invalid_argument("invalid device string '" + s + "' (expected 'cpu', 'cuda' or 'cuda:N')");
+}
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fastgrad native engine";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const fg::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    }
+  });
+
+  py::enum_<DType>(m, "DType")
+      .value("bool", DType::Bool)
+      .value("int32", DType::Int32)
+      .value("int64", DType::Int64)
+      .value("float32", DType::Float32)
+      .value("float64", DType::Float64);
+
+  // ---- the array -----------------------------------------------------------
+  py::class_<Array>(m, "Array")
+      .def_property_readonly("shape", [](const Array& a) { return py::tuple(py::cast(a.shape)); })
+      .def_property_readonly("strides", [](const Array& a) { return py::tuple(py::cast(a.strides)); })
+      .def_property_readonly("offset", [](const Array& a) { return a.offset; })
+      .def_property_readonly("dtype", [](const Array& a) { return a.dtype; })
+      .def_property_readonly("device", [](const Array& a) { return a.device().str(); })
+      .def_property_readonly("ndim", &Array::ndim)
+      .def_property_readonly("itemsize", &Array::itemsize)
+      .def_property_readonly("version", [](const Array& a) { return a.storage->version.load(); })
+      .def_property_readonly("data_ptr", [](const Array& a) { return reinterpret_cast<uintptr_t>(a.raw()); })
+      .def_property_readonly("storage_id", [](const Array& a) { return reinterpret_cast<uintptr_t>(a.storage.get()); })
+      .def("numel", &Array::numel)
+      .def("is_contiguous", &Array::is_contiguous)
+      .def("bump_version", &Array::bump_version);
+
+  // ---- creation, views, copies (array.h) ------------------------------------
+  m.def("parse_device", [](const std::string& s) { return parse_device(s).str(); });
+  m.def("empty", [](const Shape& s, DType t, const std::string& d) { return empty(s, t, parse_device(d)); });
+  m.def("zeros", [](const Shape& s, DType t, const std::string& d) { return zeros(s, t, parse_device(d)); }, Release());
+  m.def("full", [](const Shape& s, double v, DType t, const std::string& d) { return full(s, v, t, parse_device(d)); },
+        Release());
+  m.def("scalar", &scalar);
+  m.def("as_strided", &as_strided);
+  m.def("view", &view);
+  m.def("reshape", &reshape, Release());
+  m.def("transpose", &transpose);
+  m.def("permute", &permute);
+  m.def("slice", &slice);
+  m.def("select", &fg::select);
+  m.def("expand", &expand);
+  m.def("squeeze", &squeeze);
+  m.def("unsqueeze", &unsqueeze);
+  m.def("flip", &flip);
+  m.def("contiguous", &contiguous, Release());
+  m.def("copy", &copy, Release());
+  m.def("astype", &astype, Release());
+  m.def("copy_into", [](const Array& dst, const Array& src) {
+        copy_into(dst, src, "copy_");
+        dst.bump_version();
+      }, Release());
+  m.def("broadcast_shapes", [](const Shape& a, const Shape& b) { return broadcast_shapes(a, b, "broadcast_shapes"); });
+
+  // ---- interop (interop.cpp) -------------------------------------------------
+  m.def("to_numpy", &to_numpy);
+  m.def("from_numpy", &from_numpy);
+
+  // ---- runtime ---------------------------------------------------------------
+  m.def("get_num_threads", &get_num_threads);
+  m.def("set_num_threads", &set_num_threads, Release());
+  m.def("memory_stats", [](const std::string& d) {
+    MemoryStats s = memory_stats(parse_device(d));
+    py::dict r;
+    r["bytes_in_use"] = s.bytes_in_use;
+    r["peak_bytes"] = s.peak_bytes;
+    r["allocations"] = s.allocations;
+    r["live_allocations"] = s.live_allocations;
+    return r;
+  });
+  m.def("reset_peak", [](const std::string& d) { reset_peak(parse_device(d)); });
+
+  // ---- elementwise (cpu/elementwise.h) ---------------------------------------
+  m.def("neg", &fg::neg, Release());
+  m.def("abs", &fg::abs, Release());
+  m.def("sign", &fg::sign, Release());
+  m.def("exp", &fg::exp, Release());
+  m.def("log", &fg::log, Release());
+  m.def("log1p", &fg::log1p, Release());
+  m.def("expm1", &fg::expm1, Release());
+  m.def("sqrt", &fg::sqrt, Release());
+  m.def("rsqrt", &fg::rsqrt, Release());
+  m.def("square", &fg::square, Release());
+  m.def("reciprocal", &fg::reciprocal, Release());
+  m.def("sin", &fg::sin, Release());
+  m.def("cos", &fg::cos, Release());
+  m.def("tan", &fg::tan, Release());
+  m.def("tanh", &fg::tanh, Release());
+  m.def("sigmoid", &fg::sigmoid, Release());
+  m.def("relu", &fg::relu, Release());
+  m.def("gelu", &fg::gelu, Release());
+  m.def("gelu_tanh", &fg::gelu_tanh, Release());
+  m.def("silu", &fg::silu, Release());
+  m.def("erf", &fg::erf, Release());
+  m.def("floor", &fg::floor, Release());
+  m.def("ceil", &fg::ceil, Release());
+  m.def("round", &fg::round, Release());
+  m.def("trunc", &fg::trunc, Release());
+  m.def("isnan", &fg::isnan, Release());
+  m.def("isinf", &fg::isinf, Release());
+  m.def("isfinite", &fg::isfinite, Release());
+  m.def("logical_not", &fg::logical_not, Release());
+  m.def("bitwise_not", &fg::bitwise_not, Release());
+  m.def("leaky_relu", &fg::leaky_relu, py::arg("a"), py::arg("negative_slope") = 0.01, Release());
+  m.def("elu", &fg::elu, py::arg("a"), py::arg("alpha") = 1.0, Release());
+  m.def("softplus", &fg::softplus, py::arg("a"), py::arg("beta") = 1.0, py::arg("threshold") = 20.0, Release());
+  m.def("clamp", &fg::clamp, py::arg("a"), py::arg("min") = py::none(), py::arg("max") = py::none(), Release());
+  // int64 first: a Python int exponent keeps integer tensors integer.
+  m.def("pow_scalar", &fg::pow_scalar, py::arg("a"), py::arg("exponent"), Release());
+  m.def("add", &fg::add, Release());
+  m.def("sub", &fg::sub, Release());
+  m.def("mul", &fg::mul, Release());
+  m.def("div", &fg::div, Release());
+  m.def("floor_divide", &fg::floor_divide, Release());
+  m.def("remainder", &fg::remainder, Release());
+  m.def("pow", &fg::pow, Release());
+  m.def("maximum", &fg::maximum, Release());
+  m.def("minimum", &fg::minimum, Release());
+  m.def("atan2", &fg::atan2, Release());
+  m.def("eq", &fg::eq, Release());
+  m.def("ne", &fg::ne, Release());
+  m.def("lt", &fg::lt, Release());
+  m.def("le", &fg::le, Release());
+  m.def("gt", &fg::gt, Release());
+  m.def("ge", &fg::ge, Release());
+  m.def("logical_and", &fg::logical_and, Release());
+  m.def("logical_or", &fg::logical_or, Release());
+  m.def("logical_xor", &fg::logical_xor, Release());
+  m.def("bitwise_and", &fg::bitwise_and, Release());
+  m.def("bitwise_or", &fg::bitwise_or, Release());
+  m.def("bitwise_xor", &fg::bitwise_xor, Release());
+  m.def("where", &fg::where, Release());
+  m.def("add_", &fg::add_, Release());
+  m.def("sub_", &fg::sub_, Release());
+  m.def("mul_", &fg::mul_, Release());
+  m.def("div_", &fg::div_, Release());
+  m.def("clamp_", &fg::clamp_, py::arg("a"), py::arg("min") = py::none(), py::arg("max") = py::none(), Release());
+  m.def("relu_backward", &fg::relu_backward, Release());
+  m.def("sigmoid_backward", &fg::sigmoid_backward, Release());
+  m.def("tanh_backward", &fg::tanh_backward, Release());
+  m.def("gelu_backward", &fg::gelu_backward, Release());
+  m.def("silu_backward", &fg::silu_backward, Release());
+  m.def("simd_level", &fg::elementwise_simd_level);
+
+  // ---- reductions (cpu/reduce.h) ----------------------------------------------
+  // dims: a list, empty = every dim (the Python layer maps dim=None to []).
+  m.def("sum", &fg::sum, py::arg("a"), py::arg("dims"), py::arg("keepdim"), py::arg("dtype") = py::none(), Release());
+  m.def("mean", &fg::mean, Release());
+  m.def("prod", &fg::prod, Release());
+  m.def("amax", &fg::amax, Release());
+  m.def("amin", &fg::amin, Release());
+  m.def("all", &fg::all, Release());
+  m.def("any", &fg::any, Release());
+  m.def("var", &fg::var, py::arg("a"), py::arg("dims"), py::arg("correction"), py::arg("keepdim"), Release());
+  m.def("logsumexp", &fg::logsumexp, Release());
+  m.def("norm", &fg::norm, py::arg("a"), py::arg("p"), py::arg("dims"), py::arg("keepdim"), Release());
+  m.def("max_dim", &fg::max_dim, Release());
+  m.def("min_dim", &fg::min_dim, Release());
+  m.def("argmax", &fg::argmax, py::arg("a"), py::arg("dim"), py::arg("keepdim") = false, Release());
+  m.def("argmin", &fg::argmin, py::arg("a"), py::arg("dim"), py::arg("keepdim") = false, Release());
+  m.def("cumsum", &fg::cumsum, Release());
+  m.def("cumprod", &fg::cumprod, Release());
+  m.def("softmax", &fg::softmax, Release());
+  m.def("log_softmax", &fg::log_softmax, Release());
+  m.def("softmax_backward", &fg::softmax_backward, Release());
+  m.def("log_softmax_backward", &fg::log_softmax_backward, Release());
+
+  // ---- indexing and joining (cpu/index.h) -------------------------------------
+  m.def("cat", &fg::cat, py::arg("tensors"), py::arg("dim") = 0, Release());
+  m.def("stack", &fg::stack, py::arg("tensors"), py::arg("dim") = 0, Release());
+  m.def("pad", &fg::pad, py::arg("a"), py::arg("pads"), py::arg("value") = 0.0, Release());
+  m.def("repeat", &fg::repeat, Release());
+  m.def("tril", &fg::tril, py::arg("a"), py::arg("k") = 0, Release());
+  m.def("triu", &fg::triu, py::arg("a"), py::arg("k") = 0, Release());
+  m.def("gather", &fg::gather, Release());
+  m.def("scatter_add", &fg::scatter_add, Release());
+  m.def("index_select", &fg::index_select, Release());
+  m.def("index_add", &fg::index_add, Release());
+  m.def("masked_fill", &fg::masked_fill, Release());
+  m.def("masked_select", &fg::masked_select, Release());
+  m.def("nonzero", &fg::nonzero, Release());
+  m.def("one_hot", &fg::one_hot, py::arg("index"), py::arg("num_classes") = -1, Release());
+  m.def("index_gather", &fg::index_gather, Release());
+  m.def("index_put", &fg::index_put, py::arg("a"), py::arg("indices"), py::arg("values"),
+        py::arg("accumulate") = false, Release());
+
+  // ---- matrix product (cpu/gemm.h) --------------------------------------------
+  m.def("matmul", &fg::matmul, Release());
+  m.def("gemm_info", &fg::gemm_info);
+  m.def("set_cpu_capability", &fg::set_cpu_capability);
+
+  // ---- random numbers (cpu/random.h) ------------------------------------------
+  // Seeds are taken modulo 2**64, so negative Python ints work as in torch.
+  m.def("manual_seed", [](const py::int_& s) { fg::manual_seed(PyLong_AsUnsignedLongLongMask(s.ptr())); });
+  m.def("get_rng_state", &fg::get_rng_state);
+  m.def("set_rng_state", &fg::set_rng_state);
+  m.def("rand", &fg::rand, Release());
+  m.def("randn", &fg::randn, Release());
+  m.def("normal", &fg::normal, Release());
+  m.def("randint", &fg::randint, Release());
+  m.def("bernoulli", &fg::bernoulli, Release());
+  m.def("dropout_mask", &fg::dropout_mask, Release());
+  m.def("randperm", &fg::randperm, py::arg("n"), py::arg("dtype") = DType::Int64, Release());
+  m.def("uniform_", &fg::uniform_, Release());
+  m.def("normal_", &fg::normal_, Release());
+
+  // ---- fused optimizers (cpu/optim.h) -----------------------------------------
+}

@@ -1,0 +1,153 @@
+// gemm_avx512.cpp - the AVX-512 GEMM micro-kernels (float and double).
+//
+// Compiled with -mavx512f... (CMakeLists.txt does this for *_avx512.cpp);
+// gemm.cpp calls these only after checking the CPU supports AVX-512F. Nothing
+// here is inline code shared with other translation units (only intrinsics
+// and file-local templates), so no AVX-512 instruction can leak into code a
+// non-AVX-512 CPU runs.
+//
+// One call computes a tile C[0:m, 0:n] (m <= MR, n <= NR) from a packed A
+// micro-panel (kc x MR) and a packed B micro-panel (kc x NR); see gemm.h.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "cpu/gemm.h"
+
+namespace fg {
+namespace gemm_detail {
+namespace {
+
+// The few vector operations the kernel needs, for one element type.
+struct F32 {
+  using T = float;
+  using V = __m512;
+  using Mask = __mmask16;
+  static constexpr int W = 16;  // lanes per zmm register
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(T x) { return _mm512_set1_ps(x); }
+  static V load(const T* p) { return _mm512_load_ps(p); }
+  static V loadu(const T* p) { return _mm512_loadu_ps(p); }
+  static void storeu(T* p, V v) { _mm512_storeu_ps(p, v); }
+  static V maskz_loadu(Mask k, const T* p) { return _mm512_maskz_loadu_ps(k, p); }
+  static void mask_storeu(T* p, Mask k, V v) { _mm512_mask_storeu_ps(p, k, v); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+};
+
+struct F64 {
+  using T = double;
+  using V = __m512d;
+  using Mask = __mmask8;
+  static constexpr int W = 8;
+  static V zero() { return _mm512_setzero_pd(); }
+  static V set1(T x) { return _mm512_set1_pd(x); }
+  static V load(const T* p) { return _mm512_load_pd(p); }
+  static V loadu(const T* p) { return _mm512_loadu_pd(p); }
+  static void storeu(T* p, V v) { _mm512_storeu_pd(p, v); }
+  static V maskz_loadu(Mask k, const T* p) { return _mm512_maskz_loadu_pd(k, p); }
+  static void mask_storeu(T* p, Mask k, V v) { _mm512_mask_storeu_pd(p, k, v); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+};
+
+// Tile MR x (NV * W). Args as gemm_detail::MicroKernel in gemm.h.
+template <class S, int MR, int NV>
+inline void kernel(int64_t kc, const typename S::T* __restrict Ap, const typename S::T* __restrict Bp,
+                   typename S::T* __restrict C, int64_t rsC, int64_t csC, typename S::T alpha,
+                   typename S::T beta, int64_t m, int64_t n) {
+  using T = typename S::T;
+  using V = typename S::V;
+  constexpr int W = S::W;
+  constexpr int NR = NV * W;
+
+  // Why: C's tile is touched only after the k loop; starting its cache misses
+  // now hides them behind the FMAs.
+  for (int64_t r = 0; r < m; ++r) _mm_prefetch(reinterpret_cast<const char*>(C + r * rsC), _MM_HINT_T0);
+
+  // The whole MR x NR tile of C lives in registers for the entire k loop
+  // (MR * NV accumulators): each loaded B vector is reused MR times and each
+  // broadcast A value NV times, so the loop is FMA-bound, not load-bound.
+  V c[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) c[r][v] = S::zero();
+
+  for (int64_t k = 0; k < kc; ++k) {
+    V b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) b[v] = S::load(Bp + v * W);  // packed B: aligned
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      V a = S::set1(Ap[r]);  // folds into the FMA as an embedded {1toW} broadcast
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) c[r][v] = S::fmadd(a, b[v], c[r][v]);
+    }
+    Ap += MR;
+    Bp += NR;
+  }
+
+  const V va = S::set1(alpha);
+  const V vb = S::set1(beta);
+  if (csC == 1) {
+    if (m == MR && n == NR) {
+      // Full tile, rows of C contiguous: plain vector stores.
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+          T* p = C + r * rsC + v * W;
+          V out = S::mul(va, c[r][v]);
+          if (beta != T(0)) out = S::fmadd(vb, S::loadu(p), out);
+          S::storeu(p, out);
+        }
+    } else {
+      // Edge tile: masked loads/stores touch only the n valid columns (no
+      // scratch tile, no out-of-bounds access).
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        if (r >= m) break;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+          int64_t left = n - v * W;
+          if (left <= 0) break;
+          typename S::Mask k = left >= W ? typename S::Mask(~0u) : typename S::Mask((1u << left) - 1u);
+          T* p = C + r * rsC + v * W;
+          V out = S::mul(va, c[r][v]);
+          if (beta != T(0)) out = S::fmadd(vb, S::maskz_loadu(k, p), out);
+          S::mask_storeu(p, k, out);
+        }
+      }
+    }
+  } else {
+    // C with a non-unit column stride: compute the tile in a scratch buffer
+    // with the same vector arithmetic, then scatter it.
+    alignas(64) T tile[MR * NR];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) S::storeu(tile + r * NR + v * W, S::mul(va, c[r][v]));
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t j = 0; j < n; ++j) {
+        T* p = C + r * rsC + j * csC;
+        T out = tile[r * NR + j];
+        *p = beta != T(0) ? beta * *p + out : out;
+      }
+  }
+}
+
+}  // namespace
+
+void ukernel_avx512_f32(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t rsC, int64_t csC,
+                        float alpha, float beta, int64_t m, int64_t n) {
+  kernel<F32, kAvx512MrF32, kAvx512NrF32 / F32::W>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
+}
+
+void ukernel_avx512_f64(int64_t kc, const double* Ap, const double* Bp, double* C, int64_t rsC, int64_t csC,
+                        double alpha, double beta, int64_t m, int64_t n) {
+  kernel<F64, kAvx512MrF64, kAvx512NrF64 / F64::W>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
+}
+
+}  // namespace gemm_detail
+}  // namespace fg

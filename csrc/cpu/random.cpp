@@ -1,0 +1,359 @@
+// random.cpp - the global Philox generator and the CPU sampling kernels.
+//
+// Every kernel here has the same shape: reserve B counter blocks from the
+// generator (one short critical section), then fill the output with
+// parallel_for over block indices. Block q writes a fixed set of elements
+// (see the mapping in random.h), so the result does not depend on the thread
+// count or the split.
+#include "cpu/random.h"
+
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "errors.h"
+#include "parallel.h"
+
+namespace fg {
+namespace {
+
+// ---- generator state --------------------------------------------------------------
+
+// PyTorch's default CPU seed, so a fresh process is deterministic too.
+constexpr uint64_t kDefaultSeed = 67280421310721ull;
+
+struct Generator {
+  std::mutex mu;
+  uint64_t seed = kDefaultSeed;
+  uint64_t offset = 0;
+};
+
+Generator& generator() {
+  static Generator* g = new Generator();  // leaked: usable during interpreter exit
+  return *g;
+}
+
+// Reserves `blocks` counters; returns (seed, first counter).
+std::pair<uint64_t, uint64_t> reserve(uint64_t blocks) {
+  Generator& g = generator();
+  std::lock_guard<std::mutex> lk(g.mu);
+  uint64_t base = g.offset;
+  g.offset += blocks;
+  return {g.seed, base};
+}
+
+// Blocks per parallel chunk: ~16K elements, so small draws stay on the
+// calling thread (the pool's wake-up costs more than a few thousand blocks).
+constexpr int64_t kBlockGrain = 4096;
+
+// ---- words to numbers ----------------------------------------------------------------
+
+constexpr double kTwoPi = 6.283185307179586476925286766559;
+
+inline uint64_t join(uint32_t lo, uint32_t hi) { return uint64_t(lo) | (uint64_t(hi) << 32); }
+
+// [0, 1) from the top 24 / 53 bits: every value is exactly representable,
+// and 1.0 can never come out (which would happen when rounding w * 2^-32).
+inline float u01_f32(uint32_t w) { return static_cast<float>(w >> 8) * (1.0f / 16777216.0f); }
+inline double u01_f64(uint64_t x) { return static_cast<double>(x >> 11) * (1.0 / 9007199254740992.0); }
+// (0, 1]: the log in Box-Muller must never see 0.
+inline float u01_open0_f32(uint32_t w) { return static_cast<float>((w >> 8) + 1) * (1.0f / 16777216.0f); }
+inline double u01_open0_f64(uint64_t x) { return static_cast<double>((x >> 11) + 1) * (1.0 / 9007199254740992.0); }
+
+// Uniform integer in [0, n) by Lemire's multiply-shift (bias <= n / 2^64).
+inline uint64_t below(uint64_t x, uint64_t n) { return static_cast<uint64_t>((__uint128_t(x) * n) >> 64); }
+
+// Uniforms of the dtype's mapping: uniform<T>(block q) writes elements of q.
+// Calls emit(i, u) for each element i < n that block q owns.
+template <class T> struct Uniforms;
+
+template <>
+struct Uniforms<float> {
+  static constexpr int64_t kPerBlock = 4;
+  template <class Emit>
+  static void block(const PhiloxBlock& b, int64_t q, int64_t n, Emit&& emit) {
+    for (int l = 0; l < 4; ++l) {
+      int64_t i = q * 4 + l;
+      if (i < n) emit(i, u01_f32(b.w[l]));
+    }
+  }
+};
+
+template <>
+struct Uniforms<double> {
+  static constexpr int64_t kPerBlock = 2;
+  template <class Emit>
+  static void block(const PhiloxBlock& b, int64_t q, int64_t n, Emit&& emit) {
+    for (int l = 0; l < 2; ++l) {
+      int64_t i = q * 2 + l;
+      if (i < n) emit(i, u01_f64(join(b.w[2 * l], b.w[2 * l + 1])));
+    }
+  }
+};
+
+// Runs emit(i, u) for i in [0, n) with u ~ U[0, 1) of type T, in parallel.
+template <class T, class Emit>
+void for_each_uniform(int64_t n, Emit&& emit) {
+  using U = Uniforms<T>;
+  const int64_t blocks = (n + U::kPerBlock - 1) / U::kPerBlock;
+  auto [seed, base] = reserve(static_cast<uint64_t>(blocks));
+  parallel_for(blocks, kBlockGrain, [&, seed = seed, base = base](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) U::block(philox4x32_10(seed, base + static_cast<uint64_t>(q)), q, n, emit);
+  });
+}
+
+template <class Emit>
+void box_muller_f32(uint32_t w1, uint32_t w2, int64_t i, int64_t n, Emit& emit) {
+  const float r = std::sqrt(-2.0f * std::log(u01_open0_f32(w1)));
+  const float th = static_cast<float>(kTwoPi) * u01_f32(w2);
+  if (i < n) emit(i, r * std::cos(th));
+  if (i + 1 < n) emit(i + 1, r * std::sin(th));
+}
+
+template <class Emit>
+void box_muller_f64(uint64_t x1, uint64_t x2, int64_t i, int64_t n, Emit& emit) {
+  const double r = std::sqrt(-2.0 * std::log(u01_open0_f64(x1)));
+  const double th = kTwoPi * u01_f64(x2);
+  if (i < n) emit(i, r * std::cos(th));
+  if (i + 1 < n) emit(i + 1, r * std::sin(th));
+}
+
+// Runs emit(i, z) for i in [0, n) with z ~ N(0, 1) of type T (Box-Muller).
+template <class T, class Emit>
+void for_each_normal(int64_t n, Emit&& emit) {
+  constexpr int64_t per = std::is_same<T, float>::value ? 4 : 2;
+  const int64_t blocks = (n + per - 1) / per;
+  auto [seed, base] = reserve(static_cast<uint64_t>(blocks));
+  parallel_for(blocks, kBlockGrain / 2, [&, seed = seed, base = base](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const PhiloxBlock b = philox4x32_10(seed, base + static_cast<uint64_t>(q));
+      if constexpr (std::is_same<T, float>::value) {
+        box_muller_f32(b.w[0], b.w[1], 4 * q, n, emit);
+        box_muller_f32(b.w[2], b.w[3], 4 * q + 2, n, emit);
+      } else {
+        box_muller_f64(join(b.w[0], b.w[1]), join(b.w[2], b.w[3]), 2 * q, n, emit);
+      }
+    }
+  });
+}
+
+// Runs emit(i, x) for i in [0, n) with x a uniform 64-bit word, in parallel.
+template <class Emit>
+void for_each_u64(int64_t n, Emit&& emit) {
+  const int64_t blocks = (n + 1) / 2;
+  auto [seed, base] = reserve(static_cast<uint64_t>(blocks));
+  parallel_for(blocks, kBlockGrain, [&, seed = seed, base = base](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const PhiloxBlock b = philox4x32_10(seed, base + static_cast<uint64_t>(q));
+      emit(2 * q, join(b.w[0], b.w[1]));
+      if (2 * q + 1 < n) emit(2 * q + 1, join(b.w[2], b.w[3]));
+    }
+  });
+}
+
+// ---- validation -----------------------------------------------------------------------
+
+void require_float(const char* op, DType t) {
+  if (!is_floating(t))
+    throw TypeError(std::string(op) + ": expected a floating dtype (float32 or float64), got " + dtype_name(t));
+}
+
+void require_number(const char* op, DType t) {
+  if (t == DType::Bool) throw TypeError(std::string(op) + ": not supported for dtype bool");
+}
+
+void require_cpu(const char* op, const Array& a) {
+  on_device(op, a.device(), [] {});
+}
+
+// Fills the contiguous array `out` (numel n) by fill(T* data, n); for a
+// non-contiguous `a`, fills a contiguous temporary and copies it in, so
+// element i (in row-major order of a's shape) is the same either way.
+template <class Fill>
+void fill_any_layout(const Array& a, Fill&& fill) {
+  if (a.is_contiguous()) {
+    fill(a);
+  } else {
+    Array tmp = empty(a.shape, a.dtype);
+    fill(tmp);
+    copy_into(a, tmp);
+  }
+}
+
+}  // namespace
+
+// ---- generator state ------------------------------------------------------------------
+
+void manual_seed(uint64_t seed) { set_rng_state(seed, 0); }
+
+std::pair<uint64_t, uint64_t> get_rng_state() {
+  Generator& g = generator();
+  std::lock_guard<std::mutex> lk(g.mu);
+  return {g.seed, g.offset};
+}
+
+void set_rng_state(uint64_t seed, uint64_t offset) {
+  Generator& g = generator();
+  std::lock_guard<std::mutex> lk(g.mu);
+  g.seed = seed;
+  g.offset = offset;
+}
+
+// ---- new arrays -----------------------------------------------------------------------
+
+Array rand(const Shape& shape, DType dtype) {
+  require_float("rand", dtype);
+  Array out = empty(shape, dtype);
+  dispatch_float(dtype, "rand", [&](auto t) {
+    using T = decltype(t);
+    T* p = out.data<T>();
+    for_each_uniform<T>(out.numel(), [p](int64_t i, T u) { p[i] = u; });
+  });
+  return out;
+}
+
+Array randn(const Shape& shape, DType dtype) { return normal(0.0, 1.0, shape, dtype); }
+
+Array normal(double mean, double std, const Shape& shape, DType dtype) {
+  require_float("normal", dtype);
+  if (!(std >= 0.0)) throw std::invalid_argument("normal: expected std >= 0, got " + std::to_string(std));
+  Array out = empty(shape, dtype);
+  dispatch_float(dtype, "normal", [&](auto t) {
+    using T = decltype(t);
+    T* p = out.data<T>();
+    const T m = static_cast<T>(mean), s = static_cast<T>(std);
+    if (mean == 0.0 && std == 1.0)
+      for_each_normal<T>(out.numel(), [p](int64_t i, T z) { p[i] = z; });
+    else
+      for_each_normal<T>(out.numel(), [p, m, s](int64_t i, T z) { p[i] = m + s * z; });
+  });
+  return out;
+}
+
+Array randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
+  require_number("randint", dtype);
+  if (low >= high)
+    throw std::invalid_argument("randint: expected low < high, got low=" + std::to_string(low) +
+                                ", high=" + std::to_string(high));
+  if (dtype == DType::Int32 && (low < std::numeric_limits<int32_t>::min() ||
+                                high - 1 > std::numeric_limits<int32_t>::max()))
+    throw std::invalid_argument("randint: range [" + std::to_string(low) + ", " + std::to_string(high) +
+                                ") does not fit in int32");
+  Array out = empty(shape, dtype);
+  // high - low as unsigned: exact even for the full int64 range.
+  const uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
+  dispatch_number(dtype, "randint", [&](auto t) {
+    using T = decltype(t);
+    T* p = out.data<T>();
+    for_each_u64(out.numel(), [p, low, range](int64_t i, uint64_t x) {
+      p[i] = static_cast<T>(static_cast<int64_t>(static_cast<uint64_t>(low) + below(x, range)));
+    });
+  });
+  return out;
+}
+
+Array bernoulli(const Array& p_in) {
+  require_cpu("bernoulli", p_in);
+  require_float("bernoulli", p_in.dtype);
+  Array p = contiguous(p_in);
+  Array out = empty(p.shape, p.dtype);
+  dispatch_float(p.dtype, "bernoulli", [&](auto t) {
+    using T = decltype(t);
+    const T* pp = p.data<T>();
+    const int64_t n = p.numel();
+    for (int64_t i = 0; i < n; ++i)
+      if (!(pp[i] >= T(0) && pp[i] <= T(1)))
+        throw std::invalid_argument("bernoulli: expected 0 <= p <= 1, got p=" + std::to_string(double(pp[i])) +
+                                    " at flat index " + std::to_string(i));
+    T* o = out.data<T>();
+    for_each_uniform<T>(n, [o, pp](int64_t i, T u) { o[i] = u < pp[i] ? T(1) : T(0); });
+  });
+  return out;
+}
+
+Array dropout_mask(const Shape& shape, double p, DType dtype) {
+  require_float("dropout_mask", dtype);
+  if (!(p >= 0.0 && p <= 1.0))
+    throw std::invalid_argument("dropout_mask: expected 0 <= p <= 1, got p=" + std::to_string(p));
+  Array out = empty(shape, dtype);
+  dispatch_float(dtype, "dropout_mask", [&](auto t) {
+    using T = decltype(t);
+    T* o = out.data<T>();
+    const T pt = static_cast<T>(p);
+    const T keep = p < 1.0 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
+    for_each_uniform<T>(out.numel(), [o, pt, keep](int64_t i, T u) { o[i] = u < pt ? T(0) : keep; });
+  });
+  return out;
+}
+
+Array randperm(int64_t n, DType dtype) {
+  require_number("randperm", dtype);
+  if (n < 0) throw std::invalid_argument("randperm: expected n >= 0, got " + std::to_string(n));
+  if (dtype == DType::Int32 && n - 1 > std::numeric_limits<int32_t>::max())
+    throw std::invalid_argument("randperm: n=" + std::to_string(n) + " is too large for int32");
+  Array out = empty({n}, dtype);
+  dispatch_number(dtype, "randperm", [&](auto t) {
+    using T = decltype(t);
+    T* o = out.data<T>();
+    for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(i);
+    // Fisher-Yates from the top: step i swaps o[i] with o[j], j uniform in
+    // [0, i], drawn from 64-bit word i of the call's stream. Sequential (each
+    // step depends on the previous ones), cheap next to anything that uses n
+    // indices.
+    const int64_t blocks = (n + 1) / 2;
+    auto [seed, base] = reserve(static_cast<uint64_t>(blocks));
+    PhiloxBlock b{};
+    int64_t have = -1;  // block currently in b
+    for (int64_t i = n - 1; i >= 1; --i) {
+      const int64_t q = i / 2;
+      if (q != have) {
+        b = philox4x32_10(seed, base + static_cast<uint64_t>(q));
+        have = q;
+      }
+      const int l = static_cast<int>(i % 2);
+      const int64_t j = static_cast<int64_t>(below(join(b.w[2 * l], b.w[2 * l + 1]), static_cast<uint64_t>(i + 1)));
+      std::swap(o[i], o[j]);
+    }
+  });
+  return out;
+}
+
+// ---- in place ---------------------------------------------------------------------------
+
+void uniform_(const Array& a, double lo, double hi) {
+  require_cpu("uniform_", a);
+  require_float("uniform_", a.dtype);
+  if (!(lo <= hi))
+    throw std::invalid_argument("uniform_: expected from <= to, got from=" + std::to_string(lo) +
+                                ", to=" + std::to_string(hi));
+  dispatch_float(a.dtype, "uniform_", [&](auto t) {
+    using T = decltype(t);
+    const T l = static_cast<T>(lo), w = static_cast<T>(hi - lo);
+    fill_any_layout(a, [&](const Array& dst) {
+      T* p = dst.data<T>();
+      for_each_uniform<T>(dst.numel(), [p, l, w](int64_t i, T u) { p[i] = l + w * u; });
+    });
+  });
+  a.bump_version();
+}
+
+void normal_(const Array& a, double mean, double std) {
+  require_cpu("normal_", a);
+  require_float("normal_", a.dtype);
+  if (!(std >= 0.0)) throw std::invalid_argument("normal_: expected std >= 0, got " + std::to_string(std));
+  dispatch_float(a.dtype, "normal_", [&](auto t) {
+    using T = decltype(t);
+    const T m = static_cast<T>(mean), s = static_cast<T>(std);
+    fill_any_layout(a, [&](const Array& dst) {
+      T* p = dst.data<T>();
+      for_each_normal<T>(dst.numel(), [p, m, s](int64_t i, T z) { p[i] = m + s * z; });
+    });
+  });
+  a.bump_version();
+}
+
+}  // namespace fg

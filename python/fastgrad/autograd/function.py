@@ -1,0 +1,130 @@
+"""Function: one differentiable op, and its node on the tape.
+
+An op is a subclass with three static-style methods:
+
+    forward(ctx, *inputs, **params) -> _C.Array
+        inputs are Tensors (the differentiable arguments, in order); params
+        are plain Python values. Saves what backward needs on ctx:
+        ctx.save_for_backward(*tensors) and/or ctx.save_output = True.
+    vjp(ctx, grad) -> tuple with one gradient (Tensor or None) per input
+        written in fastgrad ops, so it is differentiable again
+        (create_graph=True, fg.grad(fg.grad(f))). The engine sums a gradient
+        of a broadcast shape back to the input's shape and casts it to the
+        input's dtype, so rules need not.
+    jvp(ctx, *tangents) -> tangent of the output
+        forward mode; a tangent is None where the input has none.
+
+Each application creates one instance (the ctx) which, when the op is
+recorded, is also the graph node of its output.
+"""
+from . import grad_mode
+from .grad_mode import state
+
+_FREED = object()
+
+
+class Function:
+    # Graph fields, set only when recorded:
+    #   next: per input, the producing Function, the leaf Tensor, or None
+    #   in_meta: per input, (shape, dtype) for the engine's shape/dtype fix-up
+    #   _saved: tuple of (tensor, version) pairs, or _FREED after backward
+    #   _out: the output Array when save_output is set (not the Tensor: no cycle)
+    #   out_ref: weak reference to the output Tensor (retain_grad, hooks)
+    needs_input_grad = ()
+    save_output = False
+    differentiable = True
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        ctx = cls.__new__(cls)
+        ctx._saved = ()
+        out_arr = ctx.forward(*inputs, **params)
+        out = _wrap(out_arr)
+        if state.grad_enabled and cls.differentiable:
+            needs = tuple([t._requires_grad for t in inputs])
+            if True in needs:
+                ctx.needs_input_grad = needs
+                ctx.next = tuple([(t._node or t) if t._requires_grad else None for t in inputs])
+                ctx.in_meta = tuple([(t._data.shape, t._data.dtype) for t in inputs])
+                ctx.out_meta = (out_arr.shape, out_arr.dtype)
+                if ctx.save_output:
+                    ctx._out = out_arr
+                out._requires_grad = True
+                out._node = ctx
+        level = state.forward_level
+        if level and cls.differentiable:
+            # t._tangent is (level, tangent): only tangents of the running fg.jvp count
+            tangents = [tt[1] if (tt := t._tangent) is not None and tt[0] == level else None for t in inputs]
+            if any(x is not None for x in tangents):
+                if ctx.save_output:
+                    ctx._out = out_arr
+                    ctx._out_tensor = out
+                state.forward_level = 0  # the tangent computation itself carries no tangents
+                try:
+                    tangent = ctx.jvp(*tangents)
+                finally:
+                    state.forward_level = level
+                if tangent is not None:
+                    out._tangent = (level, tangent)
+        return out
+
+    # -- saving ----------------------------------------------------------------
+    def save_for_backward(self, *tensors):
+        self._saved = tuple([(t, t._data.version) for t in tensors])
+
+    @property
+    def saved_tensors(self):
+        saved = self._saved
+        if saved is _FREED:
+            raise RuntimeError(
+                f"{type(self).__name__}: trying to backward through the graph a second time (or to access "
+                "saved tensors after they have been freed). Saved intermediate values of the graph are freed "
+                "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
+                "backward through the graph a second time."
+            )
+        for t, version in saved:
+            if t._data.version != version:
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified by an inplace "
+                    f"operation: [{t.dtype.name} {list(t.shape)}], which is output of {type(self).__name__}'s "
+                    f"input, is at version {t._data.version}; expected version {version} instead."
+                )
+        return tuple([t for t, _ in saved])
+
+    @property
+    def output(self):
+        """The op's output as a Tensor that is part of the graph (for rules like exp's)."""
+        if self._saved is _FREED:
+            self.saved_tensors  # raises the clear error
+        t = getattr(self, "_out_tensor", None)
+        if t is not None:
+            return t
+        out = _wrap(self._out)
+        if hasattr(self, "next"):
+            out._requires_grad = True
+            out._node = self
+        return out
+
+    def release(self):
+        self._saved = _FREED
+        self._out = None
+        self._out_tensor = None
+
+    def vjp(self, grad):
+        raise NotImplementedError(f"{type(self).__name__} has no vjp rule")
+
+    def jvp(self, *tangents):
+        raise NotImplementedError(f"{type(self).__name__} has no jvp rule (forward mode)")
+
+    def name(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        return f"<{type(self).__name__}Backward>"
+
+
+# Set by tensor.py once Tensor exists (a module global keeps apply() fast).
+_wrap = None
+
+
+__all__ = ["Function", "grad_mode"]

@@ -1,0 +1,276 @@
+"""Function transforms in the style of HIPS autograd and JAX: grad,
+value_and_grad, vjp, jvp (true forward mode), jacobian, hessian; and
+gradcheck. They take Python floats or tensors and compose freely, so
+fg.grad(fg.grad(f)) is the second derivative."""
+import itertools
+
+import numpy as np
+
+from .grad_mode import enable_grad, state
+
+_jvp_levels = itertools.count(1)
+
+
+def _as_input(x, op):
+    """(tensor, was_python_number) for an argument to differentiate."""
+    from ..tensor import Tensor, tensor
+    from .. import dtypes
+
+    if isinstance(x, Tensor):
+        if not x.dtype.is_floating_point:
+            raise TypeError(f"{op}: can only differentiate with respect to floating-point tensors, got {x.dtype.name}")
+        return x, False
+    if isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{op}: cannot differentiate with respect to a bool")
+    if isinstance(x, (int, float, np.floating, np.integer)):
+        return tensor(float(x), dtype=dtypes.float64), True
+    if isinstance(x, (list, np.ndarray)):
+        return tensor(np.asarray(x, dtype=np.float64)), False
+    raise TypeError(f"{op}: cannot differentiate with respect to an argument of type {type(x).__name__}")
+
+
+def _track(x):
+    """A fresh tensor to differentiate with respect to, still connected to x's
+    own graph (so an enclosing transform can differentiate through us)."""
+    if x._requires_grad:
+        from ..ops.elementwise import alias
+
+        return alias(x), True
+    t = x.detach().requires_grad_(True)
+    t._tangent = x._tangent  # keep a running fg.jvp's tangent (forward-over-reverse)
+    return t, False
+
+
+def _out(t, was_number):
+    if was_number and t is not None and t.ndim == 0 and not t._requires_grad and t._tangent is None:
+        return t.item()
+    return t
+
+
+def value_and_grad(f, argnums=0):
+    """Returns g(*args) -> (f(*args), df/dargs[argnums]); f must return a scalar."""
+    from .. import autograd
+    from ..tensor import Tensor
+
+    def wrapped(*args, **kwargs):
+        nums = argnums if isinstance(argnums, (tuple, list)) else (argnums,)
+        args = list(args)
+        tracked, numbers, connected = [], [], False
+        for i in nums:
+            if i >= len(args):
+                raise IndexError(f"grad: argnums {i} is out of range for {len(args)} positional arguments")
+            x, was_number = _as_input(args[i], "grad")
+            xt, conn = _track(x)
+            connected |= conn
+            args[i] = xt
+            tracked.append(xt)
+            numbers.append(was_number)
+        with enable_grad():
+            out = f(*args, **kwargs)
+        if not isinstance(out, Tensor):
+            value, grads = out, [None] * len(tracked)
+        else:
+            if out.numel() != 1:
+                raise TypeError(f"grad: f must return a scalar, got a tensor of shape {list(out.shape)}")
+            value = out
+            if out._requires_grad:
+                grads = list(autograd.grad(out.reshape(()), tracked, create_graph=connected or state.forward_level > 0,
+                                           allow_unused=True))
+            else:
+                grads = [None] * len(tracked)
+        from ..ops.creation import zeros_like
+
+        grads = [zeros_like(x) if g is None else g for x, g in zip(tracked, grads)]
+        grads = [_out(g if connected else g.detach() if g._tangent is None else g, n) for g, n in zip(grads, numbers)]
+        if isinstance(value, Tensor) and all(numbers) and not connected and value._tangent is None:
+            value = value.detach().item()
+        result = tuple(grads) if isinstance(argnums, (tuple, list)) else grads[0]
+        return value, result
+
+    return wrapped
+
+
+def grad(f, argnums=0):
+    """Returns a function computing the gradient of scalar-valued f."""
+    vg = value_and_grad(f, argnums)
+
+    def gradf(*args, **kwargs):
+        return vg(*args, **kwargs)[1]
+
+    gradf.__name__ = "grad_" + getattr(f, "__name__", "f")
+    return gradf
+
+
+def vjp(f, *primals):
+    """(f(*primals), vjp_fn) where vjp_fn(cotangent) returns one gradient per primal."""
+    from .. import autograd
+    from ..tensor import Tensor, tensor
+
+    tracked, numbers, connected = [], [], False
+    for p in primals:
+        x, was_number = _as_input(p, "vjp")
+        xt, conn = _track(x)
+        connected |= conn
+        tracked.append(xt)
+        numbers.append(was_number)
+    with enable_grad():
+        out = f(*tracked)
+
+    def vjp_fn(cotangent):
+        ct = cotangent if isinstance(cotangent, Tensor) else tensor(cotangent, dtype=out.dtype)
+        gs = autograd.grad(out, tracked, grad_outputs=ct, retain_graph=True, create_graph=connected,
+                           allow_unused=True)
+        from ..ops.creation import zeros_like
+
+        return tuple(_out(zeros_like(x) if g is None else g, n) for x, g, n in zip(tracked, gs, numbers))
+
+    return (out if connected else out.detach()), vjp_fn
+
+
+def jvp(f, primals, tangents):
+    """(f(*primals), J @ tangents), computed in forward mode: every op pushes
+    the tangent forward with its own jvp rule; no backward pass runs."""
+    from ..tensor import Tensor, tensor
+    from ..ops.creation import zeros_like
+
+    if not isinstance(primals, (tuple, list)):
+        primals, tangents = (primals,), (tangents,)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: got {len(primals)} primals but {len(tangents)} tangents")
+    if state.forward_level:
+        raise NotImplementedError("jvp: nested forward mode (jvp inside jvp) is not supported yet")
+    level = next(_jvp_levels)
+    duals, numbers = [], []
+    for p, t in zip(primals, tangents):
+        x, was_number = _as_input(p, "jvp")
+        tt = t if isinstance(t, Tensor) else tensor(t, dtype=x.dtype)
+        if tt.shape != x.shape:
+            raise ValueError(f"jvp: tangent shape {list(tt.shape)} does not match primal shape {list(x.shape)}")
+        if x._requires_grad:
+            from ..ops.elementwise import alias
+
+            d = alias(x)
+        else:
+            d = x.detach()
+        d._tangent = (level, tt.to(x.dtype))
+        duals.append(d)
+        numbers.append(was_number)
+    state.forward_level = level
+    try:
+        out = f(*duals)
+    finally:
+        state.forward_level = 0
+    if not isinstance(out, Tensor):
+        return out, 0.0
+    tt = out._tangent
+    tangent_out = tt[1] if tt is not None and tt[0] == level else zeros_like(out)
+    out_primal = out.detach() if not out._requires_grad else out
+    if all(numbers) and out.ndim == 0:
+        return _out(out_primal, True), _out(tangent_out, True)
+    return out_primal, tangent_out
+
+
+def jacobian(f, argnums=0):
+    """J[i..., j...] = d f(x)[i...] / d x[j...], by one reverse pass per output element."""
+    from .. import autograd
+    from ..ops.creation import zeros_like
+    from ..ops.shape import stack
+
+    def jac(*args):
+        args = list(args)
+        x, was_number = _as_input(args[argnums], "jacobian")
+        xt, connected = _track(x)
+        args[argnums] = xt
+        with enable_grad():
+            out = f(*args)
+        flat = out.reshape(-1)
+        rows = []
+        for i in range(flat.shape[0]):
+            if flat._requires_grad:
+                (g,) = autograd.grad(flat[i], [xt], retain_graph=True, create_graph=connected, allow_unused=True)
+            else:
+                g = None
+            rows.append(zeros_like(xt) if g is None else g)
+        if not rows:
+            from ..ops.creation import zeros
+
+            return zeros(tuple(out.shape) + tuple(xt.shape), dtype=xt.dtype)
+        J = stack(rows).reshape(tuple(out.shape) + tuple(xt.shape))
+        J = J if connected else J.detach()
+        return _out(J, was_number)
+
+    return jac
+
+
+def hessian(f, argnums=0):
+    """Second derivatives: the Jacobian of the gradient."""
+    return jacobian(grad(f, argnums), argnums)
+
+
+class GradcheckError(RuntimeError):
+    pass
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
+    """Compares analytic gradients (backward) with central finite differences.
+
+    inputs: a tensor or tuple of tensors; those with requires_grad are checked
+    (use float64). Returns True, or raises GradcheckError naming the input and
+    the worst mismatch (returns False with raise_exception=False)."""
+    from .. import autograd
+    from ..tensor import Tensor
+
+    if isinstance(inputs, Tensor):
+        inputs = (inputs,)
+    inputs = tuple(inputs)
+    checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t._requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: at least one input must require grad")
+
+    def outputs():
+        out = fn(*inputs)
+        return out if isinstance(out, (tuple, list)) else (out,)
+
+    with enable_grad():
+        outs = [o for o in outputs() if isinstance(o, Tensor)]
+    for k in checked:
+        x = inputs[k]
+        if x.dtype.name != "float64":
+            import warnings
+
+            warnings.warn("gradcheck: inputs are not float64; expect false alarms from rounding")
+        xa = np.asarray(x.detach())  # shares memory: perturb in place
+        if not xa.flags.writeable or not x.is_contiguous():
+            raise ValueError("gradcheck: inputs must be contiguous tensors")
+        for oi, out in enumerate(outs):
+            n_out, n_in = out.numel(), x.numel()
+            analytic = np.zeros((n_out, n_in))
+            flat = out.reshape(-1)
+            for r in range(n_out):
+                if not flat._requires_grad:
+                    break
+                (g,) = autograd.grad(flat[r], [x], retain_graph=True, allow_unused=True)
+                if g is not None:
+                    analytic[r] = np.asarray(g.detach()).reshape(-1)
+            numeric = np.zeros((n_out, n_in))
+            xf = xa.reshape(-1)
+            for c in range(n_in):
+                orig = xf[c]
+                xf[c] = orig + eps
+                with enable_grad():
+                    plus = np.asarray(outputs()[oi].detach(), dtype=np.float64).reshape(-1)
+                xf[c] = orig - eps
+                with enable_grad():
+                    minus = np.asarray(outputs()[oi].detach(), dtype=np.float64).reshape(-1)
+                xf[c] = orig
+                numeric[:, c] = (plus - minus) / (2 * eps)
+            bad = np.abs(analytic - numeric) > atol + rtol * np.abs(numeric)
+            if bad.any():
+                r, c = np.argwhere(bad)[0]
+                msg = (f"gradcheck: Jacobian mismatch for output {oi} with respect to input {k}: "
+                       f"analytic[{r}, {c}] = {analytic[r, c]:.8g}, numerical = {numeric[r, c]:.8g}\n"
+                       f"analytic:\n{analytic}\nnumerical:\n{numeric}")
+                if raise_exception:
+                    raise GradcheckError(msg)
+                return False
+    return True

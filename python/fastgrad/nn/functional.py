@@ -1,0 +1,435 @@
+"""fastgrad.nn.functional (F): layers and losses as functions, PyTorch's names
+and defaults. Built from the op table, so every function here has
+gradients (and higher-order gradients) for free; the hot paths (linear,
+softmax, cross-entropy) go through native kernels."""
+import math
+
+from .. import _C
+from .. import dtypes as _dt
+from ..autograd.function import Function
+from ..ops import elementwise as _ew
+from ..ops import reduce as _rd
+from ..ops.creation import ones, rand, zeros
+from ..ops.index import one_hot  # noqa: F401  (re-exported, as torch.nn.functional.one_hot)
+from ..ops.shape import pad  # noqa: F401
+from ..tensor import Tensor
+
+# -- activations ----------------------------------------------------------------------------------
+relu = _ew.relu
+sigmoid = _ew.sigmoid
+tanh = _ew.tanh
+silu = _ew.silu
+softplus = _ew.softplus
+elu = _ew.elu
+leaky_relu = _ew.leaky_relu
+softmax = _rd.softmax
+log_softmax = _rd.log_softmax
+
+
+def gelu(input, approximate="none"):
+    return _ew.gelu(input, approximate=approximate)
+
+
+def relu6(input):
+    return input.clamp(0.0, 6.0)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0):
+    return input.clamp(min_val, max_val)
+
+
+def logsigmoid(input):
+    return -softplus(-input)
+
+
+def softsign(input):
+    return input / (input.abs() + 1)
+
+
+def mish(input):
+    return input * softplus(input).tanh()
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    n = input.norm(p, dim=dim, keepdim=True).clamp(min=eps)
+    return input / n
+
+
+# -- linear ------------------------------------------------------------------------------------------
+
+
+class Linear(Function):
+    """y = x @ W^T + b in one node: the product reads W transposed in place
+    and the bias is added into the fresh output (no extra temporaries)."""
+
+    def forward(ctx, x, w, b=None):
+        ctx.save_for_backward(x, w)
+        out = _C.matmul(x._data, _C.transpose(w._data, 0, 1))
+        if b is not None:
+            _C.add_(out, b._data)
+        ctx.out_shape = out.shape
+        return out
+
+    def vjp(ctx, g):
+        x, w = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        gx = g @ w if needs[0] else None
+        gw = gb = None
+        if needs[1]:
+            g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
+            x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+            gw = g2.mT @ x2 if g2.ndim == 2 else g2.unsqueeze(-1) @ x2.unsqueeze(0)
+        if len(needs) > 2 and needs[2]:
+            gb = g.sum(dim=tuple(range(g.ndim - 1))) if g.ndim > 1 else g
+        return gx, gw, gb
+
+    def jvp(ctx, tx, tw, tb=None):
+        x, w = ctx.saved_tensors
+        out = None
+        if tx is not None:
+            out = tx @ w.mT
+        if tw is not None:
+            t = x @ tw.mT
+            out = t if out is None else out + t
+        if tb is not None:
+            out = tb.expand(*ctx.out_shape) if out is None else out + tb
+        return out
+
+
+
+
+def linear(input, weight, bias=None):
+    if input.shape[-1:] != weight.shape[-1:] or weight.ndim != 2:
+        raise ValueError(f"linear: input of shape {list(input.shape)} does not match weight of shape "
+                         f"{list(weight.shape)} (expected input[..., {weight.shape[-1] if weight.ndim else '?'}])")
+    if input.dtype is not weight.dtype:
+        raise TypeError(f"linear: input dtype {input.dtype.name} does not match weight dtype {weight.dtype.name}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias of shape {list(bias.shape)} does not match weight of shape {list(weight.shape)}")
+    if input.ndim == 1:
+        return Linear.apply(input.unsqueeze(0), weight, *(() if bias is None else (bias,))).squeeze(0)
+    return Linear.apply(input, weight, *(() if bias is None else (bias,)))
+
+
+def bilinear(input1, input2, weight, bias=None):
+    out = _ew.mul(input1.unsqueeze(1) @ weight.unsqueeze(0), input2.unsqueeze(1).unsqueeze(1)).sum(-1)
+    out = out.squeeze(-1) if out.ndim > 2 else out
+    return out if bias is None else out + bias
+
+
+# -- dropout -------------------------------------------------------------------------------------------
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0
+    keep = rand(input.shape, dtype=input.dtype) >= p
+    return input * keep * (1.0 / (1.0 - p))
+
+
+# -- normalisation ------------------------------------------------------------------------------------
+
+
+def _bn_shape(input):
+    return [1, input.shape[1]] + [1] * (input.ndim - 2)
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected at least 2-D input (N, C, ...), got shape {list(input.shape)}")
+    dims = tuple(d for d in range(input.ndim) if d != 1)
+    shape = _bn_shape(input)
+    if training:
+        n = input.numel() // input.shape[1]
+        if n <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
+        mean = input.mean(dim=dims)
+        var = input.var(dim=dims, correction=0)
+        if running_mean is not None:
+            from ..autograd.grad_mode import no_grad
+
+            with no_grad():
+                running_mean.mul_(1 - momentum).add_(mean.detach() * momentum)
+                running_var.mul_(1 - momentum).add_(var.detach() * (momentum * n / (n - 1)))
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+        mean, var = running_mean, running_var
+    out = (input - mean.reshape(shape)) * (var.reshape(shape) + eps).rsqrt()
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(normalized_shape)
+    k = len(normalized_shape)
+    if tuple(input.shape[input.ndim - k:]) != normalized_shape:
+        raise ValueError(f"layer_norm: expected input with shape [*, {', '.join(map(str, normalized_shape))}], "
+                         f"but got input of size {list(input.shape)}")
+    dims = tuple(range(input.ndim - k, input.ndim))
+    mean = input.mean(dim=dims, keepdim=True)
+    var = input.var(dim=dims, correction=0, keepdim=True)
+    out = (input - mean) * (var + eps).rsqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    n, c = input.shape[0], input.shape[1]
+    if c % num_groups:
+        raise ValueError(f"group_norm: num_channels ({c}) must be divisible by num_groups ({num_groups})")
+    x = input.reshape(n, num_groups, -1)
+    mean = x.mean(dim=2, keepdim=True)
+    var = x.var(dim=2, correction=0, keepdim=True)
+    out = ((x - mean) * (var + eps).rsqrt()).reshape(input.shape)
+    shape = _bn_shape(input)
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None):
+    if input.dtype not in (_dt.int64, _dt.int32):
+        raise TypeError(f"embedding: expected int64 indices, got {input.dtype.name}")
+    if max_norm is not None:
+        raise NotImplementedError("embedding: max_norm is not supported yet")
+    flat = input.reshape(-1).to(_dt.int64)
+    rows = weight.index_select(0, flat)
+    if padding_idx is not None and weight._requires_grad:
+        # the padding row gets no gradient
+        keep = (flat != padding_idx).unsqueeze(1)
+        rows = _ew.where(keep, rows, rows.detach())
+    return rows.reshape(tuple(input.shape) + (weight.shape[1],))
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    num = (x1 * x2).sum(dim=dim)
+    den = (x1.square().sum(dim=dim) * x2.square().sum(dim=dim)).clamp(min=eps * eps).sqrt()
+    return num / den
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    return (x1 - x2 + eps).norm(p, dim=-1, keepdim=keepdim)
+
+
+# -- losses -------------------------------------------------------------------------------------------
+
+
+def _reduce(loss, reduction, op):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction (expected 'mean', 'sum' or 'none')")
+
+
+def _check_same_shape(input, target, op):
+    if not isinstance(target, Tensor):
+        raise TypeError(f"{op}: target must be a Tensor, got {type(target).__name__}")
+    if input.shape != target.shape:
+        raise ValueError(f"{op}: target size {list(target.shape)} must be the same as input size {list(input.shape)}")
+
+
+def mse_loss(input, target, reduction="mean"):
+    _check_same_shape(input, target, "mse_loss")
+    return _reduce((input - target).square(), reduction, "mse_loss")
+
+
+def l1_loss(input, target, reduction="mean"):
+    _check_same_shape(input, target, "l1_loss")
+    return _reduce((input - target).abs(), reduction, "l1_loss")
+
+
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    _check_same_shape(input, target, "smooth_l1_loss")
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
+    d = (input - target).abs()
+    if beta == 0:
+        return _reduce(d, reduction, "smooth_l1_loss")
+    loss = _ew.where(d < beta, d.square() * (0.5 / beta), d - 0.5 * beta)
+    return _reduce(loss, reduction, "smooth_l1_loss")
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    _check_same_shape(input, target, "huber_loss")
+    d = (input - target).abs()
+    loss = _ew.where(d < delta, d.square() * 0.5, (d - 0.5 * delta) * delta)
+    return _reduce(loss, reduction, "huber_loss")
+
+
+def _class_last(input):
+    """(N, C, d1, ...) -> (N*d1*..., C); (C,) -> (1, C)."""
+    if input.ndim == 1:
+        return input.unsqueeze(0)
+    if input.ndim == 2:
+        return input
+    perm = [0] + list(range(2, input.ndim)) + [1]
+    return input.permute(*perm).reshape(-1, input.shape[1])
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    if not isinstance(target, Tensor):
+        raise TypeError(f"nll_loss: target must be a Tensor, got {type(target).__name__}")
+    if target.dtype is not _dt.int64:
+        raise TypeError(f"nll_loss: expected target of dtype int64 (class indices), got {target.dtype.name}")
+    expected = (input.shape[0],) + tuple(input.shape[2:]) if input.ndim >= 2 else ()
+    if tuple(target.shape) != expected:
+        raise ValueError(f"nll_loss: expected target of shape {list(expected)} for input of shape "
+                         f"{list(input.shape)}, got {list(target.shape)}")
+    c = input.shape[1] if input.ndim >= 2 else input.shape[0]
+    logp = _class_last(input)
+    t = target.reshape(-1)
+    valid = t != ignore_index
+    bad = (valid & ((t < 0) | (t >= c))).any().item()
+    if bad:
+        raise IndexError(f"nll_loss: target contains a class index outside [0, {c}) (and not ignore_index={ignore_index})")
+    safe_t = _ew.where(valid, t, zeros((), dtype=_dt.int64))
+    picked = logp.gather(1, safe_t.unsqueeze(1)).squeeze(1)
+    w = valid.to(input.dtype)
+    if weight is not None:
+        if weight.shape != (c,):
+            raise ValueError(f"nll_loss: weight must have shape [{c}], got {list(weight.shape)}")
+        w = w * weight.index_select(0, safe_t)
+    loss = -picked * w
+    if reduction == "none":
+        return loss.reshape(target.shape)
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.sum() / w.sum()
+    raise ValueError(f"nll_loss: {reduction!r} is not a valid value for reduction")
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    if not isinstance(target, Tensor):
+        raise TypeError(f"cross_entropy: target must be a Tensor, got {type(target).__name__}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: {reduction!r} is not a valid value for reduction")
+    class_dim = 1 if input.ndim >= 2 else 0
+    c = input.shape[class_dim]
+    logp = log_softmax(input, dim=class_dim)
+    if target.dtype.is_floating_point:
+        # class probabilities
+        if target.shape != input.shape:
+            raise ValueError(f"cross_entropy: probability target of shape {list(target.shape)} must match input "
+                             f"shape {list(input.shape)}")
+        if label_smoothing > 0:
+            target = target * (1 - label_smoothing) + label_smoothing / c
+        wshape = [1] * input.ndim
+        wshape[class_dim] = c
+        prod_ = logp * target if weight is None else logp * target * weight.reshape(wshape)
+        loss = -prod_.sum(dim=class_dim)
+        if reduction == "mean":
+            return loss.sum() / (input.numel() // c)
+        return _reduce(loss, reduction, "cross_entropy")
+    if target.dtype is not _dt.int64:
+        raise TypeError(f"cross_entropy: expected target of dtype int64 (class indices) or floating point "
+                        f"(class probabilities), got {target.dtype.name}")
+    nll = nll_loss(logp, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+    if label_smoothing == 0:
+        return nll
+    lp = _class_last(logp)
+    t = target.reshape(-1)
+    valid = (t != ignore_index).to(input.dtype)
+    smooth = -(lp if weight is None else lp * weight).sum(dim=1) * valid
+    if reduction == "none":
+        smooth = smooth.reshape(target.shape)
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    else:
+        if weight is None:
+            denom = valid.sum()
+        else:
+            safe_t = _ew.where(t != ignore_index, t, zeros((), dtype=_dt.int64))
+            denom = (weight.index_select(0, safe_t) * valid).sum()
+        smooth = smooth.sum() / denom
+    return nll * (1 - label_smoothing) + smooth * (label_smoothing / c)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    _check_same_shape(input, target, "binary_cross_entropy")
+    bad = ((input < 0) | (input > 1)).any().item()
+    if bad:
+        raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1")
+    # torch clamps the logs at -100 so that 0 * log(0) stays finite
+    log_p = input.log().clamp(min=-100.0)
+    log_1mp = (1 - input).log().clamp(min=-100.0)
+    loss = -(target * log_p + (1 - target) * log_1mp)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    _check_same_shape(input, target, "binary_cross_entropy_with_logits")
+    # log(1 + exp(-|x|)) form: stable for large |x|
+    log_sig = -softplus(-input)         # log(sigmoid(x))
+    log_one_minus = -softplus(input)    # log(1 - sigmoid(x))
+    if pos_weight is not None:
+        loss = -(pos_weight * target * log_sig + (1 - target) * log_one_minus)
+    else:
+        loss = -(target * log_sig + (1 - target) * log_one_minus)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+
+
+def kl_div(input, target, reduction="mean", log_target=False):
+    _check_same_shape(input, target, "kl_div")
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        safe = _ew.where(target > 0, target, ones((), dtype=target.dtype))
+        loss = _ew.where(target > 0, target * (safe.log() - input), target * 0)
+    if reduction == "batchmean":
+        return loss.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce(loss, reduction, "kl_div")
+
+
+def soft_margin_loss(input, target, reduction="mean"):
+    _check_same_shape(input, target, "soft_margin_loss")
+    return _reduce(softplus(-input * target), reduction, "soft_margin_loss")
+
+
+# -- attention ------------------------------------------------------------------------------------------
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """softmax(Q K^T * scale + mask) V over the last two dims (batch dims broadcast)."""
+    d = query.shape[-1]
+    scale = 1.0 / math.sqrt(d) if scale is None else scale
+    scores = (query @ key.mT) * scale
+    L, S = query.shape[-2], key.shape[-2]
+    if is_causal:
+        if attn_mask is not None:
+            raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal, not both")
+        causal = ones((L, S), dtype=_dt.bool_).tril()
+        scores = scores.masked_fill(~causal, float("-inf"))
+    if attn_mask is not None:
+        if attn_mask.dtype is _dt.bool_:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        else:
+            scores = scores + attn_mask
+    attn = softmax(scores, dim=-1)
+    if dropout_p > 0:
+        attn = dropout(attn, dropout_p)
+    return attn @ value

@@ -1,0 +1,86 @@
+"""Helpers shared by the op modules: argument coercion and tangent sums."""
+from .. import _C
+from .. import dtypes as _dt
+from ..tensor import Tensor, tensor_method  # noqa: F401  (re-exported for the op modules)
+
+_wrap = Tensor._wrap
+
+
+def scalar_tensor(value, dtype):
+    return _wrap(_C.scalar(value, dtype._c))
+
+
+def binary_operands(a, b, op):
+    """Two tensors whose dtypes follow PyTorch's promotion for `a op b`."""
+    ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    if ta and tb:
+        if a._data.dtype == b._data.dtype:
+            return a, b
+        rt = _dt.result_type(a, b)
+    elif ta:
+        if not isinstance(b, (int, float, bool)):
+            b = _coerce(b, op)
+            return binary_operands(a, b, op)
+        rt = _dt.result_type(a, b)
+        b = scalar_tensor(b, rt)
+    elif tb:
+        if not isinstance(a, (int, float, bool)):
+            a = _coerce(a, op)
+            return binary_operands(a, b, op)
+        rt = _dt.result_type(a, b)
+        a = scalar_tensor(a, rt)
+    else:
+        raise TypeError(f"{op}: expected at least one tensor argument")
+    if a.dtype is not rt:
+        a = a.to(rt)
+    if b.dtype is not rt:
+        b = b.to(rt)
+    return a, b
+
+
+def _coerce(x, op):
+    import numpy as np
+
+    if isinstance(x, np.ndarray):
+        from ..tensor import tensor
+
+        return tensor(x)
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    raise TypeError(f"{op}: unsupported operand type {type(x).__name__}")
+
+
+def as_tensor_arg(x, op, like=None):
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (int, float, bool)):
+        dt = _dt.result_type(like, x) if like is not None else _dt.scalar_dtype(x)
+        return scalar_tensor(x, dt)
+    return _coerce(x, op) if not isinstance(x, (list, tuple)) else __import__("fastgrad").tensor(x)
+
+
+def tsum(*terms):
+    """Sum of the tangent terms that exist (None = zero tangent)."""
+    out = None
+    for t in terms:
+        if t is not None:
+            out = t if out is None else out + t
+    return out
+
+
+def normalize_dims(dim, ndim, op):
+    """dim=None|int|tuple -> list of non-negative ints ([] means all dims)."""
+    if dim is None:
+        return []
+    if isinstance(dim, int):
+        dim = (dim,)
+    out = []
+    n = max(ndim, 1)
+    for d in dim:
+        d = int(d)
+        if not -n <= d < n:
+            raise IndexError(f"{op}: dim {d} is out of range for a {ndim}-d tensor (expected in [{-n}, {n - 1}])")
+        out.append(d + n if d < 0 else d)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: dim {tuple(dim)} appears more than once")
+    return out

@@ -1,0 +1,221 @@
+"""Tensor creation: constants, ranges, and random numbers from the Philox
+generator (same seed -> same numbers, for any thread count)."""
+import numpy as np
+
+from .. import _C
+from .. import dtypes as _dt
+from ..device import to_device
+from ..tensor import Tensor, tensor_method
+
+_wrap = Tensor._wrap
+
+
+def _size(size, op):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    try:
+        return [int(s) for s in size]
+    except TypeError:
+        raise TypeError(f"{op}: size must be ints or a tuple of ints, got {size!r}") from None
+
+
+def _dev(device, op):
+    d = to_device(device)
+    if d.type != "cpu":
+        raise RuntimeError(f"{op}: fastgrad was built without CUDA; cannot create a tensor on {d}")
+    return d._c_name()
+
+
+def _finish(arr, requires_grad):
+    t = _wrap(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _dtype(dtype, default, op):
+    return default if dtype is None else _dt.to_dtype(dtype, op)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    dt = _dtype(dtype, _dt.default_float, "zeros")
+    return _finish(_C.zeros(_size(size, "zeros"), dt._c, _dev(device, "zeros")), requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    dt = _dtype(dtype, _dt.default_float, "ones")
+    return _finish(_C.full(_size(size, "ones"), 1.0, dt._c, _dev(device, "ones")), requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    dt = _dtype(dtype, _dt.default_float, "empty")
+    return _finish(_C.empty(_size(size, "empty"), dt._c, _dev(device, "empty")), requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    dt = _dtype(dtype, _dt.scalar_dtype(fill_value), "full")
+    return _finish(_C.full(_size((size,), "full"), fill_value, dt._c, _dev(device, "full")), requires_grad)
+
+
+def _like(fn, input, dtype, requires_grad, *args):
+    return fn(input.shape, *args, dtype=dtype if dtype is not None else input.dtype, requires_grad=requires_grad)
+
+
+def zeros_like(input, dtype=None, device=None, requires_grad=False):
+    return _like(zeros, input, dtype, requires_grad)
+
+
+def ones_like(input, dtype=None, device=None, requires_grad=False):
+    return _like(ones, input, dtype, requires_grad)
+
+
+def empty_like(input, dtype=None, device=None, requires_grad=False):
+    return _like(empty, input, dtype, requires_grad)
+
+
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
+    return full(input.shape, fill_value, dtype=dtype if dtype is not None else input.dtype,
+                requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    if vals[2] == 0:
+        raise ValueError("arange: step must be nonzero")
+    if (vals[1] - vals[0]) / vals[2] < 0:
+        raise ValueError(f"arange: upper bound and larger bound inconsistent with step sign "
+                         f"(start={vals[0]}, end={vals[1]}, step={vals[2]})")
+    is_int = all(isinstance(v, int) for v in vals)
+    dt = _dtype(dtype, _dt.int64 if is_int else _dt.default_float, "arange")
+    # computed in float64 (or int64) then cast, as PyTorch does
+    a = np.arange(*vals, dtype=np.int64 if is_int else np.float64)
+    _dev(device, "arange")
+    return _finish(_C.astype(_C.from_numpy(a), dt._c), requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    if steps < 0:
+        raise ValueError(f"linspace: number of steps must be non-negative, got {steps}")
+    dt = _dtype(dtype, _dt.default_float, "linspace")
+    _dev(device, "linspace")
+    a = np.linspace(float(start), float(end), int(steps), dtype=np.float64)
+    return _finish(_C.astype(_C.from_numpy(a), dt._c), requires_grad)
+
+
+def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
+    return linspace(start, end, steps, dtype=_dt.float64).mul(np.log(base)).exp().to(
+        _dtype(dtype, _dt.default_float, "logspace")).requires_grad_(requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    m = n if m is None else m
+    if n < 0 or m < 0:
+        raise ValueError(f"eye: n and m must be non-negative, got {n} and {m}")
+    dt = _dtype(dtype, _dt.default_float, "eye")
+    _dev(device, "eye")
+    return _finish(_C.astype(_C.from_numpy(np.eye(n, m)), dt._c), requires_grad)
+
+
+# -- random ----------------------------------------------------------------------------------------
+
+
+def manual_seed(seed):
+    """Seeds the global generator; the same seed gives the same numbers everywhere."""
+    _C.manual_seed(int(seed) & ((1 << 64) - 1))
+
+
+seed = manual_seed
+
+
+def get_rng_state():
+    return _C.get_rng_state()
+
+
+def set_rng_state(state):
+    _C.set_rng_state(*state) if isinstance(state, tuple) else _C.set_rng_state(state)
+
+
+def _float_dtype(dtype, op):
+    dt = _dtype(dtype, _dt.default_float, op)
+    if not dt.is_floating_point:
+        raise TypeError(f"{op}: expected a floating-point dtype, got {dt.name}")
+    return dt
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
+    dt = _float_dtype(dtype, "rand")
+    _dev(device, "rand")
+    return _finish(_C.rand(_size(size, "rand"), dt._c), requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
+    dt = _float_dtype(dtype, "randn")
+    _dev(device, "randn")
+    return _finish(_C.randn(_size(size, "randn"), dt._c), requires_grad)
+
+
+def rand_like(input, dtype=None):
+    return rand(input.shape, dtype=dtype or input.dtype)
+
+
+def randn_like(input, dtype=None):
+    return randn(input.shape, dtype=dtype or input.dtype)
+
+
+def randint(low=0, high=None, size=None, dtype=None, device=None, generator=None, requires_grad=False):
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint: missing the 'size' argument")
+    dt = _dtype(dtype, _dt.int64, "randint")
+    _dev(device, "randint")
+    return _wrap(_C.randint(int(low), int(high), _size((size,), "randint"), dt._c))
+
+
+def normal(mean=0.0, std=1.0, size=None, dtype=None, device=None, generator=None, requires_grad=False):
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        m = mean if isinstance(mean, Tensor) else None
+        s = std if isinstance(std, Tensor) else None
+        shape = (m if m is not None else s).shape
+        return randn(shape, dtype=(m if m is not None else s).dtype) * std + mean
+    if size is None:
+        raise TypeError("normal: 'size' is required when mean and std are numbers")
+    if std < 0:
+        raise ValueError(f"normal: std must be >= 0, got {std}")
+    dt = _float_dtype(dtype, "normal")
+    return _finish(_C.normal(float(mean), float(std), _size((size,), "normal"), dt._c), requires_grad)
+
+
+def randperm(n, dtype=None, device=None, generator=None):
+    if n < 0:
+        raise ValueError(f"randperm: n must be non-negative, got {n}")
+    out = _wrap(_C.randperm(int(n)))
+    return out if dtype is None else out.to(dtype)
+
+
+def bernoulli(input, p=None, generator=None):
+    probs = input if p is None else full_like(input, p)
+    return _wrap(_C.bernoulli(probs._data))
+
+
+@tensor_method
+def uniform_(self, a=0.0, b=1.0, generator=None):
+    _C.uniform_(self._data, float(a), float(b))
+    return self
+
+
+@tensor_method
+def normal_(self, mean=0.0, std=1.0, generator=None):
+    _C.normal_(self._data, float(mean), float(std))
+    return self
+
+
+Tensor.new_zeros = lambda self, *size, dtype=None, **kw: zeros(*size, dtype=dtype or self.dtype)
+Tensor.new_ones = lambda self, *size, dtype=None, **kw: ones(*size, dtype=dtype or self.dtype)
+Tensor.new_full = lambda self, size, fill_value, dtype=None, **kw: full(size, fill_value, dtype=dtype or self.dtype)
+Tensor.new_empty = lambda self, *size, dtype=None, **kw: empty(*size, dtype=dtype or self.dtype)
+Tensor.new_tensor = lambda self, data, dtype=None, **kw: __import__("fastgrad").tensor(data, dtype=dtype or self.dtype)

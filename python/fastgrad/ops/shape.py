@@ -1,0 +1,529 @@
+"""Shape ops: views (no copy) and joins, with their vjp and jvp rules."""
+from .. import _C
+from ..autograd.function import Function
+from ._util import Tensor, _wrap, normalize_dims, tensor_method
+
+
+def _shape_arg(shape, op):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    try:
+        return [int(s) for s in shape]
+    except TypeError:
+        raise TypeError(f"{op}: shape must be a sequence of ints, got {shape!r}") from None
+
+
+# -- reshape / view ----------------------------------------------------------------------------
+
+
+class Reshape(Function):
+    def forward(ctx, x, shape, view):
+        arr = _C.view(x._data, shape) if view else _C.reshape(x._data, shape)
+        ctx.out_shape = arr.shape
+        return arr
+
+    def vjp(ctx, g):
+        return (g.reshape(ctx.in_meta[0][0]),)
+
+    def jvp(ctx, t):
+        return t.reshape(ctx.out_shape)
+
+
+def _reshape(x, shape, view):
+    if list(x._data.shape) == shape:
+        return x
+    return Reshape.apply(x, shape=shape, view=view)
+
+
+@tensor_method
+def reshape(input, *shape):
+    return _reshape(input, _shape_arg(shape, "reshape"), False)
+
+
+@tensor_method
+def view(input, *shape):
+    return _reshape(input, _shape_arg(shape, "view"), True)
+
+
+@tensor_method
+def view_as(input, other):
+    return view(input, other.shape)
+
+
+@tensor_method
+def reshape_as(input, other):
+    return reshape(input, other.shape)
+
+
+@tensor_method
+def flatten(input, start_dim=0, end_dim=-1):
+    nd = input.ndim
+    if nd == 0:
+        return input.reshape(1)
+    s, e = normalize_dims((start_dim, end_dim), nd, "flatten") if start_dim != end_dim else [start_dim % nd] * 2
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} cannot come after end_dim {end_dim}")
+    shape = list(input.shape)
+    n = 1
+    for d in shape[s:e + 1]:
+        n *= d
+    return input.reshape(shape[:s] + [n] + shape[e + 1:])
+
+
+@tensor_method
+def unflatten(input, dim, sizes):
+    d = normalize_dims(dim, input.ndim, "unflatten")[0]
+    shape = list(input.shape)
+    return input.reshape(shape[:d] + list(sizes) + shape[d + 1:])
+
+
+class Permute(Function):
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        return _C.permute(x._data, dims)
+
+    def vjp(ctx, g):
+        inv = [0] * len(ctx.dims)
+        for i, d in enumerate(ctx.dims):
+            inv[d % len(ctx.dims)] = i
+        return (g.permute(*inv),)
+
+    def jvp(ctx, t):
+        return t.permute(*ctx.dims)
+
+
+@tensor_method
+def permute(input, *dims):
+    return Permute.apply(input, dims=_shape_arg(dims, "permute"))
+
+
+class Transpose(Function):
+    def forward(ctx, x, d0, d1):
+        ctx.d0, ctx.d1 = d0, d1
+        return _C.transpose(x._data, d0, d1)
+
+    def vjp(ctx, g):
+        return (g.transpose(ctx.d0, ctx.d1),)
+
+    def jvp(ctx, t):
+        return t.transpose(ctx.d0, ctx.d1)
+
+
+@tensor_method
+def transpose(input, dim0, dim1):
+    return Transpose.apply(input, d0=int(dim0), d1=int(dim1))
+
+
+swapaxes = transpose
+Tensor.swapaxes = transpose
+
+
+@tensor_method
+def t(input):
+    if input.ndim > 2:
+        raise ValueError(f"t: expects a tensor with <= 2 dimensions, but got {input.ndim}")
+    return input if input.ndim < 2 else input.transpose(0, 1)
+
+
+class Expand(Function):
+    def forward(ctx, x, shape):
+        arr = _C.expand(x._data, shape)
+        ctx.out_shape = arr.shape
+        return arr
+
+    def vjp(ctx, g):
+        return (g.sum_to_size(ctx.in_meta[0][0]),)
+
+    def jvp(ctx, t):
+        return t.expand(*ctx.out_shape)
+
+
+@tensor_method
+def expand(input, *shape):
+    return Expand.apply(input, shape=_shape_arg(shape, "expand"))
+
+
+@tensor_method
+def expand_as(input, other):
+    return input.expand(*other.shape)
+
+
+@tensor_method
+def broadcast_to(input, shape):
+    return input.expand(*shape)
+
+
+def broadcast_tensors(*tensors):
+    shape = ()
+    for t in tensors:
+        shape = _C.broadcast_shapes(list(shape), list(t.shape))
+    return tuple(t.expand(*shape) for t in tensors)
+
+
+def broadcast_shapes(*shapes):
+    out = []
+    for s in shapes:
+        out = _C.broadcast_shapes(list(out), list(s))
+    return tuple(out)
+
+
+class Squeeze(Function):
+    def forward(ctx, x, dims):
+        arr = _C.squeeze(x._data, dims)
+        ctx.out_shape = arr.shape
+        return arr
+
+    def vjp(ctx, g):
+        return (g.reshape(ctx.in_meta[0][0]),)
+
+    def jvp(ctx, t):
+        return t.reshape(ctx.out_shape)
+
+
+@tensor_method
+def squeeze(input, *dim):
+    if len(dim) == 1 and isinstance(dim[0], (tuple, list)):
+        dim = tuple(dim[0])
+    return Squeeze.apply(input, dims=[int(d) for d in dim])
+
+
+class Unsqueeze(Function):
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        return _C.unsqueeze(x._data, dim)
+
+    def vjp(ctx, g):
+        return (g.squeeze(ctx.dim),)
+
+    def jvp(ctx, t):
+        return t.unsqueeze(ctx.dim)
+
+
+@tensor_method
+def unsqueeze(input, dim):
+    return Unsqueeze.apply(input, dim=int(dim))
+
+
+class Flip(Function):
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        return _C.flip(x._data, dims)
+
+    def vjp(ctx, g):
+        return (g.flip(ctx.dims),)
+
+    def jvp(ctx, t):
+        return t.flip(ctx.dims)
+
+
+@tensor_method
+def flip(input, *dims):
+    return Flip.apply(input, dims=_shape_arg(dims, "flip"))
+
+
+class Contiguous(Function):
+    def forward(ctx, x):
+        return _C.contiguous(x._data)
+
+    def vjp(ctx, g):
+        return (g,)
+
+    def jvp(ctx, t):
+        return t
+
+
+@tensor_method
+def contiguous(input):
+    if input._data.is_contiguous():
+        return input
+    return Contiguous.apply(input)
+
+
+# -- basic indexing: ints, slices, None, Ellipsis ------------------------------------------------
+
+
+def apply_steps(arr, steps):
+    for kind, a, b, c, d in steps:
+        if kind == 0:
+            arr = _C.select(arr, a, b)
+        elif kind == 1:
+            arr = _C.slice(arr, a, b, c, d)
+        else:
+            arr = _C.unsqueeze(arr, a)
+    return arr
+
+
+class BasicIndex(Function):
+    """x[ints, slices, None, ...] as a view; steps are (kind, dim, ...) tuples."""
+
+    def forward(ctx, x, steps):
+        ctx.steps = steps
+        return apply_steps(x._data, steps)
+
+    def vjp(ctx, g):
+        return (BasicIndexBackward.apply(g, steps=ctx.steps, shape=ctx.in_meta[0][0]),)
+
+    def jvp(ctx, t):
+        return BasicIndex.apply(t, steps=ctx.steps)
+
+
+class BasicIndexBackward(Function):
+    """Zeros of the input's shape with g written into the indexed view."""
+
+    def forward(ctx, g, steps, shape):
+        ctx.steps, ctx.shape = steps, shape
+        out = _C.zeros(list(shape), g._data.dtype, g._data.device)
+        _C.copy_into(apply_steps(out, steps), g._data)
+        return out
+
+    def vjp(ctx, gg):
+        return (BasicIndex.apply(gg, steps=ctx.steps),)
+
+    def jvp(ctx, t):
+        return BasicIndexBackward.apply(t, steps=ctx.steps, shape=ctx.shape)
+
+
+@tensor_method
+def narrow(input, dim, start, length):
+    d = normalize_dims(dim, input.ndim, "narrow")[0]
+    n = input.shape[d]
+    if start < 0:
+        start += n
+    if not (0 <= start and start + length <= n and length >= 0):
+        raise IndexError(f"narrow: start ({start}) + length ({length}) exceeds dimension size ({n})")
+    return BasicIndex.apply(input, steps=((1, d, start, start + length, 1),))
+
+
+@tensor_method
+def select(input, dim, index):
+    d = normalize_dims(dim, input.ndim, "select")[0]
+    return BasicIndex.apply(input, steps=((0, d, int(index), 0, 0),))
+
+
+@tensor_method
+def unbind(input, dim=0):
+    d = normalize_dims(dim, input.ndim, "unbind")[0]
+    return tuple(select(input, d, i) for i in range(input.shape[d]))
+
+
+@tensor_method
+def split(input, split_size_or_sections, dim=0):
+    d = normalize_dims(dim, input.ndim, "split")[0]
+    n = input.shape[d]
+    if isinstance(split_size_or_sections, int):
+        size = split_size_or_sections
+        if size <= 0:
+            raise ValueError(f"split: split_size must be positive, got {size}")
+        sizes = [min(size, n - i) for i in range(0, n, size)] or [0]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if sum(sizes) != n:
+            raise ValueError(f"split: split sizes {sizes} must sum to the dimension size {n}")
+    out, start = [], 0
+    for s in sizes:
+        out.append(narrow(input, d, start, s))
+        start += s
+    return tuple(out)
+
+
+@tensor_method
+def chunk(input, chunks, dim=0):
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    d = normalize_dims(dim, input.ndim, "chunk")[0]
+    n = input.shape[d]
+    size = max(1, -(-n // chunks))
+    return split(input, size, d)
+
+
+# -- joins ---------------------------------------------------------------------------------------
+
+
+class Cat(Function):
+    def forward(ctx, *xs, dim):
+        ctx.dim = dim
+        return _C.cat([x._data for x in xs], dim)
+
+    def vjp(ctx, g):
+        out, start = [], 0
+        d = ctx.dim % max(g.ndim, 1)
+        for (shape, _), need in zip(ctx.in_meta, ctx.needs_input_grad):
+            size = shape[d] if len(shape) == g.ndim else 0  # legacy empty 1-D inputs take nothing
+            out.append(narrow(g, d, start, size) if need else None)
+            start += size
+        return tuple(out)
+
+    def jvp(ctx, *ts):
+        from .creation import zeros
+
+        parts = [t if t is not None else zeros(shape, dtype=_dtype(dt)) for t, (shape, dt) in
+                 zip(ts, ctx.meta_for_jvp)]
+        return cat(parts, ctx.dim)
+
+
+def _dtype(c):
+    from .. import dtypes
+
+    return dtypes.from_c(c)
+
+
+def _cat_forward(ctx, *xs, dim):
+    ctx.dim = dim
+    ctx.meta_for_jvp = [(x._data.shape, x._data.dtype) for x in xs]
+    return _C.cat([x._data for x in xs], dim)
+
+
+Cat.forward = _cat_forward
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"cat: expected a sequence of Tensors, got {type(t).__name__}")
+    return Cat.apply(*tensors, dim=int(dim))
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    shape0 = tensors[0].shape
+    for t in tensors:
+        if t.shape != shape0:
+            raise ValueError(f"stack: expects each tensor to be equal size, but got {list(shape0)} and {list(t.shape)}")
+    d = normalize_dims(dim, len(shape0) + 1, "stack")[0]
+    return cat([t.unsqueeze(d) for t in tensors], d)
+
+
+def hstack(tensors):
+    return cat(tensors, 0 if tensors[0].ndim == 1 else 1)
+
+
+def vstack(tensors):
+    return cat([t.reshape(1, -1) if t.ndim == 1 else t for t in tensors], 0)
+
+
+class Pad(Function):
+    def forward(ctx, x, pads, value):
+        ctx.pads = pads
+        return _C.pad(x._data, pads, value)
+
+    def vjp(ctx, g):
+        return (Pad.apply(g, pads=[-p for p in ctx.pads], value=0.0),)
+
+    def jvp(ctx, t):
+        return Pad.apply(t, pads=ctx.pads, value=0.0)
+
+
+def pad(input, pad, mode="constant", value=0.0):
+    if mode != "constant":
+        raise NotImplementedError(f"pad: only mode='constant' is implemented, got {mode!r}")
+    pads = [int(p) for p in pad]
+    if len(pads) % 2 or len(pads) // 2 > input.ndim:
+        raise ValueError(f"pad: padding length {len(pads)} must be even and at most 2 * ndim ({2 * input.ndim})")
+    return Pad.apply(input, pads=pads, value=float(value if value is not None else 0.0))
+
+
+Tensor.pad = pad
+
+
+class Repeat(Function):
+    def forward(ctx, x, repeats):
+        ctx.repeats = repeats
+        return _C.repeat(x._data, repeats)
+
+    def vjp(ctx, g):
+        shape = list(ctx.in_meta[0][0])
+        reps = ctx.repeats
+        lead = len(reps) - len(shape)
+        shape = [1] * lead + shape
+        split_shape, sum_dims = [], []
+        for i, (r, s) in enumerate(zip(reps, shape)):
+            split_shape += [r, s]
+            sum_dims.append(2 * i)
+        gs = g.reshape(split_shape).sum(dim=tuple(sum_dims))
+        return (gs.reshape(ctx.in_meta[0][0]),)
+
+    def jvp(ctx, t):
+        return Repeat.apply(t, repeats=ctx.repeats)
+
+
+@tensor_method
+def repeat(input, *repeats):
+    reps = _shape_arg(repeats, "repeat")
+    if len(reps) < input.ndim:
+        raise ValueError(f"repeat: number of repeat dims ({len(reps)}) can not be smaller than the tensor's dims ({input.ndim})")
+    return Repeat.apply(input, repeats=reps)
+
+
+class _Tri(Function):
+    kernel = None
+
+    def forward(ctx, x, k):
+        ctx.k = k
+        return type(ctx).kernel(x._data, k)
+
+    def vjp(ctx, g):
+        return (type(ctx).apply(g, k=ctx.k),)
+
+    def jvp(ctx, t):
+        return type(ctx).apply(t, k=ctx.k)
+
+
+class Tril(_Tri):
+    kernel = staticmethod(_C.tril)
+
+
+class Triu(_Tri):
+    kernel = staticmethod(_C.triu)
+
+
+@tensor_method
+def tril(input, diagonal=0):
+    if input.ndim < 2:
+        raise ValueError(f"tril: input tensor must have at least 2 dimensions, got {input.ndim}")
+    return Tril.apply(input, k=int(diagonal))
+
+
+@tensor_method
+def triu(input, diagonal=0):
+    if input.ndim < 2:
+        raise ValueError(f"triu: input tensor must have at least 2 dimensions, got {input.ndim}")
+    return Triu.apply(input, k=int(diagonal))
+
+
+@tensor_method
+def movedim(input, source, destination):
+    nd = input.ndim
+    src = normalize_dims(source, nd, "movedim")
+    dst = normalize_dims(destination, nd, "movedim")
+    order = [d for d in range(nd) if d not in src]
+    for s, d in sorted(zip(dst, src)):
+        order.insert(s, d)
+    return input.permute(*order)
+
+
+@tensor_method
+def sum_to_size(input, *size):
+    """Sums broadcast dimensions away so the result has shape `size` (the adjoint of expand)."""
+    shape = tuple(_shape_arg(size, "sum_to_size"))
+    if input.shape == shape:
+        return input
+    lead = input.ndim - len(shape)
+    if lead < 0:
+        raise ValueError(f"sum_to_size: size {list(shape)} is not expandable to {list(input.shape)}")
+    dims = list(range(lead))
+    for i, s in enumerate(shape):
+        n = input.shape[lead + i]
+        if s == 1 and n != 1:
+            dims.append(lead + i)
+        elif s != n:
+            raise ValueError(f"sum_to_size: size {list(shape)} is not expandable to {list(input.shape)}")
+    out = input.sum(dim=tuple(dims), keepdim=True) if dims else input
+    return out.reshape(shape)

@@ -1,0 +1,45 @@
+"""Threads, build information and DLPack import."""
+import os
+
+from . import _C
+
+
+def get_num_threads():
+    return _C.get_num_threads()
+
+
+def set_num_threads(n):
+    """Threads the native kernels use (also set by FASTGRAD_NUM_THREADS)."""
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
+    _C.set_num_threads(n)
+
+
+def config():
+    """Build and runtime facts: version, SIMD level in use, threads, CUDA."""
+    from . import __version__, cuda
+
+    simd = _C.simd_level() if hasattr(_C, "simd_level") else "unknown"
+    gemm = _C.gemm_info() if hasattr(_C, "gemm_info") else "unknown"
+    return {
+        "version": __version__,
+        "simd": simd,
+        "gemm": gemm,
+        "cpu_capability_override": os.environ.get("FASTGRAD_CPU_CAPABILITY"),
+        "threads": _C.get_num_threads(),
+        "cuda_built": cuda.is_built(),
+        "cuda_devices": cuda.device_count(),
+    }
+
+
+def from_dlpack(x):
+    """A tensor sharing memory with any DLPack producer (NumPy, PyTorch, ...)."""
+    from .tensor import Tensor
+
+    if not hasattr(_C, "from_dlpack"):
+        raise RuntimeError("from_dlpack: DLPack import is not available in this build")
+    if hasattr(x, "__dlpack__"):
+        capsule = x.__dlpack__()
+    else:
+        capsule = x  # already a capsule
+    return Tensor._wrap(_C.from_dlpack(capsule))
