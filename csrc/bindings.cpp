@@ -15,6 +15,7 @@
 #include "cpu/elementwise.h"
 #include "cpu/gemm.h"
 #include "cpu/index.h"
+#include "cpu/optim.h"
 #include "cpu/random.h"
 #include "cpu/reduce.h"
 
@@ -251,4 +252,18 @@ PYBIND11_MODULE(_C, m) {
   m.def("normal_", &fg::normal_, Release());
 
   // ---- fused optimizers (cpu/optim.h) -----------------------------------------
+  // One call per param group: lists of arrays, updated in place.
+  m.def("sgd_step", &fg::sgd_step, py::arg("params"), py::arg("grads"), py::arg("momentum_bufs"), py::arg("lr"),
+        py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"),
+        py::arg("maximize"), py::arg("first_step"), Release());
+  m.def("adam_step", &fg::adam_step, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"),
+        py::arg("exp_avg_sqs"), py::arg("max_exp_avg_sqs"), py::arg("step"), py::arg("lr"), py::arg("beta1"),
+        py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("amsgrad"), py::arg("maximize"),
+        py::arg("decoupled"), Release());
+  m.def("adagrad_step", &fg::adagrad_step, py::arg("params"), py::arg("grads"), py::arg("state_sums"),
+        py::arg("step"), py::arg("lr"), py::arg("lr_decay"), py::arg("weight_decay"), py::arg("eps"),
+        py::arg("maximize"), Release());
+  m.def("rmsprop_step", &fg::rmsprop_step, py::arg("params"), py::arg("grads"), py::arg("square_avgs"),
+        py::arg("momentum_bufs"), py::arg("grad_avgs"), py::arg("lr"), py::arg("alpha"), py::arg("eps"),
+        py::arg("weight_decay"), py::arg("momentum"), py::arg("centered"), py::arg("maximize"), Release());
 }

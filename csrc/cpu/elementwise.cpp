@@ -483,10 +483,11 @@ void inplace_binary(const char* op, const Array& a, const Array& b, DType comput
 // exact meaning) and saturates to T's range.
 template <class T>
 T clamp_bound(const char* op, const char* name, std::optional<double> v, bool upper) {
-  if (!v) return upper ? std::numeric_limits<T>::max() : std::numeric_limits<T>::lowest();
   if constexpr (kIsFloat<T>) {
-    return static_cast<T>(*v);
+    constexpr T inf = std::numeric_limits<T>::infinity();
+    return v ? static_cast<T>(*v) : upper ? inf : -inf;  // +-inf pass through unclamped
   } else {
+    if (!v) return upper ? std::numeric_limits<T>::max() : std::numeric_limits<T>::lowest();
     if (!(std::trunc(*v) == *v))
       throw std::invalid_argument(std::string(op) + ": " + name + "=" + std::to_string(*v) +
                                   " is not an integer, but the tensor is " + dtype_name(dtype_of<T>::value) +

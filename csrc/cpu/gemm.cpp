@@ -269,40 +269,82 @@ void gemm_packed(const Spec<T>& s, int64_t M, int64_t N, int64_t K, const T* A, 
   const int64_t MR = s.mr, NR = s.nr;
   const int nt = threads_for(double(M) * double(N) * double(K));
 
+  // K and N blocks of even size (K = 784 with KC = 256 gives 4 x 196, not
+  // 3 x 256 + 16: a thin last block pays the C load/store for few FMAs).
+  // Depends on the shape only, so each element's sum order is fixed.
+  const int64_t kc_max = ceil_div(K, ceil_div(K, s.kc));
+  const int64_t nc_max = round_up(ceil_div(N, ceil_div(N, s.nc)), NR);
+
   // Row blocks: about MC rows each, but as many blocks as a multiple of the
   // thread count so that every thread gets the same amount of work (e.g.
-  // M = 1024 gives 4 x 256 rows rather than 384 + 384 + 256). A multiple of
+  // M = 1024 gives 4 x 264 rows rather than 384 + 384 + 256). A multiple of
   // MR, so the MR x NR tile grid (and with it each element's arithmetic)
   // never depends on the thread count.
   int64_t mblocks = ceil_div(M, s.mc);
   if (mblocks >= nt) mblocks = round_up(mblocks, nt);
   const int64_t mc = round_up(ceil_div(M, mblocks), MR);
   mblocks = ceil_div(M, mc);
+  const size_t a_bytes = size_t(mc) * size_t(kc_max) * sizeof(T);
 
-  const size_t a_bytes = size_t(mc) * size_t(std::min(K, s.kc)) * sizeof(T);
-  T* Bp = static_cast<T*>(t_pack_b.get(size_t(std::min(K, s.kc)) * size_t(round_up(std::min(N, s.nc), NR)) * sizeof(T)));
+  // C[i0:i0+mlen, panels p0..p1 of the N block at jc] (+)= A block @ B panels.
+  //   Ap: the packed A block (mlen x kc); Bp: packed panel p0 (panels follow).
+  auto tiles = [&](const T* Ap, const T* Bp, int64_t i0, int64_t mlen, int64_t jc, int64_t nc, int64_t p0,
+                   int64_t p1, int64_t kc, T beta_k) {
+    for (int64_t p = p0; p < p1; ++p, Bp += NR * kc) {
+      const int64_t j = p * NR, nlen = std::min(NR, nc - j);
+      for (int64_t ir = 0; ir < mlen; ir += MR) {
+        T* c = C + (i0 + ir) * rsC + (jc + j) * csC;
+        s.kernel(kc, Ap + ir * kc, Bp, c, rsC, csC, alpha, beta_k, std::min(MR, mlen - ir), nlen);
+      }
+    }
+  };
 
-  for (int64_t jc = 0; jc < N; jc += s.nc) {
-    const int64_t nc = std::min(s.nc, N - jc);
+  for (int64_t jc = 0; jc < N; jc += nc_max) {
+    const int64_t nc = std::min(nc_max, N - jc);
     const int64_t npanels = ceil_div(nc, NR);
-    // Too few row blocks to feed every thread: also split the NR-panels.
-    const int64_t nchunks = mblocks >= nt ? 1 : std::min(npanels, ceil_div(nt, mblocks));
 
-    for (int64_t pc = 0; pc < K; pc += s.kc) {
-      const int64_t kc = std::min(s.kc, K - pc);
+    if (mblocks == 1 && nt > 1 && npanels > 1) {
+      // Few rows (e.g. a batch of 128 through a linear layer): the threads
+      // split the columns and each packs its own B panels and (the same) A,
+      // so the whole K loop runs with one fork/join instead of two per KC
+      // block; this is what makes mid-sized products scale.
+      const int64_t nchunks = std::min<int64_t>(npanels, nt);
+      parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
+        for (int64_t ch = c0; ch < c1; ++ch) {
+          const int64_t p0 = npanels * ch / nchunks, p1 = npanels * (ch + 1) / nchunks;
+          T* Ap = static_cast<T*>(t_pack_a.get(a_bytes));
+          T* Bp = static_cast<T*>(t_pack_b.get(size_t(kc_max) * size_t((p1 - p0) * NR) * sizeof(T)));
+          for (int64_t pc = 0; pc < K; pc += kc_max) {
+            const int64_t kc = std::min(kc_max, K - pc);
+            s.pack_a(M, kc, A + pc * csA, rsA, csA, Ap);
+            for (int64_t p = p0; p < p1; ++p)
+              s.pack_b_panel(kc, std::min(NR, nc - p * NR), B + pc * rsB + (jc + p * NR) * csB, rsB, csB,
+                             Bp + (p - p0) * NR * kc);
+            tiles(Ap, Bp, 0, M, jc, nc, p0, p1, kc, pc == 0 ? beta : T(1));
+          }
+        }
+      });
+      continue;
+    }
+
+    // Many rows: B's block is packed once (by all threads) and shared; each
+    // thread packs the A blocks of its own row blocks. When there are fewer
+    // row blocks than threads, NR-panels are split too.
+    const int64_t nchunks = mblocks >= nt ? 1 : std::min(npanels, ceil_div(nt, mblocks));
+    T* Bp = static_cast<T*>(t_pack_b.get(size_t(kc_max) * size_t(npanels * NR) * sizeof(T)));
+    for (int64_t pc = 0; pc < K; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, K - pc);
       const T beta_k = pc == 0 ? beta : T(1);  // later K blocks accumulate
 
-      // Pack B[pc:pc+kc, jc:jc+nc]; every thread's tiles read all of it.
       const T* Bblk = B + pc * rsB + jc * csB;
-      const int64_t pgrain = std::max<int64_t>(1, 16384 / (kc * NR));
       auto pack_b = [&](int64_t p0, int64_t p1) {
         for (int64_t p = p0; p < p1; ++p)
           s.pack_b_panel(kc, std::min(NR, nc - p * NR), Bblk + p * NR * csB, rsB, csB, Bp + p * NR * kc);
       };
-      if (nt > 1) parallel_for(npanels, pgrain, pack_b);
+      if (nt > 1) parallel_for(npanels, std::max<int64_t>(1, 16384 / (kc * NR)), pack_b);
       else pack_b(0, npanels);
 
-      // Tiles: task t = (row block t / nchunks, panel chunk t % nchunks).
+      // Task t = (row block t / nchunks, panel chunk t % nchunks).
       auto compute = [&](int64_t t0, int64_t t1) {
         T* Ap = static_cast<T*>(t_pack_a.get(a_bytes));
         int64_t packed_ib = -1;
@@ -314,14 +356,7 @@ void gemm_packed(const Spec<T>& s, int64_t M, int64_t N, int64_t K, const T* A, 
             packed_ib = ib;
           }
           const int64_t p0 = npanels * ch / nchunks, p1 = npanels * (ch + 1) / nchunks;
-          for (int64_t p = p0; p < p1; ++p) {
-            const int64_t j = p * NR, nlen = std::min(NR, nc - j);
-            const T* bpanel = Bp + p * NR * kc;
-            for (int64_t ir = 0; ir < mlen; ir += MR) {
-              T* c = C + (i0 + ir) * rsC + (jc + j) * csC;
-              s.kernel(kc, Ap + ir * kc, bpanel, c, rsC, csC, alpha, beta_k, std::min(MR, mlen - ir), nlen);
-            }
-          }
+          tiles(Ap, Bp + p0 * NR * kc, i0, mlen, jc, nc, p0, p1, kc, beta_k);
         }
       };
       if (nt > 1) parallel_for(mblocks * nchunks, 1, compute);

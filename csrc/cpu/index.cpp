@@ -464,6 +464,7 @@ Array prepare_values(const Array& a, const IndexPlan& plan, const Array& values_
 }
 
 void check_no_overlap(const Array& a, const char* op) {
+  if (a.numel() == 0) return;
   for (int d = 0; d < a.ndim(); ++d)
     if (a.strides[d] == 0 && a.shape[d] > 1)
       throw std::runtime_error(std::string(op) + ": the destination tensor of shape " + shape_str(a.shape) +
@@ -552,7 +553,9 @@ void scatter_add_kernel(const Array& out, int dim, const Array& index, const Arr
                    }
                    add_to(*reinterpret_cast<T*>(o + j * os), *reinterpret_cast<const T*>(sp));
                  };
-                 if (line_major) {
+                 // Index-position-major pays one walk() per position, so it
+                 // needs enough lines in the chunk to be worth it.
+                 if (line_major || e - b < 64) {
                    loop.for_range(b, e, [&](char* const* p, const int64_t* s, int64_t n) {
                      for (int64_t r = 0; r < n; ++r)
                        for (int64_t kk = 0; kk < K; ++kk)

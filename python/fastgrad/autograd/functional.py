@@ -257,11 +257,12 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
             for c in range(n_in):
                 orig = xf[c]
                 xf[c] = orig + eps
+                # copies: a view op's output shares memory with the perturbed input
                 with enable_grad():
-                    plus = np.asarray(outputs()[oi].detach(), dtype=np.float64).reshape(-1)
+                    plus = np.array(outputs()[oi].detach(), dtype=np.float64).reshape(-1)
                 xf[c] = orig - eps
                 with enable_grad():
-                    minus = np.asarray(outputs()[oi].detach(), dtype=np.float64).reshape(-1)
+                    minus = np.array(outputs()[oi].detach(), dtype=np.float64).reshape(-1)
                 xf[c] = orig
                 numeric[:, c] = (plus - minus) / (2 * eps)
             bad = np.abs(analytic - numeric) > atol + rtol * np.abs(numeric)

@@ -167,6 +167,8 @@ def randn_like(input, dtype=None):
 
 
 def randint(low=0, high=None, size=None, dtype=None, device=None, generator=None, requires_grad=False):
+    if size is None and isinstance(high, (tuple, list)):
+        high, size = None, high  # randint(high, size), as torch
     if high is None:
         low, high = 0, low
     if size is None:

@@ -243,7 +243,8 @@ class Elu(Function):
 
     def _d(ctx, v):
         (x,) = ctx.saved_tensors
-        return where(x > 0, v, v * (ctx.output + ctx.alpha))
+        # at x == 0 the slope is alpha, as a constant: PyTorch's 2nd derivative there is 0
+        return where(x > 0, v, v * where(x < 0, ctx.output + ctx.alpha, scalar_tensor(ctx.alpha, x.dtype)))
 
     def vjp(ctx, g):
         return (ctx._d(g),)
@@ -266,7 +267,9 @@ class Softplus(Function):
     def _d(ctx, v):
         (x,) = ctx.saved_tensors
         bx = x * ctx.beta
-        return where(bx > ctx.threshold, v, v * bx.sigmoid())
+        s = bx.sigmoid()
+        # at beta * x == threshold the slope is a constant: PyTorch's 2nd derivative there is 0
+        return where(bx > ctx.threshold, v, v * where(bx < ctx.threshold, s, s.detach()))
 
     def vjp(ctx, g):
         return (ctx._d(g),)
@@ -306,11 +309,12 @@ class Clamp(Function):
 @tensor_method
 def clamp(input, min=None, max=None):
     if isinstance(min, Tensor) or isinstance(max, Tensor):
+        # where, not maximum/minimum: at a tie the input keeps the whole gradient (as PyTorch)
         out = input
         if min is not None:
-            out = maximum(out, min if isinstance(min, Tensor) else scalar_tensor(min, input.dtype))
+            out = where(out < min, min, out)
         if max is not None:
-            out = minimum(out, max if isinstance(max, Tensor) else scalar_tensor(max, input.dtype))
+            out = where(out > max, max, out)
         return out
     if min is None and max is None:
         raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
@@ -394,11 +398,12 @@ class Div(Function):
     def vjp(ctx, g):
         a, b = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
-        return (g / b if na else None), (-g * a / (b * b) if nb else None)
+        # -g * ((a / b) / b), PyTorch's order: at b = 0 the 2nd derivative is inf, not 0 * inf
+        return (g / b if na else None), (-g * ((a / b) / b) if nb else None)
 
     def jvp(ctx, ta, tb):
         a, b = ctx.saved_tensors
-        return tsum(None if ta is None else ta / b, None if tb is None else -tb * a / (b * b))
+        return tsum(None if ta is None else ta / b, None if tb is None else -tb * ((a / b) / b))
 
 
 class Pow(Function):
@@ -469,15 +474,24 @@ class Atan2(Function):
         ctx.save_for_backward(a, b)
         return _C.atan2(a._data, b._data)
 
-    def _d(ctx, va, vb):
+    def _recip(ctx):
+        # 1 / (a^2 + b^2), and 0 at the origin (PyTorch's convention; the
+        # safe denominator keeps higher derivatives free of 0 * inf)
         a, b = ctx.saved_tensors
         den = a * a + b * b
-        return tsum(None if va is None else va * b / den, None if vb is None else -vb * a / den)
+        zero = den == 0
+        return where(zero, scalar_tensor(0, den.dtype), where(zero, scalar_tensor(1, den.dtype), den).reciprocal())
+
+    def _d(ctx, va, vb):
+        a, b = ctx.saved_tensors
+        r = ctx._recip()
+        return tsum(None if va is None else va * b * r, None if vb is None else -vb * a * r)
 
     def vjp(ctx, g):
         a, b = ctx.saved_tensors
-        den = a * a + b * b
-        return g * b / den, -g * a / den
+        r = ctx._recip()
+        na, nb = ctx.needs_input_grad
+        return (g * b * r if na else None), (-g * a * r if nb else None)
 
     def jvp(ctx, ta, tb):
         return ctx._d(ta, tb)
@@ -577,6 +591,11 @@ def div(input, other, rounding_mode=None):
 
 divide = div
 true_divide = div
+Tensor.negative = neg
+Tensor.subtract = sub
+Tensor.multiply = mul
+Tensor.divide = div
+Tensor.true_divide = div
 
 
 @tensor_method
@@ -605,7 +624,6 @@ class Where(Function):
         return where(ctx.cond, zero if ta is None else ta, zero if tb is None else tb)
 
 
-@tensor_method
 def where(condition, input=None, other=None):
     if input is None and other is None:
         from .index import nonzero
@@ -617,6 +635,14 @@ def where(condition, input=None, other=None):
         raise TypeError(f"where: expected condition to be a bool tensor, got {condition.dtype.name}")
     a, b = binary_operands(input, other, "where")
     return Where.apply(a, b, cond=condition)
+
+
+def _where_method(self, condition, other):
+    """x.where(condition, y) is where(condition, x, y), as in PyTorch."""
+    return where(condition, self, other)
+
+
+Tensor.where = _where_method
 
 
 # ---------------------------------------------------------------------------------------------
@@ -683,14 +709,16 @@ def inplace(t, op, compute, native=None):
     """
     _check_inplace_leaf(t, op)
     recording = state.grad_enabled and (t._requires_grad or getattr(compute, "requires_grad", False))
-    if not recording and native is not None:
+    # forward mode (fg.jvp): the tangent must be pushed through the write too
+    forward = state.forward_level and (_has_tangent(t) or getattr(compute, "has_tangent", False))
+    if not recording and not forward and native is not None:
         native()
         return t
-    if state.grad_enabled:
+    if state.grad_enabled or forward:
         old = t
-        if t._requires_grad:
+        if recording or forward:  # the op may save its input: a snapshot, not t itself
             old = _wrap(_C.copy(t._data))
-            old._node, old._requires_grad = t._node, t._requires_grad
+            old._node, old._requires_grad, old._tangent = t._node, t._requires_grad, t._tangent
         res = compute(old)
     else:
         res = compute(t)
@@ -701,17 +729,25 @@ def inplace(t, op, compute, native=None):
     _C.copy_into(t._data, res._data)
     if res._requires_grad:
         t._node, t._requires_grad = res._node, True
+    if forward:
+        t._tangent = res._tangent
     return t
+
+
+def _has_tangent(x):
+    tt = x._tangent if isinstance(x, Tensor) else None
+    return tt is not None and tt[0] == state.forward_level
 
 
 class _Compute:
     """compute() closure that knows whether its other operand needs grad."""
 
-    __slots__ = ("fn", "requires_grad")
+    __slots__ = ("fn", "requires_grad", "has_tangent")
 
     def __init__(self, fn, other):
         self.fn = fn
         self.requires_grad = isinstance(other, Tensor) and other._requires_grad
+        self.has_tangent = _has_tangent(other)
 
     def __call__(self, x):
         return self.fn(x)
@@ -789,6 +825,7 @@ def zero_(self):
     _C.copy_into(self._data, _C.scalar(0, self._data.dtype))
     if self._node is not None:
         self._node, self._requires_grad = None, False  # the new value is a constant
+    self._tangent = None
     return self
 
 
@@ -802,6 +839,7 @@ def fill_(self, value):
     _C.copy_into(self._data, _C.scalar(value, self._data.dtype))
     if self._node is not None:
         self._node, self._requires_grad = None, False
+    self._tangent = None
     return self
 
 
@@ -809,7 +847,8 @@ def fill_(self, value):
 def copy_(self, src):
     if not isinstance(src, Tensor):
         src = as_tensor_arg(src, "copy_")
-    if state.grad_enabled and (self._requires_grad or src._requires_grad):
+    if (state.grad_enabled and (self._requires_grad or src._requires_grad)) or (
+            state.forward_level and (_has_tangent(self) or _has_tangent(src))):
         _check_inplace_leaf(self, "copy_")
         from .shape import broadcast_to
 

@@ -167,6 +167,7 @@ def nonzero(input, as_tuple=False):
 
 
 argwhere = nonzero
+Tensor.argwhere = nonzero
 
 
 # -- t[key] ---------------------------------------------------------------------------------------
@@ -363,7 +364,10 @@ def setitem(x, key, value):
     indices = [adv.get(d) for d in range(view_ndim)] if adv else []
     while indices and indices[-1] is None:
         indices.pop()
-    if state.grad_enabled and (x._requires_grad or value._requires_grad):
+    from .elementwise import _has_tangent
+
+    if (state.grad_enabled and (x._requires_grad or value._requires_grad)) or (
+            state.forward_level and (_has_tangent(x) or _has_tangent(value))):
         if value.dtype is not x.dtype:
             value = value.to(x.dtype)
         inplace(x, "setitem", _Compute(lambda old: SetItem.apply(old, value, steps=steps, indices=indices), value))

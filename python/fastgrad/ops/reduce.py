@@ -91,9 +91,10 @@ class Prod(Function):
         zero = x == 0
         # product of the others: out / x where x != 0; with exactly one zero in
         # the slice, the zero's partner is the product of the non-zeros.
-        kd = dict(dim=tuple(ctx.dims) if ctx.dims else None, keepdim=True)
-        nonzero_prod = where(zero, scalar_tensor(1, x.dtype), x).prod(**kd)
-        zero_count = zero.sum(**kd)
+        nonzero_prod = where(zero, scalar_tensor(1, x.dtype), x)
+        nonzero_prod = (nonzero_prod.prod(ctx.dims[0], keepdim=True) if ctx.dims
+                        else nonzero_prod.prod().reshape([1] * x.ndim))
+        zero_count = zero.sum(dim=tuple(ctx.dims) if ctx.dims else None, keepdim=True)
         at_zero = where(zero_count == 1, nonzero_prod, scalar_tensor(0, x.dtype)).expand(*x.shape)
         safe_x = where(zero, scalar_tensor(1, x.dtype), x)
         return where(zero, at_zero, out / safe_x) * v
@@ -313,9 +314,30 @@ def var(input, dim=None, unbiased=None, keepdim=False, correction=None, axis=Non
                      correction=_correction(unbiased, correction), keepdim=keepdim)
 
 
+class _StdSqrt(Function):
+    """The square root that turns var into std; its derivative where std == 0
+    is 0, not inf (PyTorch's std_backward), so a constant slice gets 0, not NaN."""
+
+    save_output = True
+
+    def forward(ctx, v):
+        return _C.sqrt(v._data)
+
+    def _d(ctx, t):
+        out = ctx.output
+        zero = out == 0
+        return where(zero, scalar_tensor(0, t.dtype), t / (where(zero, scalar_tensor(1, out.dtype), out) * 2))
+
+    def vjp(ctx, g):
+        return (ctx._d(g),)
+
+    def jvp(ctx, t):
+        return ctx._d(t)
+
+
 @tensor_method
 def std(input, dim=None, unbiased=None, keepdim=False, correction=None, axis=None, keepdims=None):
-    return var(input, dim, unbiased, keepdim, correction, axis, keepdims).sqrt()
+    return _StdSqrt.apply(var(input, dim, unbiased, keepdim, correction, axis, keepdims))
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, correction=None):
@@ -450,14 +472,35 @@ class Cumprod(Function):
         return _C.cumprod(x._data, dim)
 
     def vjp(ctx, g):
-        # valid where x has no zeros (the general formula needs exclusive products)
         (x,) = ctx.saved_tensors
         d = ctx.dim
-        return ((g * ctx.output).flip(d).cumsum(d).flip(d) / x,)
+        if not bool((x == 0).any()):
+            return ((g * ctx.output).flip(d).cumsum(d).flip(d) / x,)
+        # with zeros, out / x is 0/0: use the products of the others explicitly
+        others, upper = _cumprod_others(x, d)  # others[..., k, i] = prod_{j <= i, j != k} x_j
+        gk = (others * g.movedim(d, -1).unsqueeze(-2) * upper).sum(-1)
+        return (gk.movedim(-1, d),)
 
     def jvp(ctx, t):
         (x,) = ctx.saved_tensors
-        return ctx.output * (t / x).cumsum(ctx.dim)
+        d = ctx.dim
+        if not bool((x == 0).any()):
+            return ctx.output * (t / x).cumsum(d)
+        others, upper = _cumprod_others(x, d)
+        ti = (others * t.movedim(d, -1).unsqueeze(-1) * upper).sum(-2)
+        return ti.movedim(-1, d)
+
+
+def _cumprod_others(x, d):
+    """(P, U) with P[..., k, i] = prod_{j <= i, j != k} x_j along dim d (moved
+    last) and U[k, i] = (k <= i): d cumprod(x)_i / d x_k = P[k, i] * U[k, i]."""
+    from .creation import eye, ones
+
+    xm = x.movedim(d, -1)
+    n = xm.shape[-1]
+    rows = xm.unsqueeze(-2).expand(*xm.shape[:-1], n, n)
+    others = where(eye(n, dtype=_dt.bool_), scalar_tensor(1, x.dtype), rows).cumprod(-1)
+    return others, ones(n, n, dtype=x.dtype).triu()
 
 
 @tensor_method

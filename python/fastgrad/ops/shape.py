@@ -297,6 +297,9 @@ def narrow(input, dim, start, length):
 @tensor_method
 def select(input, dim, index):
     d = normalize_dims(dim, input.ndim, "select")[0]
+    n = input.shape[d]
+    if not -n <= int(index) < n:
+        raise IndexError(f"select: index {index} out of range for tensor of size {list(input.shape)} at dimension {d}")
     return BasicIndex.apply(input, steps=((0, d, int(index), 0, 0),))
 
 
