@@ -106,20 +106,75 @@ Array full(const Shape& shape, double value, DType dtype, Device device) {
 
 Array scalar(double value, DType dtype) { return full({}, value, dtype); }
 
+namespace {
+// The lowest and highest element offsets (relative to element [0, ..., 0])
+// that a view of `shape` and `strides` touches; false when numel is 0.
+// Raises ValueError naming `op` when the extent does not fit in int64.
+bool element_extent(const Shape& shape, const Strides& strides, int64_t& lo, int64_t& hi, const char* op) {
+  lo = hi = 0;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] < 0) throw std::invalid_argument(std::string(op) + ": negative dimension in shape " + shape_str(shape));
+    if (shape[d] == 0) return false;
+  }
+  for (size_t d = 0; d < shape.size(); ++d) {
+    int64_t step;
+    if (__builtin_mul_overflow(shape[d] - 1, strides[d], &step) ||
+        __builtin_add_overflow(step < 0 ? lo : hi, step, step < 0 ? &lo : &hi))
+      throw std::invalid_argument(std::string(op) + ": shape " + shape_str(shape) + " with strides " +
+                                  shape_str(strides) + " is too large");
+  }
+  return true;
+}
+}  // namespace
+
 Array wrap_external(void* data, const Shape& shape, const Strides& strides, DType dtype, Device device,
                     std::function<void()> release) {
+  if (shape.size() != strides.size())
+    throw std::invalid_argument("wrap_external: shape " + shape_str(shape) + " and strides " + shape_str(strides) +
+                                " differ in length");
+  // `data` points at element [0, ..., 0]; negative strides reach below it.
+  // The storage starts at the lowest element and spans every element the
+  // view touches, so as_strided() can check later views against it.
+  int64_t lo = 0, hi = 0;
+  int64_t isz = static_cast<int64_t>(fg::itemsize(dtype));
+  shape_numel(shape, "wrap_external");
+  bool nonempty = element_extent(shape, strides, lo, hi, "wrap_external");
+  int64_t span;
+  if (nonempty && (__builtin_sub_overflow(hi, lo, &span) || span >= (int64_t(1) << 62) / isz))
+    throw std::invalid_argument("wrap_external: strides " + shape_str(strides) + " for shape " + shape_str(shape) +
+                                " span too much memory");
   Array a;
   a.storage = std::make_shared<Storage>();
-  a.storage->data = data;
+  a.storage->data = static_cast<char*>(data) + lo * isz;
+  a.storage->nbytes = nonempty ? static_cast<size_t>(hi - lo + 1) * static_cast<size_t>(isz) : 0;
   a.storage->device = device;
   a.storage->release = std::move(release);
   a.shape = shape;
   a.strides = strides;
+  a.offset = -lo;
   a.dtype = dtype;
   return a;
 }
 
 Array as_strided(const Array& a, const Shape& shape, const Strides& strides, int64_t offset) {
+  if (shape.size() != strides.size())
+    throw std::invalid_argument("as_strided: shape " + shape_str(shape) + " and strides " + shape_str(strides) +
+                                " differ in length");
+  // Every element of the view must lie inside the storage: a view past its
+  // end would read or write foreign memory.
+  shape_numel(shape, "as_strided");
+  int64_t lo = 0, hi = 0;
+  if (element_extent(shape, strides, lo, hi, "as_strided")) {
+    int64_t avail = static_cast<int64_t>(a.storage->nbytes / a.itemsize());
+    int64_t first, last;
+    bool overflow = __builtin_add_overflow(offset, lo, &first) || __builtin_add_overflow(offset, hi, &last);
+    if (overflow || first < 0 || last >= avail)
+      throw std::out_of_range("as_strided: shape " + shape_str(shape) + ", strides " + shape_str(strides) +
+                              " and offset " + std::to_string(offset) + " reach " +
+                              (overflow ? std::string("past int64") :
+                                          "elements " + std::to_string(first) + " to " + std::to_string(last)) +
+                              ", outside the storage of " + std::to_string(avail) + " elements");
+  }
   Array r;
   r.storage = a.storage;
   r.shape = shape;

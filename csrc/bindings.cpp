@@ -102,6 +102,8 @@ PYBIND11_MODULE(_C, m) {
   // ---- interop (interop.cpp) -------------------------------------------------
   m.def("to_numpy", &to_numpy);
   m.def("from_numpy", &from_numpy);
+  m.def("to_dlpack", &to_dlpack, py::arg("a"), py::arg("versioned") = false, py::arg("copy") = false);
+  m.def("from_dlpack", &from_dlpack);
 
   // ---- runtime ---------------------------------------------------------------
   m.def("get_num_threads", &get_num_threads);

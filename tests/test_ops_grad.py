@@ -571,6 +571,102 @@ def test_grid_binary(name, order):
     _compare_grads(got, expect, name)
 
 
+# -- zero-size, 0-d, NaN and extreme inputs ------------------------------------------------------------
+
+_F = lambda m: m.nn.functional if m is torch else m  # noqa: E731
+NAN = np.nan
+EDGE = {
+    "sum_empty": (lambda m, x: x.sum(), [(0, 3)]),
+    "sum_empty_d0": (lambda m, x: x.sum(0), [(0, 3)]),
+    "sum_empty_d1": (lambda m, x: x.sum(1), [(0, 3)]),
+    "mean_empty_d1": (lambda m, x: x.mean(1), [(0, 3)]),
+    "mean_empty": (lambda m, x: x.mean(), [(0, 3)]),
+    "prod_empty": (lambda m, x: x.prod(), [(0, 3)]),
+    "prod_empty_d": (lambda m, x: x.prod(0), [(0, 3)]),
+    "amax_empty_d1": (lambda m, x: x.amax(1), [(0, 3)]),
+    "logsumexp_empty": (lambda m, x: m.logsumexp(x, 0), [(0, 3)]),
+    "softmax_empty": (lambda m, x: m.softmax(x, 0), [(0, 3)]),
+    "cumsum_empty": (lambda m, x: x.cumsum(0), [(0, 3)]),
+    "cumprod_empty": (lambda m, x: x.cumprod(1), [(0, 3)]),
+    "norm_empty": (lambda m, x: x.norm(), [(0, 3)]),
+    "add_empty": (lambda m, x, y: x + y, [(0, 3), (3,)]),
+    "mul_empty_bc": (lambda m, x, y: x * y, [(0, 1), (1, 5)]),
+    "matmul_k0": (lambda m, x, y: x @ y, [(3, 0), (0, 4)]),
+    "matmul_m0": (lambda m, x, y: x @ y, [(0, 3), (3, 4)]),
+    "matmul_1d_0": (lambda m, x, y: x @ y, [(0,), (0,)]),
+    "cat_empty": (lambda m, xs: m.cat(xs, 0), [[(0, 3), (2, 3)]]),
+    "stack_empty": (lambda m, xs: m.stack(xs, 0), [[(0, 3), (0, 3)]]),
+    "reshape_empty": (lambda m, x: x.reshape(3, 0, 2), [(0, 6)]),
+    "expand_to_empty": (lambda m, x: x.expand(0, 4), [(1, 4)]),
+    "index_empty": (lambda m, x: x[m.tensor([], dtype=m.int64)], [(4, 2)]),
+    "mask_none_true": (lambda m, x: x[x > 100], [(4, 2)]),
+    "gather_empty": (lambda m, x, i: x.gather(0, i), [(4, 2), np.zeros((0, 2), dtype=np.int64)]),
+    "pad_empty": (lambda m, x: _F(m).pad(x, (1, 1)), [(0, 2)]),
+    "split_empty_part": (lambda m, x: x.split([0, 3], 1), [(2, 3)]),
+    "sum_0d_dim": (lambda m, x: x.sum(0), [()]),
+    "sum_0d_keep": (lambda m, x: x.sum(-1, keepdim=True), [()]),
+    "mean_0d_dim": (lambda m, x: x.mean(0), [()]),
+    "amax_0d_dim": (lambda m, x: x.amax(0), [()]),
+    "prod_0d": (lambda m, x: x.prod(0), [()]),
+    "logsumexp_0d": (lambda m, x: m.logsumexp(x, 0), [()]),
+    "softmax_0d": (lambda m, x: m.softmax(x, 0), [()]),
+    "max_0d_dim": (lambda m, x: tuple(x.max(0)), [()]),
+    "argmax_0d": (lambda m, x: x.argmax(0), [()]),
+    "cumsum_0d": (lambda m, x: x.cumsum(0), [()]),
+    "var_0d": (lambda m, x: x.var(unbiased=False), [()]),
+    "norm_0d": (lambda m, x: x.norm(), [()]),
+    "unsqueeze_0d": (lambda m, x: x.unsqueeze(-1), [()]),
+    "expand_0d": (lambda m, x: x.expand(3, 2), [()]),
+    "repeat_0d": (lambda m, x: x.repeat(3, 2), [()]),
+    "stack_0d": (lambda m, xs: m.stack(xs), [[(), ()]]),
+    "index_0d_none": (lambda m, x: x[None, None], [()]),
+    "std_one_element": (lambda m, x: x.std(0), [(1, 4)]),
+    "var_one_element": (lambda m, x: x.var(), [(1,)]),
+    "exp_overflow": (lambda m, x: (x * 100).exp(), [(3, 4)]),
+    "log_softmax_large": (lambda m, x: m.log_softmax(x * 1e4, 1), [(3, 4)]),
+    "softmax_large": (lambda m, x: m.softmax(x * 1e4, 1), [(3, 4)]),
+    "sigmoid_large": (lambda m, x: (x * 1e3).sigmoid(), [(3, 4)]),
+    "tanh_large": (lambda m, x: (x * 1e3).tanh(), [(3, 4)]),
+    "softplus_large": (lambda m, x: _F(m).softplus(x * 1e3), [(3, 4)]),
+    "logsumexp_neg_inf": (lambda m, x: m.logsumexp(x.log(), 1), [np.array([[0.0, 0.0], [1.0, 0.0]])]),
+    "norm_tiny": (lambda m, x: (x * 1e-30).norm(), [(3, 4)]),
+    "amax_nan": (lambda m, x: x.amax(1), [np.array([[1.0, NAN], [2.0, 3.0]])]),
+    "maximum_nan": (lambda m, x, y: m.maximum(x, y), [np.array([1.0, NAN]), np.array([NAN, 2.0])]),
+    "minimum_nan": (lambda m, x, y: m.minimum(x, y), [np.array([1.0, NAN]), np.array([NAN, 2.0])]),
+    "argmax_nan": (lambda m, x: x.argmax(1), [np.array([[1.0, NAN, 3.0], [2.0, 3.0, 1.0]])]),
+    "max_dim_nan": (lambda m, x: tuple(x.max(1)), [np.array([[1.0, NAN, 3.0], [2.0, 3.0, 1.0]])]),
+    "clamp_nan": (lambda m, x: x.clamp(0, 1), [np.array([NAN, 0.5, 2.0])]),
+    "sign_nan": (lambda m, x: x.sign(), [np.array([NAN, -0.0, 2.0])]),
+    "round_half_even": (lambda m, x: x.round(), [np.array([0.5, 1.5, 2.5, -0.5, -1.5])]),
+    "remainder_signs": (lambda m, x, y: x % y, [np.array([-3.0, 3.0, -3.0, 3.0]), np.array([2.0, -2.0, -2.0, 2.0])]),
+    "remainder_int_signs": (lambda m, x, y: x % y, [np.array([-3, 3, -3, 3]), np.array([2, -2, -2, 2])]),
+    "floordiv_int_signs": (lambda m, x, y: x // y, [np.array([-3, 3, -3, 3]), np.array([2, -2, -2, 2])]),
+    "div_trunc_int": (lambda m, x, y: m.div(x, y, rounding_mode="trunc"), [np.array([-3, 3, -7]), np.array([2, -2, 2])]),
+    "div_int": (lambda m, x, y: x / y, [np.array([-3, 3, -7]), np.array([2, -2, 2])]),
+    "pow_int_int": (lambda m, x, y: x ** y, [np.array([-3, 3, -7, 0]), np.array([2, 3, 0, 0])]),
+    "pow_neg_base_half": (lambda m, x: x ** 0.5, [np.array([-1.0, 4.0])]),
+    "clamp_int_float_bounds": (lambda m, x: x.clamp(0.5, 1.5), [np.array([0, 1, 2])]),
+    "abs_int64_min": (lambda m, x: x.abs(), [np.array([-2 ** 63, 5])]),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("name", list(EDGE))
+def test_edge_inputs(name, dtype):
+    fn, inputs = EDGE[name]
+    with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore")
+        check_op(lambda *a: fn(fg, *a), lambda *a: fn(TORCH_NS, *a), inputs, dtype=dtype)
+
+
+@pytest.mark.xfail(strict=True, reason="C++ relu_backward (csrc/cpu/elementwise.cpp) computes out > 0 ? g : 0, "
+                                       "so a NaN input gets gradient 0; PyTorch's threshold_backward gives g there")
+def test_relu_backward_kernel_nan():
+    x = fg.tensor([NAN, -1.0, 2.0], requires_grad=True)
+    fg.relu(x).sum().backward()  # plain backward uses the fused kernel
+    assert x.grad.tolist()[0] == 1.0
+
+
 # -- errors ----------------------------------------------------------------------------------------
 
 from helpers import check_raises  # noqa: E402
@@ -646,20 +742,17 @@ def test_errors(name):
 
 
 def test_every_export_is_covered():
-    """Every op exported by fastgrad appears in some case of this file."""
+    """Every op that fastgrad exports from its op table appears in some case of this file."""
     import inspect
     import sys
 
     src = inspect.getsource(sys.modules[__name__])
-    not_ops = {"Tensor", "as_tensor", "from_numpy", "is_tensor", "tensor", "dtype", "device", "promote_types",
-               "result_type", "config", "from_dlpack", "get_num_threads", "set_num_threads", "enable_grad",
-               "is_grad_enabled", "no_grad", "set_grad_enabled", "grad", "hessian", "jacobian", "jvp",
-               "value_and_grad", "vjp", "autograd", "cuda", "memory"}
     creation = {"arange", "bernoulli", "empty", "empty_like", "eye", "full", "full_like", "get_rng_state", "linspace",
                 "logspace", "manual_seed", "normal", "ones", "ones_like", "rand", "rand_like", "randint", "randn",
                 "randn_like", "randperm", "seed", "set_rng_state", "zeros", "zeros_like"}  # test_tensor.py
-    names = [n for n in dir(fg) if not n.startswith("_") and callable(getattr(fg, n)) and n not in not_ops | creation
-             and not isinstance(getattr(fg, n), (type, fg.dtype))]
+    names = [n for n in dir(fg) if not n.startswith("_") and callable(getattr(fg, n)) and n not in creation
+             and getattr(getattr(fg, n), "__module__", "").startswith("fastgrad.ops")]
+    assert len(names) > 100
     missing = [n for n in names if n not in CASE_IDS and not any(c.startswith(n + "_") for c in CASE_IDS)
                and f".{n}(" not in src]
     assert not missing, missing

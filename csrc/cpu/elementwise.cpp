@@ -149,24 +149,20 @@ T int_pow(T base, T e) {
   return int_pow_nonneg(base, static_cast<uint64_t>(e));
 }
 
-// NaN-propagating max/min (std::max would return whichever argument the
-// comparison happens to pick).
+// NaN-propagating max/min (std::max returns whichever argument the
+// comparison happens to pick). Written as one select, no early return, so the
+// flat loop still vectorises: a NaN `a` is picked by a != a, a NaN `b` by the
+// comparison failing.
 struct MaximumF {
   template <class T> T operator()(T a, T b) const {
-    if constexpr (kIsFloat<T>) {
-      if (std::isnan(a)) return a;
-      if (std::isnan(b)) return b;
-    }
-    return a > b ? a : b;
+    if constexpr (kIsFloat<T>) return (a > b || a != a) ? a : b;
+    else return a > b ? a : b;
   }
 };
 struct MinimumF {
   template <class T> T operator()(T a, T b) const {
-    if constexpr (kIsFloat<T>) {
-      if (std::isnan(a)) return a;
-      if (std::isnan(b)) return b;
-    }
-    return a < b ? a : b;
+    if constexpr (kIsFloat<T>) return (a < b || a != a) ? a : b;
+    else return a < b ? a : b;
   }
 };
 
@@ -422,6 +418,7 @@ void check_inplace_cast(const char* op, DType result, DType target) {
 
 // A target with a broadcast dim would receive several writes per element.
 void check_inplace_target(const char* op, const Array& a) {
+  if (a.numel() == 0) return;  // nothing is written (and zero-size views may carry any strides)
   for (int d = 0; d < a.ndim(); ++d)
     if (a.strides[d] == 0 && a.shape[d] > 1)
       throw std::runtime_error(std::string(op) + ": unsupported operation: more than one element of the written-to "

@@ -10,18 +10,27 @@
 //           for ir in MC step MR:   micro-kernel: C[ir:+MR, jr:+NR] += Ap @ Bp
 //
 // Threads split the (ic, jr) space: blocks of rows of C, and when there are
-// fewer row blocks than threads also chunks of NR-panels. K is never split,
-// so each C element is summed in the same order for any thread count.
+// fewer row blocks than threads also chunks of NR-panels (when all of M is
+// one block, each thread then runs the whole pc loop on its own columns).
+// K is never split, and the MR x NR tile grid and the KC blocks depend on the
+// shape only, so each C element is computed by the same operations in the
+// same order for any thread count: results are bit-identical.
+//
+// Products with M == 1 or N == 1 (memory-bound) and tiny products (where
+// packing costs more than it saves) take direct loops instead.
 #include "cpu/gemm.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <new>
 #include <stdexcept>
-#include <type_traits>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#include <xmmintrin.h>
+#endif
 
 #include "errors.h"
 #include "parallel.h"
@@ -119,6 +128,78 @@ thread_local ScratchBuffer t_pack_b;  // the B block the calling thread shares w
 
 // ---- packing -------------------------------------------------------------------------
 
+// dst[k * L + l] = src[l * ls + k] for l < L, k < kc: gathers L lines that
+// are contiguous along k (rows of a row-major A, columns of a transposed B)
+// into the interleaved panel layout. Generic version: read each line as one
+// sequential stream; the strided writes land in a panel that stays in L1.
+template <class T, int L>
+struct PackLines {
+  static void run(int64_t kc, const T* src, int64_t ls, T* dst) {
+    for (int l = 0; l < L; ++l)
+      for (int64_t k = 0; k < kc; ++k) dst[k * L + l] = src[l * ls + k];
+  }
+};
+
+#if defined(__SSE2__)
+// Why: this is a transpose, and element-by-element it costs as much as the
+// micro-kernel itself for small products (e.g. a batch of 32x32 matrices).
+// In-register 4x4 (float) / 2x2 (double) transposes move 4 / 2 elements per
+// instruction instead. SSE2 is part of x86-64, so no run-time check.
+template <int L>
+struct PackLines<float, L> {
+  static void run(int64_t kc, const float* src, int64_t ls, float* dst) {
+    if (L % 4 != 0) return PackLinesScalar(kc, src, ls, dst);
+    for (int l = 0; l < L; l += 4) {
+      const float *s0 = src + l * ls, *s1 = s0 + ls, *s2 = s1 + ls, *s3 = s2 + ls;
+      int64_t k = 0;
+      for (; k + 4 <= kc; k += 4) {
+        __m128 x0 = _mm_loadu_ps(s0 + k), x1 = _mm_loadu_ps(s1 + k);
+        __m128 x2 = _mm_loadu_ps(s2 + k), x3 = _mm_loadu_ps(s3 + k);
+        _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+        _mm_storeu_ps(dst + (k + 0) * L + l, x0);
+        _mm_storeu_ps(dst + (k + 1) * L + l, x1);
+        _mm_storeu_ps(dst + (k + 2) * L + l, x2);
+        _mm_storeu_ps(dst + (k + 3) * L + l, x3);
+      }
+      for (; k < kc; ++k) {
+        dst[k * L + l + 0] = s0[k];
+        dst[k * L + l + 1] = s1[k];
+        dst[k * L + l + 2] = s2[k];
+        dst[k * L + l + 3] = s3[k];
+      }
+    }
+  }
+  static void PackLinesScalar(int64_t kc, const float* src, int64_t ls, float* dst) {
+    for (int l = 0; l < L; ++l)
+      for (int64_t k = 0; k < kc; ++k) dst[k * L + l] = src[l * ls + k];
+  }
+};
+
+template <int L>
+struct PackLines<double, L> {
+  static void run(int64_t kc, const double* src, int64_t ls, double* dst) {
+    if (L % 2 != 0) return PackLinesScalar(kc, src, ls, dst);
+    for (int l = 0; l < L; l += 2) {
+      const double *s0 = src + l * ls, *s1 = s0 + ls;
+      int64_t k = 0;
+      for (; k + 2 <= kc; k += 2) {
+        const __m128d x0 = _mm_loadu_pd(s0 + k), x1 = _mm_loadu_pd(s1 + k);
+        _mm_storeu_pd(dst + (k + 0) * L + l, _mm_unpacklo_pd(x0, x1));
+        _mm_storeu_pd(dst + (k + 1) * L + l, _mm_unpackhi_pd(x0, x1));
+      }
+      for (; k < kc; ++k) {
+        dst[k * L + l + 0] = s0[k];
+        dst[k * L + l + 1] = s1[k];
+      }
+    }
+  }
+  static void PackLinesScalar(int64_t kc, const double* src, int64_t ls, double* dst) {
+    for (int l = 0; l < L; ++l)
+      for (int64_t k = 0; k < kc; ++k) dst[k * L + l] = src[l * ls + k];
+  }
+};
+#endif
+
 // Packs A[0:mc, 0:kc] (strides rsA, csA) into ceil(mc / MR) micro-panels,
 // each (kc, MR) row-major; rows past mc are zero.
 template <class T, int MR>
@@ -127,19 +208,17 @@ void pack_a(int64_t mc, int64_t kc, const T* A, int64_t rsA, int64_t csA, T* dst
     const int64_t mr = std::min<int64_t>(MR, mc - i);
     const T* src = A + i * rsA;
     if (mr == MR && csA == 1) {
-      // Rows contiguous along k: read each row as one sequential stream; the
-      // strided writes land in a panel small enough to stay in L1.
-      for (int r = 0; r < MR; ++r)
-        for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = src[r * rsA + k];
+      PackLines<T, MR>::run(kc, src, rsA, dst);  // rows contiguous along k: a transpose
     } else if (mr == MR && rsA == 1) {
       // Transposed A (columns contiguous): each k is MR consecutive values.
       for (int64_t k = 0; k < kc; ++k)
         for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[k * csA + r];
     } else {
-      for (int64_t k = 0; k < kc; ++k) {
-        for (int64_t r = 0; r < mr; ++r) dst[k * MR + r] = src[r * rsA + k * csA];
+      // Last, partial panel (or doubly strided A): row by row, then zero rows.
+      for (int64_t r = 0; r < mr; ++r)
+        for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = src[r * rsA + k * csA];
+      for (int64_t k = 0; k < kc; ++k)
         for (int64_t r = mr; r < MR; ++r) dst[k * MR + r] = T(0);
-      }
     }
   }
 }
@@ -153,9 +232,7 @@ void pack_b_panel(int64_t kc, int64_t nr, const T* B, int64_t rsB, int64_t csB, 
     for (int64_t k = 0; k < kc; ++k)
       for (int j = 0; j < NR; ++j) dst[k * NR + j] = B[k * rsB + j];
   } else if (nr == NR && rsB == 1) {
-    // Transposed B (columns contiguous): read each column sequentially.
-    for (int j = 0; j < NR; ++j)
-      for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = B[j * csB + k];
+    PackLines<T, NR>::run(kc, B, csB, dst);  // transposed B (columns contiguous): a transpose
   } else {
     for (int64_t k = 0; k < kc; ++k) {
       for (int64_t j = 0; j < nr; ++j) dst[k * NR + j] = B[k * rsB + j * csB];
@@ -198,10 +275,12 @@ struct Spec {
   void (*pack_a)(int64_t, int64_t, const T*, int64_t, int64_t, T*);
   void (*pack_b_panel)(int64_t, int64_t, const T*, int64_t, int64_t, T*);
   int64_t mr, nr;
-  // Cache blocking. KC: an A micro-panel (MR x KC) and a B micro-panel
-  // (KC x NR) together fit in L1 (48 KiB here). MC: the packed A block
-  // (MC x KC) fits in half of L2 (1.25 MiB per core). NC: the packed B block
-  // (KC x NC) fits in the shared L3.
+  // Cache blocking, sized for a 48 KiB L1 / 1.25 MiB L2 per core (Ice Lake;
+  // similar on most current x86). KC: an A micro-panel (MR x KC) plus the B
+  // micro-panel (KC x NR) fit in L1 (e.g. f32 AVX-512: 12 KiB + 32 KiB), so
+  // the B panel survives the sweep over A panels. MC: the packed A block
+  // (MC x KC) stays well inside L2. NC: the packed B block (KC x NC) fits in
+  // L3. Larger KC also means fewer passes of C through the registers.
   int64_t mc, kc, nc;
 };
 
@@ -230,7 +309,7 @@ Spec<double> spec_for<double>(Cap cap) {
   using namespace gemm_detail;
   switch (cap) {
     case Cap::Avx512:
-      return make_spec<double, kAvx512MrF64, kAvx512NrF64>(&ukernel_avx512_f64, 192, 256, 2048);
+      return make_spec<double, kAvx512MrF64, kAvx512NrF64>(&ukernel_avx512_f64, 240, 192, 2048);
     case Cap::Avx2:
       return make_spec<double, kAvx2MrF64, kAvx2NrF64>(&ukernel_avx2_f64, 120, 256, 2048);
     default:
@@ -433,7 +512,21 @@ void gemv_row(int64_t N, int64_t K, const T* a, int64_t csA, const T* B, int64_t
       for (int64_t jb = j0; jb < j1; jb += JB) {
         const int64_t n = std::min(JB, j1 - jb);
         std::fill(acc, acc + n, U(0));
-        for (int64_t k = 0; k < K; ++k) {
+        int64_t k = 0;
+        if (csB == 1) {
+          // Four rows of B per pass over the sums: a quarter of the loads and
+          // stores of acc, and still the same k order for every element.
+          for (; k + 4 <= K; k += 4) {
+            const U a0 = static_cast<U>(a[k * csA]), a1 = static_cast<U>(a[(k + 1) * csA]);
+            const U a2 = static_cast<U>(a[(k + 2) * csA]), a3 = static_cast<U>(a[(k + 3) * csA]);
+            const T* b0 = B + k * rsB + jb;
+            const T *b1 = b0 + rsB, *b2 = b1 + rsB, *b3 = b2 + rsB;
+            for (int64_t j = 0; j < n; ++j)
+              acc[j] = (((acc[j] + a0 * static_cast<U>(b0[j])) + a1 * static_cast<U>(b1[j])) +
+                        a2 * static_cast<U>(b2[j])) + a3 * static_cast<U>(b3[j]);
+          }
+        }
+        for (; k < K; ++k) {
           const U ak = static_cast<U>(a[k * csA]);
           const T* b = B + k * rsB + jb * csB;
           if (csB == 1)
@@ -476,14 +569,12 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsA, int64_t csA,
     gemv_row<T>(N, K, A, csA, B, rsB, csB, C, csC, alpha, beta);
     return;
   }
-  if (double(M) * double(N) * double(K) < kSmallMacs) {
+  static const double small_tmp = std::getenv("FG_SMALL") ? std::atof(std::getenv("FG_SMALL")) : kSmallMacs;  // TEMP
+  if (double(M) * double(N) * double(K) < small_tmp) {
     gemm_small<T>(M, N, K, A, rsA, csA, B, rsB, csB, C, rsC, csC, alpha, beta);
     return;
   }
-  Spec<T> s = spec_for<T>(current_cap());
-  if (const char* e = std::getenv("FG_MC")) s.mc = std::atoll(e);  // TUNING-TEMP
-  if (const char* e = std::getenv("FG_KC")) s.kc = std::atoll(e);  // TUNING-TEMP
-  if (const char* e = std::getenv("FG_NC")) s.nc = std::atoll(e);  // TUNING-TEMP
+  const Spec<T> s = spec_for<T>(current_cap());
   gemm_packed<T>(s, M, N, K, A, rsA, csA, B, rsB, csB, C, rsC, csC, alpha, beta);
 }
 
@@ -567,9 +658,13 @@ void matmul_typed(const Array& a, const Array& b, const Shape& batch, int64_t M,
     gemm<T>(M, N, K, A + oa[i], rsA, csA, B + ob[i], rsB, csB, C + i * M * N, N, 1, T(1), T(0));
   };
   const double macs = double(M) * double(N) * double(K);
-  if (macs < 256.0 * 256 * 256) {
-    // Many small products: one whole product per task (each runs
-    // single-threaded inside the pool), rather than splitting each one.
+  const int nt = get_num_threads();
+  if (macs < kParallelMinMacs || (macs < 256.0 * 256 * 256 && (nb >= 4 * nt || nb % nt == 0))) {
+    // Many small products: whole products per task (each runs
+    // single-threaded inside the pool) beat splitting each one, whose
+    // fork/join would cost about as much as the product itself. Only when
+    // the products divide evenly enough among the threads, though: 3
+    // products on 2 threads would leave one thread idle a third of the time.
     const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(65536.0 / std::max(macs, 1.0)));
     parallel_for(nb, grain, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) one(i);

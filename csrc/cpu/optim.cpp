@@ -46,7 +46,7 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
-// The FMA build (it also matches torch's CPU kernels bit for bit) whenever
+// The FMA build (it rounds like torch's CPU kernels, see optim_math.h) whenever
 // the CPU has it, unless the process forced the scalar path with
 // FASTGRAD_CPU_CAPABILITY=scalar or _C.set_cpu_capability("scalar"): that
 // setting is owned by gemm.cpp and reported by gemm_info().

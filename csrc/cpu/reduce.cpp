@@ -28,6 +28,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -93,14 +94,68 @@ inline A wmul(A a, A b) {
   }
 }
 
-// NaN wins, then the larger value; on ties the earlier operand stays.
+// NaN wins, then the larger value; on ties the earlier operand stays. The
+// bitwise | (not ||) keeps the select branch-free, so loops over it vectorise.
 template <class T>
 inline T max_nan(T a, T b) {
-  return (b > a || is_nan(b)) ? b : a;
+  bool take = (b > a) | is_nan(b);
+  return take ? b : a;
 }
 template <class T>
 inline T min_nan(T a, T b) {
-  return (b < a || is_nan(b)) ? b : a;
+  bool take = (b < a) | is_nan(b);
+  return take ? b : a;
+}
+
+template <class To, class From>
+inline To bits_as(From x) {
+  static_assert(sizeof(To) == sizeof(From), "bit cast between different sizes");
+  To r;
+  std::memcpy(&r, &x, sizeof(r));
+  return r;
+}
+
+// exp() written with arithmetic and selects only, so the loops of softmax and
+// logsumexp vectorise (libm's exp is a call per element, ~5x slower there).
+// Cephes' range reduction x = n ln2 + r, |r| <= ln2/2, then a polynomial
+// (float) or rational (double) approximation of e^r, about 1 ulp; 2^n is
+// applied as two factors so results down to the subnormals are right.
+// Inputs are clamped where exp over/underflows anyway; NaN passes through.
+inline float vexp(float x) {
+  float xc = x != x ? 0.0f : std::min(std::max(x, -104.0f), 89.0f);
+  float fn = xc * 1.44269504088896341f;
+  fn = (fn + 12582912.0f) - 12582912.0f;  // round to nearest: 1.5 * 2^23
+  float r = xc - fn * 0.693359375f;
+  r = r - fn * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  int32_t n = static_cast<int32_t>(fn), n1 = n >> 1, n2 = n - n1;
+  float s1 = bits_as<float>((n1 + 127) << 23), s2 = bits_as<float>((n2 + 127) << 23);
+  float y = p * s1 * s2;
+  return x != x ? x : y;
+}
+
+inline double vexp(double x) {
+  double xc = x != x ? 0.0 : std::min(std::max(x, -746.0), 710.0);
+  double fn = xc * 1.4426950408889634;
+  fn = (fn + 6755399441055744.0) - 6755399441055744.0;  // round to nearest: 1.5 * 2^52
+  double r = xc - fn * 6.93145751953125e-1;
+  r = r - fn * 1.42860682030941723212e-6;
+  double rr = r * r;
+  double px = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr + 9.99999999999999999910e-1);
+  double q = ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr + 2.27265548208155028766e-1) * rr +
+             2.00000000000000000009e0;
+  double e = 1.0 + 2.0 * px / (q - px);
+  int64_t n = static_cast<int64_t>(fn), n1 = n >> 1, n2 = n - n1;
+  double s1 = bits_as<double>(static_cast<uint64_t>(n1 + 1023) << 52);
+  double s2 = bits_as<double>(static_cast<uint64_t>(n2 + 1023) << 52);
+  double y = e * s1 * s2;
+  return x != x ? x : y;
 }
 
 // Reduces get(i) for i in [b, e) with combine `comb`. lanes<A>() independent
@@ -275,7 +330,7 @@ struct LseOp {
   using out_t = T;
   static constexpr bool kPairwise = true, kAux = true;
   T identity() const { return T(0); }
-  T map(T x, T s) const { return std::exp(x - s); }
+  T map(T x, T s) const { return vexp(x - s); }
   T combine(T a, T b) const { return a + b; }
   T finalize(T a, T s) const { return std::log(a) + s; }
 };
@@ -768,9 +823,9 @@ Array as_contig(const Array& a) { return a.is_contiguous() ? a : contiguous(a); 
 // idx (outer, inner) int64. First occurrence wins; NaN beats everything.
 template <bool Max, class T>
 void argext_kernel(const T* x, int64_t outer, int64_t n, int64_t inner, T* vals, int64_t* idx) {
-  auto better = [](T v, T best) {
-    if (Max) return v > best || (is_nan(v) && !is_nan(best));
-    return v < best || (is_nan(v) && !is_nan(best));
+  auto better = [](T v, T best) {  // bitwise ops: branch-free, see max_nan
+    if (Max) return (v > best) | (is_nan(v) & !is_nan(best));
+    return (v < best) | (is_nan(v) & !is_nan(best));
   };
   if (inner == 1) {
     // Vectorised extremum first, then a scan for its first position.
@@ -951,13 +1006,14 @@ void softmax_kernel(const T* x, T* y, int64_t outer, int64_t n, int64_t inner) {
         T* yr = y + o * n;
         T m = lanes_reduce<false>(0, n, xr[0], [](T a, T b) { return max_nan(a, b); },
                                   [&](int64_t i) { return xr[i]; });
-        for (int64_t i = 0; i < n; ++i) yr[i] = std::exp(xr[i] - m);
-        T s = row_sum(n, yr);
-        if (Log) {
+        if (Log) {  // the exps are only summed, never stored
+          T s = lanes_reduce<true>(0, n, T(0), [](T a, T b) { return a + b; },
+                                   [&](int64_t i) { return vexp(xr[i] - m); });
           T ls = std::log(s);
           for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - m - ls;
         } else {
-          T r = T(1) / s;
+          for (int64_t i = 0; i < n; ++i) yr[i] = vexp(xr[i] - m);
+          T r = T(1) / row_sum(n, yr);
           for (int64_t i = 0; i < n; ++i) yr[i] *= r;
         }
       }
@@ -976,12 +1032,19 @@ void softmax_kernel(const T* x, T* y, int64_t outer, int64_t n, int64_t inner) {
                    for (int64_t r = 1; r < n; ++r)
                      for (int64_t j = 0; j < w; ++j) m[j] = max_nan(m[j], xb[r * inner + j]);
                    std::fill(s.begin(), s.begin() + w, T(0));
-                   for (int64_t r = 0; r < n; ++r)
-                     for (int64_t j = 0; j < w; ++j) {
-                       T e = std::exp(xb[r * inner + j] - m[j]);
-                       if (!Log) yb[r * inner + j] = e;
-                       s[j] += e;
+                   for (int64_t r = 0; r < n; ++r) {
+                     const T* xr = xb + r * inner;
+                     T* yr = yb + r * inner;
+                     if (Log) {
+                       for (int64_t j = 0; j < w; ++j) s[j] += vexp(xr[j] - m[j]);
+                     } else {
+                       for (int64_t j = 0; j < w; ++j) {
+                         T e = vexp(xr[j] - m[j]);
+                         yr[j] = e;
+                         s[j] += e;
+                       }
                      }
+                   }
                    for (int64_t j = 0; j < w; ++j) s[j] = Log ? std::log(s[j]) : T(1) / s[j];
                    for (int64_t r = 0; r < n; ++r)
                      for (int64_t j = 0; j < w; ++j) {
@@ -1027,7 +1090,7 @@ void softmax_bw_kernel(const T* g, const T* o, T* gi, int64_t outer, int64_t n, 
         T* ir = gi + r * n;
         if (Log) {
           T s = row_sum(n, gr);
-          for (int64_t i = 0; i < n; ++i) ir[i] = gr[i] - std::exp(orow[i]) * s;
+          for (int64_t i = 0; i < n; ++i) ir[i] = gr[i] - vexp(orow[i]) * s;
         } else {
           T dot = lanes_reduce<true>(0, n, T(0), [](T a, T b) { return a + b; },
                                      [&](int64_t i) { return gr[i] * orow[i]; });
@@ -1053,7 +1116,7 @@ void softmax_bw_kernel(const T* g, const T* o, T* gi, int64_t outer, int64_t n, 
                    for (int64_t r = 0; r < n; ++r)
                      for (int64_t j = 0; j < w; ++j) {
                        int64_t k = base + r * inner + j;
-                       gi[k] = Log ? g[k] - std::exp(o[k]) * s[j] : o[k] * (g[k] - s[j]);
+                       gi[k] = Log ? g[k] - vexp(o[k]) * s[j] : o[k] * (g[k] - s[j]);
                      }
                  }
                });

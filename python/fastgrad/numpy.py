@@ -33,12 +33,28 @@ def _t(x):
     return _tensor(_np.asarray(x, dtype=_np.float64))
 
 
+def _numbers_in_numbers_out(fn):
+    """Plain numbers in, a plain number out (as NumPy outside a trace, so the
+    seed's `print(tanh(1.01))` prints a float); tensors in, tensors out."""
+
+    def f(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        if isinstance(out, _Tensor) and out.ndim == 0 and not out.requires_grad and out._tangent is None and all(
+                isinstance(a, (int, float, _np.number, _np.bool_)) for a in args):
+            return out.item()
+        return out
+
+    f.__name__ = fn.__name__
+    f.__doc__ = fn.__doc__
+    return f
+
+
 def _unary(fn):
     def f(x):
         return fn(_t(x))
 
     f.__name__ = fn.__name__
-    return f
+    return _numbers_in_numbers_out(f)
 
 
 exp, log, log1p, expm1, sqrt = (_unary(f) for f in (_ew.exp, _ew.log, _ew.log1p, _ew.expm1, _ew.sqrt))
@@ -236,4 +252,9 @@ class _Random:
 
 
 random = _Random()
-del _builtins
+
+for _name in ("sinh", "cosh", "sigmoid", "add", "subtract", "multiply", "divide", "power", "maximum", "minimum",
+              "where", "sum", "mean", "prod", "max", "min", "dot", "logaddexp", "clip"):
+    globals()[_name] = _numbers_in_numbers_out(globals()[_name])
+true_divide, matmul = divide, dot
+del _builtins, _name

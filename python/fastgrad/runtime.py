@@ -33,13 +33,26 @@ def config():
 
 
 def from_dlpack(x):
-    """A tensor sharing memory with any DLPack producer (NumPy, PyTorch, ...)."""
+    """A tensor sharing memory with any DLPack producer (NumPy, PyTorch, ...).
+
+    `x` is an object with `__dlpack__` (asked for a versioned DLPack 1.0
+    capsule, falling back to the legacy call for older producers) or a
+    DLPack capsule itself; a capsule can be imported only once.
+    """
     from .tensor import Tensor
 
     if not hasattr(_C, "from_dlpack"):
         raise RuntimeError("from_dlpack: DLPack import is not available in this build")
     if hasattr(x, "__dlpack__"):
-        capsule = x.__dlpack__()
+        if hasattr(x, "__dlpack_device__"):
+            dev_type, dev_id = x.__dlpack_device__()
+            if int(dev_type) != 1:  # kDLCPU
+                raise RuntimeError(f"from_dlpack: cannot import a tensor on DLPack device ({int(dev_type)}, "
+                                   f"{int(dev_id)}): fastgrad was built without CUDA and imports CPU tensors only")
+        try:
+            capsule = x.__dlpack__(max_version=(1, 0))
+        except TypeError:
+            capsule = x.__dlpack__()  # a producer older than DLPack 1.0
     else:
         capsule = x  # already a capsule
     return Tensor._wrap(_C.from_dlpack(capsule))

@@ -320,11 +320,22 @@ class Tensor:
 
     # -- DLPack -----------------------------------------------------------------------
     def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule sharing this tensor's memory (a copy if `copy=True`).
+
+        Versioned ("dltensor_versioned", DLPack 1.0) when the consumer passes
+        max_version >= (1, 0), else the legacy "dltensor" capsule.
+        """
         if not hasattr(_C, "to_dlpack"):
             raise RuntimeError("__dlpack__: DLPack export is not available in this build")
         if self._requires_grad:
             raise RuntimeError("Can't export a tensor that requires grad to DLPack; use tensor.detach()")
-        return _C.to_dlpack(self._data)
+        if stream is not None and self.device.type == "cpu":
+            raise ValueError(f"__dlpack__: stream must be None for a CPU tensor, got {stream!r}")
+        if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
+            raise BufferError(f"__dlpack__: cannot export a tensor on {self.device} to DLPack device "
+                              f"{tuple(dl_device)} (fastgrad does not move tensors between devices here)")
+        versioned = max_version is not None and tuple(max_version)[0] >= 1
+        return _C.to_dlpack(self._data, versioned, bool(copy))
 
     def __dlpack_device__(self):
         d = self.device
@@ -422,6 +433,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     if isinstance(data, Tensor):
         arr = _C.copy(data._data) if want is None or want is data.dtype else _C.astype(data._data, want._c)
     else:
+        if isinstance(data, np.generic):
+            data = np.asarray(data)  # a NumPy scalar keeps its dtype, as in torch
         if isinstance(data, np.ndarray):
             a = data
             if want is None:

@@ -98,10 +98,10 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                     t._grad = gd if t._grad is None else t._grad + gd
             if targets is not None and id(node) in targets:
                 targets[id(node)] = g
+            if node._saved is _FREED:
+                node.saved_tensors  # raises the "second time" error (its edges are gone too)
             if useful is not None and id(node) not in useful:
                 continue
-            if node._saved is _FREED:
-                node.saved_tensors  # raises the "second time" error
             in_grads = node.vjp(g)
             if not retain_graph:
                 node.release()

@@ -49,6 +49,7 @@ class Function:
                 ctx.out_meta = (out_arr.shape, out_arr.dtype)
                 if ctx.save_output:
                     ctx._out = out_arr
+                    ctx._out_version = out_arr.version
                 out._requires_grad = True
                 out._node = ctx
         level = state.forward_level
@@ -58,6 +59,7 @@ class Function:
             if any(x is not None for x in tangents):
                 if ctx.save_output:
                     ctx._out = out_arr
+                    ctx._out_version = out_arr.version
                     ctx._out_tensor = out
                 state.forward_level = 0  # the tangent computation itself carries no tangents
                 try:
@@ -70,7 +72,8 @@ class Function:
 
     # -- saving ----------------------------------------------------------------
     def save_for_backward(self, *tensors):
-        self._saved = tuple([(t, t._data.version) for t in tensors])
+        """Saves tensors (None: a slot the rules will not need) with their versions."""
+        self._saved = tuple([(t, None if t is None else t._data.version) for t in tensors])
 
     @property
     def saved_tensors(self):
@@ -83,7 +86,7 @@ class Function:
                 "backward through the graph a second time."
             )
         for t, version in saved:
-            if t._data.version != version:
+            if t is not None and t._data.version != version:
                 raise RuntimeError(
                     f"one of the variables needed for gradient computation has been modified by an inplace "
                     f"operation: [{t.dtype.name} {list(t.shape)}], which is output of {type(self).__name__}'s "
@@ -96,6 +99,14 @@ class Function:
         """The op's output as a Tensor that is part of the graph (for rules like exp's)."""
         if self._saved is _FREED:
             self.saved_tensors  # raises the clear error
+        out_arr = getattr(self, "_out", None)
+        if out_arr is not None and out_arr.version != self._out_version:
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by an inplace "
+                f"operation: [{_wrap(out_arr).dtype.name} {list(out_arr.shape)}], which is output 0 of "
+                f"{type(self).__name__}, is at version {out_arr.version}; expected version {self._out_version} "
+                "instead."
+            )
         t = getattr(self, "_out_tensor", None)
         if t is not None:
             return t

@@ -160,14 +160,20 @@ def jvp(f, primals, tangents):
         out = f(*duals)
     finally:
         state.forward_level = 0
-    if not isinstance(out, Tensor):
-        return out, 0.0
-    tt = out._tangent
-    tangent_out = tt[1] if tt is not None and tt[0] == level else zeros_like(out)
-    out_primal = out.detach() if not out._requires_grad else out
-    if all(numbers) and out.ndim == 0:
-        return _out(out_primal, True), _out(tangent_out, True)
-    return out_primal, tangent_out
+    def split(o):
+        if not isinstance(o, Tensor):
+            return o, 0.0
+        tt = o._tangent
+        tangent_o = tt[1] if tt is not None and tt[0] == level else zeros_like(o)
+        o_primal = o.detach() if not o._requires_grad else o
+        if all(numbers) and o.ndim == 0:
+            return _out(o_primal, True), _out(tangent_o, True)
+        return o_primal, tangent_o
+
+    if isinstance(out, (tuple, list)):  # a tuple of outputs: a tuple of tangents
+        pairs = [split(o) for o in out]
+        return type(out)(p for p, _ in pairs), type(out)(t for _, t in pairs)
+    return split(out)
 
 
 def jacobian(f, argnums=0):

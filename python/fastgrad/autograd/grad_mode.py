@@ -40,13 +40,24 @@ class _GradModeContext:
         return wrapper
 
 
-class no_grad(_GradModeContext):
+class _BareDecorator:
+    """Also usable as a bare decorator, `@no_grad` (as torch allows)."""
+
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return super().__new__(cls)
+        if not callable(orig_func):
+            raise TypeError(f"{cls.__name__}() takes no arguments (or a function to decorate)")
+        return cls()(orig_func)
+
+
+class no_grad(_BareDecorator, _GradModeContext):
     """Ops inside record nothing and keep no buffers for backward."""
 
     _mode = False
 
 
-class enable_grad(_GradModeContext):
+class enable_grad(_BareDecorator, _GradModeContext):
     _mode = True
 
 

@@ -137,7 +137,7 @@ tanh = _unary("tanh", _C.tanh, _fused_or("tanh_backward", lambda ctx, v: v * (1 
               save_out=True)
 sigmoid = _unary("sigmoid", _C.sigmoid,
                  _fused_or("sigmoid_backward", lambda ctx, v: v * ctx.output * (1 - ctx.output)), save_out=True)
-relu = _unary("relu", _C.relu, _fused_or("relu_backward", lambda ctx, v: v * (ctx.output > 0)), save_out=True)
+relu = _unary("relu", _C.relu, _fused_or("relu_backward", lambda ctx, v: v * ~(ctx.output <= 0)), save_out=True)
 erf = _unary("erf", _C.erf, lambda ctx, v: v * (-_x(ctx).square()).exp() * (2 / math.sqrt(math.pi)))
 floor = _unary("floor", _C.floor, _zero)
 ceil = _unary("ceil", _C.ceil, _zero)
@@ -318,6 +318,9 @@ def clamp(input, min=None, max=None):
         return out
     if min is None and max is None:
         raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+    rt = _dt.result_type(input, *[v for v in (min, max) if v is not None])
+    if rt is not input.dtype:  # clamp(int_tensor, 0.5) is float, as in PyTorch
+        input = input.to(rt)
     return Clamp.apply(input, lo=None if min is None else float(min), hi=None if max is None else float(max))
 
 
@@ -375,9 +378,15 @@ class Sub(Function):
         return tsum(ta, None if tb is None else -tb)
 
 
+def _needed(t, other):
+    """t if a rule will read it: the other input needs a gradient (or a tangent is
+    being pushed). x * 3 keeps no reference to x, so x may change in place later."""
+    return t if (other._requires_grad or state.forward_level) else None
+
+
 class Mul(Function):
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        ctx.save_for_backward(_needed(a, b), _needed(b, a))
         return _C.mul(a._data, b._data)
 
     def vjp(ctx, g):
@@ -392,7 +401,8 @@ class Mul(Function):
 
 class Div(Function):
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        # g / b needs b for either input; a only for b's gradient
+        ctx.save_for_backward(_needed(a, b), b)
         return _C.div(a._data, b._data)
 
     def vjp(ctx, g):
@@ -440,9 +450,12 @@ class _MaxMin(Function):
 
     def _split(ctx, v):
         a, b = ctx.saved_tensors
-        # the winner takes the gradient; a tie splits it in half (as PyTorch does)
-        wa = (ctx._wins(a, b)) + (a == b) * 0.5
-        return v * wa, v * (1 - wa)
+        # the winner takes the gradient; a tie splits it in half; with a NaN
+        # neither loses and both get it (PyTorch's masks)
+        half = (a == b) * 0.5
+        wa = where(ctx._wins(b, a), half, 1 - half)
+        wb = where(ctx._wins(a, b), half, 1 - half)
+        return v * wa, v * wb
 
     def vjp(ctx, g):
         return ctx._split(g)
@@ -551,7 +564,17 @@ def _binary_fn(name, cls):
 
 
 _add = _binary_fn("_add", Add)
-_sub = _binary_fn("_sub", Sub)
+
+
+@tensor_method
+def _sub(input, other):
+    if any(x.dtype is _dt.bool_ if isinstance(x, Tensor) else isinstance(x, bool) for x in (input, other)):
+        raise RuntimeError("sub: Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+                           "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+    a, b = binary_operands(input, other, "sub")
+    return Sub.apply(a, b)
+
+
 mul = _binary_fn("mul", Mul)
 div = _binary_fn("_div", Div)
 maximum = _binary_fn("maximum", Maximum)
@@ -585,7 +608,11 @@ def div(input, other, rounding_mode=None):
     if rounding_mode == "floor":
         return floor_divide(input, other)
     if rounding_mode == "trunc":
-        return Tensor._div(input, other).trunc()
+        a, b = binary_operands(input, other, "div")
+        if not a.dtype.is_floating_point:  # integers stay integers: floor, then step towards 0
+            q = floor_divide(a, b)
+            return q + ((remainder(a, b) != 0) & ((a < 0) != (b < 0))).to(q.dtype)
+        return Tensor._div(a, b).trunc()
     raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
 
 

@@ -21,6 +21,8 @@ def _dim_args(dim, axis, keepdim, keepdims):
 def _expand_back(g, ctx):
     """A reduced gradient broadcast back over the input's shape."""
     shape = ctx.in_meta[0][0] if hasattr(ctx, "in_meta") else ctx.in_shape
+    if len(shape) == 0:  # a 0-d input reduced over dim 0 / -1
+        return g.reshape(())
     if not ctx.keepdim:
         dims = ctx.dims or list(range(len(shape)))
         for d in sorted(dims):
@@ -290,7 +292,9 @@ class Var(Function):
     def _centered(ctx):
         (x,) = ctx.saved_tensors
         mu = x.mean(dim=tuple(ctx.dims) if ctx.dims else None, keepdim=True)
-        return (x - mu) * (2.0 / (ctx.count - ctx.correction))
+        dof = ctx.count - ctx.correction
+        # no degrees of freedom: the value is nan/inf, and so is its gradient (as PyTorch)
+        return (x - mu) * (2.0 / dof if dof != 0 else math.inf)
 
     def vjp(ctx, g):
         return (_expand_back(g, ctx) * ctx._centered(),)

@@ -8,3 +8,4 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CosineSimilarity, CrossEntropyLos
 from .module import Module
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from .sparse import Embedding
+from .positional import SinusoidalPositionalEncoding
