@@ -12,7 +12,7 @@ on a busy machine it shows what the code can do); the NumPy copy line (read 4 + 
 4 bytes per element) gives this machine's practical memory bandwidth for
 comparison. Runs in well under a minute.
 
-    PYTHONPATH=python python bench/bench_optim.py [--reps 15] [--numel 10000000]
+    PYTHONPATH=python python bench/bench_optim.py [--reps 10] [--numel 10000000] [--threads N]
 """
 import argparse
 import time
@@ -57,19 +57,24 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--numel", type=int, default=10_000_000)
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=0, help="threads for both fastgrad and torch (0: their defaults)")
     args = ap.parse_args()
+    if args.threads:
+        fg.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
     n = args.numel
     rng = np.random.default_rng(0)
 
     print(f"fastgrad threads: {fg.get_num_threads()}, torch threads: {torch.get_num_threads()}, "
-          f"kernel build: {'avx2+fma' if _C.gemm_info() != 'scalar' else 'scalar'}")
+          f"kernel build: {'scalar' if _C.gemm_info() == 'scalar' else 'avx2+fma'} "
+          "(FASTGRAD_CPU_CAPABILITY=scalar forces the baseline)")
     src = rng.standard_normal(n, dtype=np.float32)
     dst = np.empty_like(src)
     copy_ms, _ = time_ms(lambda: np.copyto(dst, src), args.reps)
     print(f"NumPy copy of {n / 1e6:.0f}M float32: {copy_ms:.2f} ms = {8 * n / copy_ms / 1e6:.1f} GB/s "
           "(single-threaded memory bandwidth reference)\n")
 
-    layouts = [("1 x 10M", [(n,)]), ("100 x 100K", [(n // 100,)] * 100)]
+    layouts = [(f"1 x {n / 1e6:g}M", [(n,)]), (f"100 x {n / 1e5:g}K", [(n // 100,)] * 100)]
     print(f"{'layout':<12} {'implementation':<26} {'median ms':>10} {'best ms':>8} {'GB/s':>7} "
           f"{'fastgrad speed-up':>18}")
     for name, shapes in layouts:

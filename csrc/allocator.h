@@ -13,6 +13,8 @@ struct MemoryStats {
   int64_t peak_bytes = 0;
   int64_t allocations = 0;      // calls to allocate() since start
   int64_t live_allocations = 0; // blocks currently handed out
+  int64_t cached_bytes = 0;     // freed blocks kept for reuse (not in use)
+  int64_t cache_hits = 0;       // allocations served from the cache
 };
 
 constexpr size_t kAlignment = 64;  // one cache line; also what AVX-512 loads like
@@ -21,5 +23,7 @@ void* allocate(size_t nbytes, Device device);
 void deallocate(void* ptr, size_t nbytes, Device device);
 MemoryStats memory_stats(Device device);
 void reset_peak(Device device);
+// Returns every cached block to the system.
+void empty_cache();
 
 }  // namespace fg

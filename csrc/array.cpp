@@ -26,6 +26,7 @@ int64_t Array::numel() const {
 }
 
 bool Array::is_contiguous() const {
+  if (numel() == 0) return true;  // nothing to lay out (PyTorch agrees)
   int64_t expected = 1;
   for (int d = ndim() - 1; d >= 0; --d) {
     if (shape[d] != 1 && strides[d] != expected) return false;
@@ -72,6 +73,10 @@ int wrap_dim(int64_t dim, int ndim, const char* op) {
 
 Array empty(const Shape& shape, DType dtype, Device device) {
   int64_t n = shape_numel(shape, "empty");
+  // shape_numel allows 2**62 elements; their bytes must not wrap size_t.
+  if (n > (int64_t(1) << 62) / static_cast<int64_t>(fg::itemsize(dtype)))
+    throw std::invalid_argument("empty: shape " + shape_str(shape) + " of " + dtype_name(dtype) + " is too large (" +
+                                std::to_string(n) + " elements)");
   Array a;
   a.storage = std::make_shared<Storage>();
   a.storage->nbytes = static_cast<size_t>(n) * fg::itemsize(dtype);
@@ -321,11 +326,15 @@ Array slice(const Array& a, int64_t dim, int64_t start, int64_t stop, int64_t st
   if (stop < 0) stop += n;
   start = std::clamp<int64_t>(start, 0, n);
   stop = std::clamp<int64_t>(stop, 0, n);
-  int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
+  // (stop - start - 1) / step + 1, not (stop - start + step - 1) / step:
+  // the latter overflows int64 for huge steps.
+  int64_t len = stop > start ? (stop - start - 1) / step + 1 : 0;
   Array r = a;
   r.offset = a.offset + (len > 0 ? start * a.strides[d] : 0);
   r.shape[d] = len;
-  r.strides[d] = a.strides[d] * step;
+  // With at most one element the stride is never used (and stride * step
+  // could overflow for a huge step).
+  r.strides[d] = len > 1 ? a.strides[d] * step : a.strides[d];
   return r;
 }
 
@@ -375,6 +384,7 @@ Array expand(const Array& a, const Shape& shape) {
                                   std::to_string(want) + ")");
     }
   }
+  shape_numel(r.shape, "expand");  // a broadcast view's numel must still fit in int64
   return r;
 }
 

@@ -115,9 +115,12 @@ PYBIND11_MODULE(_C, m) {
     r["peak_bytes"] = s.peak_bytes;
     r["allocations"] = s.allocations;
     r["live_allocations"] = s.live_allocations;
+    r["cached_bytes"] = s.cached_bytes;
+    r["cache_hits"] = s.cache_hits;
     return r;
   });
   m.def("reset_peak", [](const std::string& d) { reset_peak(parse_device(d)); });
+  m.def("empty_cache", &empty_cache, Release());
 
   // ---- elementwise (cpu/elementwise.h) ---------------------------------------
   m.def("neg", &fg::neg, Release());

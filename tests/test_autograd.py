@@ -14,6 +14,10 @@ import torch
 import fastgrad as fg
 from helpers import to_numpy
 
+# torch's own warnings about the reference computations
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True:UserWarning")]
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -199,6 +203,113 @@ def test_exp_output_modified_raises():
     y.add_(1)
     with pytest.raises(RuntimeError, match="inplace|in-place"):
         s.backward()
+
+
+def _v_slice_mul(m, x):
+    y = x * 1
+    y[0:2].mul_(2)
+    return (y * y).sum()
+
+
+def _v_transpose_add_clamp(m, x):
+    y = x.reshape(2, 3) * 1
+    y.t().add_(x.reshape(2, 3).t())
+    y[1:].clamp_(max=2.5)
+    return (y ** 2).sum()
+
+
+def _v_stale_view(m, x):
+    y = x * 1
+    a = y[:2]  # made before y is written
+    y.mul_(3)
+    return (a * a).sum() + y.sum()
+
+
+def _v_view_of_view(m, x):
+    y = x * 2
+    v = y.view(2, 3)[1]
+    v.add_(x[:3] * x[3:])
+    return (y.exp() * v.sum()).sum()
+
+
+def _v_zero_fill(m, x):
+    y = x.reshape(2, 3) * 1
+    y[1].zero_()
+    y[:, 0].fill_(2.0)
+    return (y * x.reshape(2, 3)).sum()
+
+
+def _v_copy_into_buffer(m, x):
+    buf = m.zeros(2, 3, dtype=x.dtype)  # no grad until a value that needs one is written
+    buf[0].copy_(x[:3])
+    buf[1].copy_(x[3:] * 2)
+    return (buf * buf).sum()
+
+
+def _v_setitem_on_view(m, x):
+    y = x.reshape(2, 3) * 1
+    row = y[1]
+    row[0] = x[0] * 5
+    row[1:] *= 2
+    return (y * y).sum()
+
+
+def _v_expand_read_after_write(m, x):
+    y = x[:3] * 1
+    e = y.unsqueeze(0).expand(2, 3)
+    y[1:].mul_(x[3:5])
+    return (e * x[:3]).sum()
+
+
+def _v_flip_write(m, x):
+    y = x * 1
+    if m is torch:  # torch's flip copies; write the same positions through indexing
+        y[[5, 4, 3]] = y[[5, 4, 3]] * 3
+    else:
+        y.flip(0)[:3].mul_(3)
+    return (y * y).sum()
+
+
+VIEW_WRITES = {"slice_mul": _v_slice_mul, "transpose_add_clamp": _v_transpose_add_clamp, "stale_view": _v_stale_view,
+               "view_of_view": _v_view_of_view, "zero_fill": _v_zero_fill, "copy_into_buffer": _v_copy_into_buffer,
+               "setitem_on_view": _v_setitem_on_view, "expand_read_after_write": _v_expand_read_after_write,
+               "flip_write": _v_flip_write}
+
+
+@pytest.mark.parametrize("name", list(VIEW_WRITES))
+def test_inplace_through_views_matches_torch(name):
+    """An in-place write through a view updates the base's graph (torch's CopySlices), and other views
+    of the base see the new graph: never a silently wrong gradient."""
+    f = VIEW_WRITES[name]
+    a = np.array([0.5, -1.2, 2.0, 0.3, 1.1, -0.7])
+    x, tx = pair(a)
+    f(fg, x).backward()
+    f(torch, tx).backward()
+    close(x.grad, tx.grad)
+    # forward mode through the same writes
+    v = np.linspace(-1, 1, 6)
+    _, t = fg.jvp(lambda z: f(fg, z), (fg.tensor(a),), (fg.tensor(v),))
+    close(t, float(tx.grad.numpy() @ v), rtol=1e-9)
+
+
+def test_inplace_on_view_of_leaf_raises():
+    x = fg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="view of a leaf"):
+        x[:2].mul_(2)
+    with pytest.raises(RuntimeError, match="view of a leaf"):
+        x.view(1, 3)[0][0] = 1.0
+    with fg.no_grad():
+        x[:2].mul_(2)
+    close(x.detach(), [2.0, 4.0, 3.0])
+
+
+def test_inplace_through_view_on_saved_base_raises():
+    x = fg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 1
+    z = (y * y).sum()  # saves y
+    y[1:].add_(1)
+    with pytest.raises(RuntimeError, match="inplace"):
+        z.backward()
 
 
 @pytest.mark.parametrize("op", [lambda x: x.add_(1), lambda x: x.mul_(2), lambda x: x.zero_(),
@@ -660,11 +771,101 @@ def test_jvp_tuple_outputs_and_errors():
         fg.grad(lambda x: x)(fg.tensor([1, 2]))
 
 
+def test_transforms_tuple_outputs_and_argnums():
+    a, b = _tf_input((3,)), _tf_input((2,), seed=1)
+    x, y, tx, ty = fg.tensor(a), fg.tensor(b), torch.tensor(a), torch.tensor(b)
+
+    def f(m, p, q):
+        return (m.sin(p) * 2, m.outer(p, q).sum(0) * q)
+
+    J = fg.jacobian(lambda p, q: f(fg, p, q), argnums=(0, 1))(x, y)
+    tJ = torch.func.jacrev(lambda p, q: f(torch, p, q), argnums=(0, 1))(tx, ty)
+    for out_j, tout_j in zip(J, tJ):
+        for Jij, tJij in zip(out_j, tout_j):
+            assert tuple(Jij.shape) == tuple(tJij.shape)
+            close(Jij, tJij, rtol=1e-9)
+    out, fn = fg.vjp(lambda p, q: f(fg, p, q), x, y)
+    tout, tfn = torch.func.vjp(lambda p, q: f(torch, p, q), tx, ty)
+    cts = (_tf_input((3,), 4), _tf_input((2,), 5))
+    for g, tg in zip(fn(tuple(fg.tensor(c) for c in cts)), tfn(tuple(torch.tensor(c) for c in cts))):
+        close(g, tg, rtol=1e-9)
+    _, tang = fg.jvp(lambda p, q: f(fg, p, q), (x, y), (fg.tensor(cts[0]), fg.tensor(cts[1])))
+    _, ttang = torch.func.jvp(lambda p, q: f(torch, p, q), (tx, ty), (torch.tensor(cts[0]), torch.tensor(cts[1])))
+    for t, tt in zip(tang, ttang):
+        close(t, tt, rtol=1e-9)
+    H = fg.hessian(lambda p, q: (p * p).sum() * (q ** 3).sum(), argnums=1)(x, y)
+    tH = torch.func.hessian(lambda p, q: (p * p).sum() * (q ** 3).sum(), argnums=1)(tx, ty)
+    close(H, tH, rtol=1e-9)
+
+
 def test_gradcheck_on_functions():
     x = fg.tensor(_tf_input((3, 2)), requires_grad=True)
     y = fg.tensor(_tf_input((2,), 1), requires_grad=True)
     assert fg.autograd.gradcheck(lambda a, b: (a @ b).tanh(), (x, y))
     assert fg.autograd.gradcheck(lambda a, b: (a * b, a.sum()), (x, y))
+
+
+FNP_CASES = {
+    "exp": ("exp", [(3,)]), "log": ("log", [(3,)]), "tanh": ("tanh", [(2, 2)]), "sin": ("sin", [(3,)]),
+    "cos": ("cos", [(3,)]), "sqrt": ("sqrt", [(3,)]), "abs": ("abs", [(3,)]), "square": ("square", [(3,)]),
+    "sinh": ("sinh", [(3,)]), "cosh": ("cosh", [(3,)]), "sum": ("sum", [(2, 3)]), "mean": ("mean", [(2, 3)]),
+    "prod": ("prod", [(4,)]), "max": ("max", [(5,)]), "min": ("min", [(5,)]), "dot": ("dot", [(3,), (3,)]),
+    "dot_mat": ("dot", [(2, 3), (3,)]), "outer": ("outer", [(3,), (2,)]), "add": ("add", [(3,), (3,)]),
+    "multiply": ("multiply", [(3,), (3,)]), "divide": ("divide", [(3,), (3,)]), "power": ("power", [(3,), (3,)]),
+    "maximum": ("maximum", [(3,), (3,)]), "logaddexp": ("logaddexp", [(3,), (3,)]), "var": ("var", [(4,)]),
+    "std": ("std", [(4,)]),
+}
+
+
+@pytest.mark.parametrize("name", list(FNP_CASES))
+def test_fastgrad_numpy_namespace(name):
+    """fastgrad.numpy matches NumPy on arrays and on plain numbers, and differentiates like torch."""
+    import fastgrad.numpy as fnp
+
+    fname, shapes = FNP_CASES[name]
+    rng = np.random.default_rng(0)
+    arrays = [rng.uniform(0.5, 2.0, size=s) for s in shapes]
+    out = getattr(fnp, fname)(*[fnp.array(a) for a in arrays])
+    np.testing.assert_allclose(to_numpy(out), getattr(np, fname)(*arrays), rtol=1e-12)
+    if all(a.ndim == 1 for a in arrays) and fname not in ("dot", "outer", "sum", "mean", "prod", "max", "min",
+                                                           "var", "std"):
+        scalars = [float(a[0]) for a in arrays]
+        r = getattr(fnp, fname)(*scalars)
+        assert isinstance(r, float), type(r)  # numbers in, a number out (like NumPy)
+        assert abs(r - float(getattr(np, fname)(*scalars))) < 1e-12
+    g = fg.grad(lambda *xs: fnp.sum(getattr(fnp, fname)(*xs)))(*[fnp.array(a) for a in arrays])
+    t = torch.func.grad(lambda *xs: {"max": lambda x: x.amax(), "min": lambda x: x.amin(),
+                                     "var": lambda x: x.var(unbiased=False), "std": lambda x: x.std(unbiased=False),
+                                     "dot": lambda a, b: a @ b, "power": torch.pow, "logaddexp": torch.logaddexp,
+                                     "multiply": torch.mul, "divide": torch.div, "outer": torch.outer,
+                                     }.get(fname, getattr(torch, fname, None))(*xs).sum())(
+        *[torch.tensor(a) for a in arrays])
+    close(g, t, rtol=1e-10)
+
+
+def test_fastgrad_numpy_hips_style():
+    import fastgrad.numpy as fnp
+
+    fnp.random.seed(0)
+    inputs = fnp.random.randn(4, 3)
+    targets = fnp.array([True, True, False, True])
+
+    def predict(w, x):
+        return 0.5 * (fnp.tanh(fnp.dot(x, w) / 2.0) + 1.0)
+
+    def loss(w):
+        p = predict(w, inputs)
+        label_probs = p * targets + (1 - p) * (1 - targets)
+        return -fnp.sum(fnp.log(label_probs))
+
+    w = fnp.array([0.1, -0.2, 0.3])
+    tw = torch.tensor(to_numpy(w), requires_grad=True)
+    ti, tt = torch.tensor(to_numpy(inputs)), torch.tensor(to_numpy(targets), dtype=torch.float64)
+    tp = 0.5 * (torch.tanh(ti @ tw / 2.0) + 1.0)
+    (-torch.log(tp * tt + (1 - tp) * (1 - tt)).sum()).backward()
+    close(fg.grad(loss)(w), tw.grad)
+    assert fnp.shape(inputs) == (4, 3) and fnp.ndim(inputs) == 2 and fnp.size(inputs) == 12
+    assert inputs.dtype is fg.float64
 
 
 # -- the seed example -------------------------------------------------------------------------------

@@ -730,6 +730,18 @@ def test_inplace_aliasing():
     np.testing.assert_array_equal(shared, np.arange(8) + np.arange(8)[::-1])
 
 
+def test_inplace_zero_size_and_0d():
+    # a zero-size target writes nothing, whatever strides its view carries
+    z = _C.expand(arr(np.ones((1, 3))), [0, 3])
+    _C.add_(z, arr(np.ones(3)))
+    _C.clamp_(z, 0.0, 1.0)
+    s = arr(np.array(2.0))
+    v = s.version
+    _C.mul_(s, arr(np.array(3.0)))
+    _C.sub_(s, s)
+    assert npy(s) == 0.0 and s.version == v + 2
+
+
 def test_inplace_large_parallel_noncontiguous():
     rng = np.random.default_rng(32)
     base = gen(rng, (400, 600), np.float32)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import fastgrad as fg
-from helpers import NC, Rand, assert_close, check_op, fg_inputs, make_arrays, to_numpy
+from helpers import NC, Rand, check_op, check_raises, fg_inputs, make_arrays, to_numpy
 
 
 # -- namespaces ----------------------------------------------------------------------------------
@@ -113,7 +113,8 @@ B2 = [[(3, 4), (3, 4)], [(3, 4), (4,)], [(2, 1, 4), (3, 1)], [(3, 4), ()], [(), 
 for _n in ["add", "sub", "subtract", "mul", "multiply", "maximum", "minimum", "atan2"]:
     case(_n, (lambda n: lambda m, x, y: getattr(m, n)(x, y))(_n), B2)
 for _n in ["div", "divide", "true_divide"]:
-    case(_n, (lambda n: lambda m, x, y: getattr(m, n)(x, y))(_n), [[(3, 4), Rand((4,), 0.5, 2)], [(), Rand((2, 3), 0.5, 2)]])
+    case(_n, (lambda n: lambda m, x, y: getattr(m, n)(x, y))(_n),
+         [[(3, 4), Rand((4,), 0.5, 2)], [(), Rand((2, 3), 0.5, 2)]])
 case("add_alpha", lambda m, x, y: m.add(x, y, alpha=2), B2[:3])
 case("sub_alpha", lambda m, x, y: m.sub(x, y, alpha=-0.5), B2[:3])
 case("add_scalar", lambda m, x: m.add(x, 2.5), S1)
@@ -121,7 +122,8 @@ case("mul_scalar", lambda m, x: m.mul(x, -3), S1)
 case("div_floor", lambda m, x, y: m.div(x, y, rounding_mode="floor"), [[(3, 4), Rand((4,), 0.5, 2)]], grad=False)
 case("div_trunc", lambda m, x, y: m.div(x, y, rounding_mode="trunc"), [[(3, 4), Rand((4,), 0.5, 2)]], grad=False)
 case("floor_divide", lambda m, x, y: m.floor_divide(x, y), [[(3, 4), Rand((4,), 0.5, 2)], [INTS, INTS2]], grad=False)
-case("remainder", lambda m, x, y: m.remainder(x, y), [[Rand((3, 4), -5, 5), Rand((4,), 0.7, 2)], [Rand((3, 4), -5, 5), -1.3]])
+case("remainder", lambda m, x, y: m.remainder(x, y),
+     [[Rand((3, 4), -5, 5), Rand((4,), 0.7, 2)], [Rand((3, 4), -5, 5), -1.3]])
 case("remainder_int", lambda m, x, y: m.remainder(x, y), [[INTS, INTS2]], grad=False)
 case("pow", lambda m, x, y: m.pow(x, y), [[Rand((3, 4), 0.5, 2), (3, 4)], [Rand((3, 4), 0.5, 2), (4,)]])
 for _e in [2, 3, 0.5, -1, 0, 1, -2.5]:
@@ -382,7 +384,7 @@ def _nc_variants(c):
         new, changed = [], False
         for s in inputs:
             if isinstance(s, tuple) and len(s) >= 1 and all(isinstance(v, int) for v in s):
-                new.append(NC(s, kind)), 
+                new.append(NC(s, kind))
                 changed = True
             elif isinstance(s, Rand) and len(s.shape) >= 1:
                 new.append(NC(s.shape, kind, s.low, s.high))
@@ -445,6 +447,20 @@ def test_gradcheck(c):
     f, flat = _differentiable_fn(c, c.inputs[0])
     xs = [fg.tensor(a, requires_grad=True) for a in flat]
     assert fg.autograd.gradcheck(f, tuple(xs), eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.parametrize("c", [c for c in GRAD_CASES if c.gradcheck], ids=[c.name for c in GRAD_CASES if c.gradcheck])
+def test_gradgradcheck(c):
+    """The vjp rules are differentiable again: gradcheck of x -> vjp(f, x)(ct) (second order)."""
+    f, flat = _differentiable_fn(c, c.inputs[0])
+    xs = tuple(fg.tensor(a, requires_grad=True) for a in flat)
+    ct = fg.tensor(np.random.default_rng(3).uniform(-1, 1, tuple(f(*xs).shape)))
+
+    def vjp(*xs):
+        gs = fg.autograd.grad(f(*xs), xs, grad_outputs=ct, create_graph=True, allow_unused=True)
+        return tuple(g for g in gs if g is not None)
+
+    assert fg.autograd.gradcheck(vjp, xs, eps=1e-6, atol=1e-5, rtol=1e-3)
 
 
 @pytest.mark.parametrize("c", [c for c in GRAD_CASES if c.jvp], ids=[c.name for c in GRAD_CASES if c.jvp])
@@ -641,12 +657,70 @@ EDGE = {
     "remainder_signs": (lambda m, x, y: x % y, [np.array([-3.0, 3.0, -3.0, 3.0]), np.array([2.0, -2.0, -2.0, 2.0])]),
     "remainder_int_signs": (lambda m, x, y: x % y, [np.array([-3, 3, -3, 3]), np.array([2, -2, -2, 2])]),
     "floordiv_int_signs": (lambda m, x, y: x // y, [np.array([-3, 3, -3, 3]), np.array([2, -2, -2, 2])]),
-    "div_trunc_int": (lambda m, x, y: m.div(x, y, rounding_mode="trunc"), [np.array([-3, 3, -7]), np.array([2, -2, 2])]),
+    "div_trunc_int": (lambda m, x, y: m.div(x, y, rounding_mode="trunc"),
+                      [np.array([-3, 3, -7]), np.array([2, -2, 2])]),
     "div_int": (lambda m, x, y: x / y, [np.array([-3, 3, -7]), np.array([2, -2, 2])]),
     "pow_int_int": (lambda m, x, y: x ** y, [np.array([-3, 3, -7, 0]), np.array([2, 3, 0, 0])]),
     "pow_neg_base_half": (lambda m, x: x ** 0.5, [np.array([-1.0, 4.0])]),
     "clamp_int_float_bounds": (lambda m, x: x.clamp(0.5, 1.5), [np.array([0, 1, 2])]),
     "abs_int64_min": (lambda m, x: x.abs(), [np.array([-2 ** 63, 5])]),
+    # argument forms
+    "squeeze_tuple": (lambda m, x: x.squeeze((1, 3)), [(3, 1, 4, 1)]),
+    "unflatten_neg": (lambda m, x: x.unflatten(1, (2, -1)), [(3, 4)]),
+    "movedim_tuple": (lambda m, x: m.movedim(x, (0, 1), (2, 0)), [(2, 3, 4)]),
+    "transpose_1d": (lambda m, x: x.transpose(0, -1), [(3,)]),
+    "t_0d": (lambda m, x: x.t(), [()]),
+    "index_select_0d": (lambda m, x, i: x.index_select(0, i), [(3, 4), np.array(1)]),
+    "split_tuple": (lambda m, x: x.split((1, 3), dim=1), [(2, 4)]),
+    "chunk_more": (lambda m, x: x.chunk(5, 0), [(3, 2)]),
+    "narrow_neg": (lambda m, x: x.narrow(-1, -2, 2), [(3, 4)]),
+    "select_neg_dim": (lambda m, x: x.select(-1, 0), [(3, 4)]),
+    "repeat_extra": (lambda m, x: x.repeat(2, 1, 1), [(3, 4)]),
+    "expand_new_dims": (lambda m, x: x.expand(2, 2, 3, 4), [(3, 4)]),
+    "flip_neg": (lambda m, x: x.flip(-1), [(3, 4)]),
+    "tril_batched": (lambda m, x: x.tril(1), [(2, 3, 4)]),
+    "cat_neg_dim0d": (lambda m, xs: m.cat(xs, -1), [[(2,), (3,)]]),
+    "stack_0d_many": (lambda m, xs: m.stack(xs, 0), [[(), (), ()]]),
+    "diag_index_assign": (lambda m, x: x[[0, 1, 2], [0, 1, 2]], [(3, 3)]),
+    "bool_mask_0d": (lambda m, x: x[x.sum() > 0], [(3,)]),
+    "index_with_tensor_and_none": (lambda m, x, i: x[None, i], [(3, 4), np.array([0, 2])]),
+    "adv_2d_idx_pair": (lambda m, x, i, j: x[i, j], [(3, 4), np.array([[0, 1], [2, 2]]), np.array([[1], [3]])]),
+    "softmax_neg_dim": (lambda m, x: m.softmax(x, -2), [(2, 3, 4)]),
+    "logsumexp_tuple_neg": (lambda m, x: m.logsumexp(x, (-1, 0)), [(2, 3, 4)]),
+    "var_dim_list": (lambda m, x: x.var([0, 2]), [(2, 3, 4)]),
+    "sum_dim_list": (lambda m, x: x.sum([0, 2]), [(2, 3, 4)]),
+    "mean_neg_keep": (lambda m, x: x.mean((-1, -3), keepdim=True), [(2, 3, 4)]),
+    "norm_dim_tuple_p1": (lambda m, x: x.norm(1, (0, 1)), [(2, 3, 4)]),
+    "max_neg_dim": (lambda m, x: tuple(x.max(-2)), [(2, 3, 4)]),
+    "argmin_neg": (lambda m, x: x.argmin(-1, keepdim=True), [(2, 3, 4)]),
+    "cumsum_int32": (lambda m, x: x.cumsum(0), [np.array([1, 2, 3], dtype=np.int32)]),
+    "prod_bool": (lambda m, x: x.prod(), [np.array([True, False])]),
+    "mean_int_dtype": (lambda m, x: x.mean(dtype=m.float64), [np.array([1, 2, 4])]),
+    "sum_int_dtype_f": (lambda m, x: x.sum(dtype=m.float32), [np.array([1, 2, 4])]),
+    "where_scalar_both": (lambda m, c: m.where(c, 1.0, 0.0), [np.array([True, False])]),
+    "where_int_float": (lambda m, c, x: m.where(c, x, 2.5), [np.array([True, False]), np.array([1, 2])]),
+    "clamp_min_gt_max": (lambda m, x: x.clamp(1.0, -1.0), [(4,)]),
+    "einsum_trace_outer_batch": (lambda m, x, y: m.einsum("bi,bj->bij", x, y), [(2, 3), (2, 4)]),
+    "einsum_implicit": (lambda m, x, y: m.einsum("ij,jk", x, y), [(2, 3), (3, 4)]),
+    "einsum_sum_all": (lambda m, x: m.einsum("ij->", x), [(2, 3)]),
+    "einsum_broadcast_one": (lambda m, x, y: m.einsum("ij,ij->i", x, y), [(2, 3), (2, 3)]),
+    "matmul_batch_bcast": (lambda m, x, y: x @ y, [(3, 1, 2, 4), (5, 4, 2)]),
+    "matmul_vec_batch": (lambda m, x, y: x @ y, [(2, 3, 4), (4,)]),
+    "outer_0": (lambda m, x, y: m.outer(x, y), [(0,), (3,)]),
+    "masked_fill_bcast": (lambda m, x, mk: x.masked_fill(mk, -1.0), [(3, 4), np.array([True, False, True, False])]),
+    "masked_fill_tensor_val": (lambda m, x, mk, v: x.masked_fill(mk, v),
+                               [(3, 4), np.array([True, False, True, False]), ()]),
+    "scatter_add_dup": (lambda m, x, i, s: x.scatter_add(1, i, s), [(2, 3), np.array([[0, 0, 0], [2, 2, 1]]), (2, 3)]),
+    "index_add_dup": (lambda m, x, i, s: x.index_add(0, i, s), [(3, 2), np.array([0, 0, 2, 0]), (4, 2)]),
+    "pad_3d_last2": (lambda m, x: _F(m).pad(x, (0, 1, 1, 0)), [(2, 3, 4)]),
+    "one_hot_2d": (lambda m, x: _F(m).one_hot(x, 4), [np.array([[0, 3], [1, 2]])]),
+    "pow_scalar_base_int_tensor": (lambda m, x: 2 ** x, [np.array([1, 2, 3])]),
+    "pow_float_base_int_tensor": (lambda m, x: 2.5 ** x, [np.array([1, 2, 3])]),
+    "pow_tensor_float_exp_int": (lambda m, x: x ** 2.0, [np.array([1, 2, 3])]),
+    "rsub_scalar": (lambda m, x: 1 - x, [(3,)]),
+    "rdiv_int": (lambda m, x: 1 / x, [np.array([1, 2, 4])]),
+    "neg_zero_sign": (lambda m, x: m.sign(-x * 0), [(3,)]),
+    "atan2_int": (lambda m, x, y: m.atan2(x, y), [np.array([1, 2]), np.array([2, 1])]),
 }
 
 
@@ -668,8 +742,6 @@ def test_relu_backward_kernel_nan():
 
 
 # -- errors ----------------------------------------------------------------------------------------
-
-from helpers import check_raises  # noqa: E402
 
 ERRORS = {
     "add_shapes": (lambda m, x, y: m.add(x, y), [(3, 4), (5,)], "add"),

@@ -8,9 +8,9 @@ counts and fresh momentum buffers) and compares the params and the optimizer
 state after every few steps. A second family compares the fused kernels with
 a reference written as a plain NumPy loop from torch's documented formulas.
 
-Every parity test runs on both builds of the kernels (`cap`): the AVX2+FMA one
-(torch's roundings) and the scalar baseline (forced through
-_C.set_cpu_capability("scalar")).
+Every parity test runs on both builds of the kernels (`cap`): the AVX2+FMA
+one (torch's roundings; "auto" on any CPU that has it) and the scalar
+baseline (forced through _C.set_cpu_capability("scalar")).
 """
 import copy
 import math

@@ -1,7 +1,6 @@
 """fg.Tensor itself against PyTorch: creation, dtype inference and promotion,
 attributes, NumPy/DLPack sharing, indexing reads and writes, views sharing
 memory, errors for bad input, and repr."""
-import itertools
 import operator
 
 import numpy as np
@@ -10,6 +9,11 @@ import torch
 
 import fastgrad as fg
 from helpers import FG_ERRORS, FG_TO_TORCH, assert_close, check_raises, noncontig_pair, to_numpy
+
+# torch's own warnings about the reference computations
+pytestmark = [pytest.mark.filterwarnings("ignore:To copy construct from a tensor:UserWarning"),
+              pytest.mark.filterwarnings("ignore:The use of `x.T` on tensors:UserWarning"),
+              pytest.mark.filterwarnings("ignore:Using a non-tuple sequence:UserWarning")]
 
 DTYPES = [fg.bool, fg.int32, fg.int64, fg.float32, fg.float64]
 DTYPE_IDS = [d.name for d in DTYPES]
@@ -94,6 +98,23 @@ def test_tensor_copies():
     assert u.tolist() == [1.0, 2.0]
 
 
+def test_tensor_constructor_and_as_tensor():
+    t = fg.Tensor([1, 2])
+    assert t.dtype is fg.float32 and t.tolist() == [1.0, 2.0]
+    assert fg.Tensor([[1.5]], requires_grad=True).requires_grad
+    a = np.array([1.0, 2.0])
+    u = fg.as_tensor(a)
+    a[0] = 7.0
+    assert u[0].item() == 7.0  # as_tensor shares a NumPy array of a supported dtype
+    assert fg.as_tensor(u) is u
+    v = fg.as_tensor(a, dtype=fg.float32)
+    assert v.dtype is fg.float32
+    w = fg.tensor([fg.tensor(1.5), fg.tensor(2.5)])
+    assert w.tolist() == [1.5, 2.5] and w.dtype is fg.float32
+    assert [x.item() for x in fg.tensor([[1, 2], [3, 4]])[1]] == [3, 4]
+    assert fg.tensor([1.0], requires_grad=True).requires_grad
+
+
 @pytest.mark.parametrize("fn", ["rand", "randn"])
 @pytest.mark.parametrize("dtype", [fg.float32, fg.float64])
 def test_rand_randn(fn, dtype):
@@ -173,6 +194,23 @@ def test_seed_same_for_every_thread_count():
         for other in out[1:]:
             for x, y in zip(out[0], other):
                 np.testing.assert_array_equal(x, y)
+    finally:
+        fg.set_num_threads(n0)
+
+
+def test_reductions_same_for_every_thread_count():
+    fg.manual_seed(9)
+    x = fg.randn(1000, 1037)
+    n0 = fg.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2, 4):
+            fg.set_num_threads(n)
+            outs.append([x.sum().item(), x.sum(0).numpy().copy(), x.mean(1).numpy().copy(), x.var().item(),
+                         x.norm().item(), fg.logsumexp(x, 1).numpy().copy(), x.cumsum(1)[:, -1].numpy().copy()])
+        for other in outs[1:]:
+            for a, b in zip(outs[0], other):
+                np.testing.assert_array_equal(a, b)
     finally:
         fg.set_num_threads(n0)
 
@@ -410,7 +448,7 @@ def test_numpy_views_and_strides():
     assert np.asarray(fg.tensor([1, 2]), dtype=np.float32).dtype == np.float32
     ro = np.arange(3.0)
     ro.setflags(write=False)
-    assert fg.from_numpy(ro).tolist() == [0.0, 1.0, 2.0] or True  # readable; writing it must not crash
+    assert fg.from_numpy(ro).tolist() == [0.0, 1.0, 2.0]  # read-only arrays are readable (torch: same)
 
 
 @pytest.mark.parametrize("bad", [np.zeros(2, dtype=np.float16), np.zeros(2, dtype=np.uint8),
@@ -520,11 +558,13 @@ def test_basic_index_is_view(name):
 
 
 BAD_KEYS = {
-    "oob_int": (lambda i: 4, IndexError), "oob_neg": (lambda i: -5, IndexError), "oob_dim2": (lambda i: (0, 5), IndexError),
+    "oob_int": (lambda i: 4, IndexError), "oob_neg": (lambda i: -5, IndexError),
+    "oob_dim2": (lambda i: (0, 5), IndexError),
     "too_many": (lambda i: (0, 0, 0, 0), IndexError),
     "oob_tensor": (lambda i: i(np.array([0, 4])), IndexError), "oob_list": (lambda i: [0, -5], IndexError),
     "float_tensor": (lambda i: i(np.array([0.0])), IndexError), "float_key": (lambda i: 1.5, (IndexError, TypeError)),
-    "str_key": (lambda i: "a", (IndexError, TypeError)), "mask_shape": (lambda i: i(np.ones(3, dtype=bool)), IndexError),
+    "str_key": (lambda i: "a", (IndexError, TypeError)),
+    "mask_shape": (lambda i: i(np.ones(3, dtype=bool)), IndexError),
     "neg_step": (lambda i: slice(None, None, -1), ValueError),
     "zero_step": (lambda i: slice(None, None, 0), ValueError),
     "adv_shapes": (lambda i: (i(np.array([0, 1])), i(np.array([0, 1, 2]))), IndexError),
@@ -653,7 +693,8 @@ def test_contiguous_copy_does_not_share():
 
 ERRORS = {
     "reshape": (lambda m, x: x.reshape(7, 3), "reshape"), "view": (lambda m, x: x.view(5, 5), "view"),
-    "view_transposed": (lambda m, x: x.t().view(-1), "view"), "transpose": (lambda m, x: x.transpose(0, 3), "transpose"),
+    "view_transposed": (lambda m, x: x.t().view(-1), "view"),
+    "transpose": (lambda m, x: x.transpose(0, 3), "transpose"),
     "permute": (lambda m, x: x.permute(0, 2), "permute"), "squeeze": (lambda m, x: x.squeeze(5), "squeeze"),
     "unsqueeze": (lambda m, x: x.unsqueeze(-4), "unsqueeze"), "expand": (lambda m, x: x.expand(2, 3), "expand"),
     "flatten": (lambda m, x: x.flatten(1, 0), "flatten"), "sum_dim": (lambda m, x: x.sum(2), "sum"),

@@ -53,8 +53,13 @@ inline void kernel(int64_t kc, const typename S::T* __restrict Ap, const typenam
   constexpr int W = S::W;
   constexpr int NR = NV * W;
 
-  // Why: start C's cache misses now; they resolve behind the k loop.
-  for (int64_t r = 0; r < m; ++r) _mm_prefetch(reinterpret_cast<const char*>(C + r * rsC), _MM_HINT_T0);
+  // Why: C's tile is touched only after the k loop; starting its cache misses
+  // now hides them behind the FMAs. A tile row spans up to two cache lines
+  // (its first and last element); a strided C just gets its first column.
+  for (int64_t r = 0; r < m; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * rsC), _MM_HINT_T0);
+    if (csC == 1) _mm_prefetch(reinterpret_cast<const char*>(C + r * rsC + n - 1), _MM_HINT_T0);
+  }
 
   // MR x NV accumulators + NV B vectors + 1 broadcast = 15 of the 16 ymm
   // registers: the tile never leaves registers during the k loop.

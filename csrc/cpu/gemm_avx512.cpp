@@ -62,8 +62,12 @@ inline void kernel(int64_t kc, const typename S::T* __restrict Ap, const typenam
   constexpr int NR = NV * W;
 
   // Why: C's tile is touched only after the k loop; starting its cache misses
-  // now hides them behind the FMAs.
-  for (int64_t r = 0; r < m; ++r) _mm_prefetch(reinterpret_cast<const char*>(C + r * rsC), _MM_HINT_T0);
+  // now hides them behind the FMAs. A tile row spans up to two cache lines
+  // (its first and last element); a strided C just gets its first column.
+  for (int64_t r = 0; r < m; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * rsC), _MM_HINT_T0);
+    if (csC == 1) _mm_prefetch(reinterpret_cast<const char*>(C + r * rsC + n - 1), _MM_HINT_T0);
+  }
 
   // The whole MR x NR tile of C lives in registers for the entire k loop
   // (MR * NV accumulators): each loaded B vector is reused MR times and each

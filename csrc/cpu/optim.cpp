@@ -37,22 +37,46 @@ constexpr int64_t kOptimGrain = int64_t{1} << 15;
 // Which build of the span loops runs.
 // ---------------------------------------------------------------------------
 
-bool cpu_has_avx2_fma() {
+enum class Isa { Scalar, Avx2 };
+
+Isa hardware_isa() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
 #endif
+  return Isa::Scalar;
 }
 
-// The FMA build (it rounds like torch's CPU kernels, see optim_math.h) whenever
-// the CPU has it, unless the process forced the scalar path with
-// FASTGRAD_CPU_CAPABILITY=scalar or _C.set_cpu_capability("scalar"): that
-// setting is owned by gemm.cpp and reported by gemm_info().
-bool use_avx2() {
-  static const bool hw = cpu_has_avx2_fma();
-  return hw && gemm_info() != "scalar";
+// The AVX2 + FMA build whenever the CPU has it, unless the process forced the
+// baseline with FASTGRAD_CPU_CAPABILITY=scalar or _C.set_cpu_capability
+// ("scalar"): that setting is owned by gemm.cpp and reported by gemm_info().
+// (An AVX-512 build measured no consistent gain: the update is bound by
+// memory or cache bandwidth, not by the width of its arithmetic.)
+Isa current_isa() {
+  static const Isa hw = hardware_isa();
+  return gemm_info() == "scalar" ? Isa::Scalar : hw;
+}
+
+// The span loop of each optimizer variant in the chosen build.
+template <class T, bool kMomentum, bool kFirstStep>
+auto sgd_kernel(Isa isa) {
+  return isa == Isa::Avx2 ? &avx2::sgd_span<T, kMomentum, kFirstStep> : &scalar::sgd_span<T, kMomentum, kFirstStep>;
+}
+
+template <class T, bool kAmsgrad>
+auto adam_kernel(Isa isa) {
+  return isa == Isa::Avx2 ? &avx2::adam_span<T, kAmsgrad> : &scalar::adam_span<T, kAmsgrad>;
+}
+
+template <class T>
+auto adagrad_kernel(Isa isa) {
+  return isa == Isa::Avx2 ? &avx2::adagrad_span<T> : &scalar::adagrad_span<T>;
+}
+
+template <class T, bool kCentered, bool kMomentum>
+auto rmsprop_kernel(Isa isa) {
+  return isa == Isa::Avx2 ? &avx2::rmsprop_span<T, kCentered, kMomentum>
+                          : &scalar::rmsprop_span<T, kCentered, kMomentum>;
 }
 
 // ---------------------------------------------------------------------------
@@ -194,7 +218,7 @@ void sgd_step(const std::vector<Array>& params, const std::vector<Array>& grads,
 
   const auto cf = sgd_consts<float>(lr, momentum, dampening, weight_decay, nesterov, maximize);
   const auto cd = sgd_consts<double>(lr, momentum, dampening, weight_decay, nesterov, maximize);
-  const bool avx2 = use_avx2();
+  const Isa isa = current_isa();
   for_each_piece(params, [&](size_t i, int64_t b, int64_t e) {
     dispatch_float(params[i].dtype, op, [&](auto tag) {
       using T = decltype(tag);
@@ -202,11 +226,11 @@ void sgd_step(const std::vector<Array>& params, const std::vector<Array>& grads,
       SgdSpan<T> s{params[i].data<T>() + b, grads[i].data<T>() + b,
                    has_momentum ? momentum_bufs[i].data<T>() + b : nullptr, e - b};
       if (!has_momentum) {
-        avx2 ? avx2::sgd_span<T, false, false>(c, s) : scalar::sgd_span<T, false, false>(c, s);
+        sgd_kernel<T, false, false>(isa)(c, s);
       } else if (first_step) {
-        avx2 ? avx2::sgd_span<T, true, true>(c, s) : scalar::sgd_span<T, true, true>(c, s);
+        sgd_kernel<T, true, true>(isa)(c, s);
       } else {
-        avx2 ? avx2::sgd_span<T, true, false>(c, s) : scalar::sgd_span<T, true, false>(c, s);
+        sgd_kernel<T, true, false>(isa)(c, s);
       }
     });
   });
@@ -258,7 +282,7 @@ void adam_step(const std::vector<Array>& params, const std::vector<Array>& grads
 
   const auto cf = adam_consts<float>(step, lr, beta1, beta2, eps, weight_decay, maximize, decoupled);
   const auto cd = adam_consts<double>(step, lr, beta1, beta2, eps, weight_decay, maximize, decoupled);
-  const bool avx2 = use_avx2();
+  const Isa isa = current_isa();
   for_each_piece(params, [&](size_t i, int64_t b, int64_t e) {
     dispatch_float(params[i].dtype, op, [&](auto tag) {
       using T = decltype(tag);
@@ -266,9 +290,9 @@ void adam_step(const std::vector<Array>& params, const std::vector<Array>& grads
       AdamSpan<T> s{params[i].data<T>() + b, grads[i].data<T>() + b, exp_avgs[i].data<T>() + b,
                     exp_avg_sqs[i].data<T>() + b, amsgrad ? max_exp_avg_sqs[i].data<T>() + b : nullptr, e - b};
       if (amsgrad) {
-        avx2 ? avx2::adam_span<T, true>(c, s) : scalar::adam_span<T, true>(c, s);
+        adam_kernel<T, true>(isa)(c, s);
       } else {
-        avx2 ? avx2::adam_span<T, false>(c, s) : scalar::adam_span<T, false>(c, s);
+        adam_kernel<T, false>(isa)(c, s);
       }
     });
   });
@@ -308,13 +332,13 @@ void adagrad_step(const std::vector<Array>& params, const std::vector<Array>& gr
 
   const auto cf = adagrad_consts<float>(step, lr, lr_decay, weight_decay, eps, maximize);
   const auto cd = adagrad_consts<double>(step, lr, lr_decay, weight_decay, eps, maximize);
-  const bool avx2 = use_avx2();
+  const Isa isa = current_isa();
   for_each_piece(params, [&](size_t i, int64_t b, int64_t e) {
     dispatch_float(params[i].dtype, op, [&](auto tag) {
       using T = decltype(tag);
       const auto& c = for_dtype<T, AdagradConsts>(cf, cd);
       AdagradSpan<T> s{params[i].data<T>() + b, grads[i].data<T>() + b, state_sums[i].data<T>() + b, e - b};
-      avx2 ? avx2::adagrad_span<T>(c, s) : scalar::adagrad_span<T>(c, s);
+      adagrad_kernel<T>(isa)(c, s);
     });
   });
   bump_all(params);
@@ -357,7 +381,7 @@ void rmsprop_step(const std::vector<Array>& params, const std::vector<Array>& gr
 
   const auto cf = rmsprop_consts<float>(lr, alpha, eps, weight_decay, momentum, maximize);
   const auto cd = rmsprop_consts<double>(lr, alpha, eps, weight_decay, momentum, maximize);
-  const bool avx2 = use_avx2();
+  const Isa isa = current_isa();
   for_each_piece(params, [&](size_t i, int64_t b, int64_t e) {
     dispatch_float(params[i].dtype, op, [&](auto tag) {
       using T = decltype(tag);
@@ -366,15 +390,9 @@ void rmsprop_step(const std::vector<Array>& params, const std::vector<Array>& gr
                        has_momentum ? momentum_bufs[i].data<T>() + b : nullptr,
                        centered ? grad_avgs[i].data<T>() + b : nullptr, e - b};
       if (centered) {
-        if (has_momentum) {
-          avx2 ? avx2::rmsprop_span<T, true, true>(c, s) : scalar::rmsprop_span<T, true, true>(c, s);
-        } else {
-          avx2 ? avx2::rmsprop_span<T, true, false>(c, s) : scalar::rmsprop_span<T, true, false>(c, s);
-        }
-      } else if (has_momentum) {
-        avx2 ? avx2::rmsprop_span<T, false, true>(c, s) : scalar::rmsprop_span<T, false, true>(c, s);
+        has_momentum ? rmsprop_kernel<T, true, true>(isa)(c, s) : rmsprop_kernel<T, true, false>(isa)(c, s);
       } else {
-        avx2 ? avx2::rmsprop_span<T, false, false>(c, s) : scalar::rmsprop_span<T, false, false>(c, s);
+        has_momentum ? rmsprop_kernel<T, false, true>(isa)(c, s) : rmsprop_kernel<T, false, false>(isa)(c, s);
       }
     });
   });

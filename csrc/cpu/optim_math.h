@@ -12,12 +12,13 @@
 //     (= x + (v*y)/z), sqrt and maximum round every op, as written below;
 //   - every scalar is cast to the param's dtype before use, like torch's
 //     Scalar arguments.
-// The build with FMA (optim_avx2.cpp, and CUDA) therefore reproduces torch's
-// float32 results bit for bit, except that our sqrt is correctly rounded and
-// torch's CPU sqrt on large tensors (MKL VML) is 1 ulp off for ~0.6% of
-// elements (measured with torch 2.13); SGD, whose update has no sqrt, matches
-// exactly. The baseline x86-64 build (no FMA instruction) rounds the product
-// in fmadd() separately and differs by an ulp at times.
+// The builds with FMA (optim_avx2.cpp, and CUDA) therefore round exactly like
+// torch's float32 CPU path, with one exception: our sqrt is correctly
+// rounded, while torch 2.13's CPU sqrt is 1 ulp off for ~0.6% of float32
+// elements (measured against NumPy), so Adam, Adagrad and RMSprop agree with
+// torch to ~1 ulp per step; SGD, with no sqrt, matches bit for bit. The
+// baseline x86-64 build (no FMA instruction) rounds the product in fmadd()
+// separately and differs from torch by an ulp at times.
 //
 // Two instruction-set builds include this file: optim.cpp (baseline) with
 // FG_OPTIM_ISA=scalar and optim_avx2.cpp (-mavx2 -mfma) with

@@ -67,8 +67,9 @@ inline double u01_open0_f64(uint64_t x) { return static_cast<double>((x >> 11) +
 // Uniform integer in [0, n) by Lemire's multiply-shift (bias <= n / 2^64).
 inline uint64_t below(uint64_t x, uint64_t n) { return static_cast<uint64_t>((__uint128_t(x) * n) >> 64); }
 
-// Uniforms of the dtype's mapping: uniform<T>(block q) writes elements of q.
-// Calls emit(i, u) for each element i < n that block q owns.
+// The uniform mapping of random.h for element type T: block(b, q, n, emit)
+// turns the words of block q into the uniforms of the elements q owns and
+// calls emit(i, u) for each of them that is < n.
 template <class T> struct Uniforms;
 
 template <>
@@ -170,8 +171,8 @@ void require_cpu(const char* op, const Array& a) {
   on_device(op, a.device(), [] {});
 }
 
-// Fills the contiguous array `out` (numel n) by fill(T* data, n); for a
-// non-contiguous `a`, fills a contiguous temporary and copies it in, so
+// Runs fill(dst) on a contiguous array that receives a's values: `a` itself
+// when it is contiguous, else a temporary that is then copied into a, so
 // element i (in row-major order of a's shape) is the same either way.
 template <class Fill>
 void fill_any_layout(const Array& a, Fill&& fill) {
@@ -294,8 +295,10 @@ Array dropout_mask(const Shape& shape, double p, DType dtype) {
 Array randperm(int64_t n, DType dtype) {
   require_number("randperm", dtype);
   if (n < 0) throw std::invalid_argument("randperm: expected n >= 0, got " + std::to_string(n));
-  if (dtype == DType::Int32 && n - 1 > std::numeric_limits<int32_t>::max())
-    throw std::invalid_argument("randperm: n=" + std::to_string(n) + " is too large for int32");
+  if ((dtype == DType::Int32 && n - 1 > std::numeric_limits<int32_t>::max()) ||
+      (dtype == DType::Float32 && n > (int64_t(1) << 24)) || (dtype == DType::Float64 && n > (int64_t(1) << 53)))
+    throw std::invalid_argument("randperm: n=" + std::to_string(n) + " is too large for " + dtype_name(dtype) +
+                                " (the indices would not be exact)");
   Array out = empty({n}, dtype);
   dispatch_number(dtype, "randperm", [&](auto t) {
     using T = decltype(t);

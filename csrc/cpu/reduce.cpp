@@ -34,18 +34,28 @@
 #include <string>
 #include <type_traits>
 
+#include "cpu/gemm.h"  // gemm_info(): the process-wide CPU capability setting
 #include "errors.h"
 #include "parallel.h"
 
+#define FG_REDUCE_ISA base
+#include "cpu/reduce_kernels.h"
+
 namespace fg {
 namespace {
+
+using reduce_detail::kCols;
+using reduce_detail::SoftmaxKernels;
+using reduce_detail::base::is_nan;
+using reduce_detail::base::lanes_reduce;
+using reduce_detail::base::max_nan;
+using reduce_detail::base::min_nan;
+using reduce_detail::base::vexp;
 
 // ---- tuning constants --------------------------------------------------------
 // Elements of one output's reduced index space per partial result. Fixed, so
 // the combination tree depends on the shape only, never on the thread count.
 constexpr int64_t kBlock = 16384;
-// Contiguous runs longer than this are halved recursively (pairwise sum).
-constexpr int64_t kPairBlock = 256;
 // Row path: rows accumulated one after another before entering the cascade.
 constexpr int64_t kLeafRows = 8;
 // Row path: output columns one task owns (its accumulators stay in L1).
@@ -58,21 +68,6 @@ constexpr int64_t kMinRow = 8;
 constexpr int64_t kMinTasks = 64;
 // Elements of work per parallel chunk; smaller problems stay on this thread.
 constexpr int64_t kGrain = 32768;
-
-// Independent accumulators in a contiguous run: 64 bytes of lanes (one
-// AVX-512 register, two AVX2, four SSE) to hide the latency of the adds.
-template <class A>
-constexpr int lanes() {
-  return sizeof(A) >= 8 ? 8 : 16;
-}
-
-template <class T>
-inline bool is_nan(T x) {
-  if constexpr (std::is_floating_point_v<T>)
-    return x != x;
-  else
-    return false;
-}
 
 // Integer sums and products wrap like PyTorch's (signed overflow is UB in C++).
 template <class A>
@@ -92,92 +87,6 @@ inline A wmul(A a, A b) {
   } else {
     return a * b;
   }
-}
-
-// NaN wins, then the larger value; on ties the earlier operand stays. The
-// bitwise | (not ||) keeps the select branch-free, so loops over it vectorise.
-template <class T>
-inline T max_nan(T a, T b) {
-  bool take = (b > a) | is_nan(b);
-  return take ? b : a;
-}
-template <class T>
-inline T min_nan(T a, T b) {
-  bool take = (b < a) | is_nan(b);
-  return take ? b : a;
-}
-
-template <class To, class From>
-inline To bits_as(From x) {
-  static_assert(sizeof(To) == sizeof(From), "bit cast between different sizes");
-  To r;
-  std::memcpy(&r, &x, sizeof(r));
-  return r;
-}
-
-// exp() written with arithmetic and selects only, so the loops of softmax and
-// logsumexp vectorise (libm's exp is a call per element, ~5x slower there).
-// Cephes' range reduction x = n ln2 + r, |r| <= ln2/2, then a polynomial
-// (float) or rational (double) approximation of e^r, about 1 ulp; 2^n is
-// applied as two factors so results down to the subnormals are right.
-// Inputs are clamped where exp over/underflows anyway; NaN passes through.
-inline float vexp(float x) {
-  float xc = x != x ? 0.0f : std::min(std::max(x, -104.0f), 89.0f);
-  float fn = xc * 1.44269504088896341f;
-  fn = (fn + 12582912.0f) - 12582912.0f;  // round to nearest: 1.5 * 2^23
-  float r = xc - fn * 0.693359375f;
-  r = r - fn * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  int32_t n = static_cast<int32_t>(fn), n1 = n >> 1, n2 = n - n1;
-  float s1 = bits_as<float>((n1 + 127) << 23), s2 = bits_as<float>((n2 + 127) << 23);
-  float y = p * s1 * s2;
-  return x != x ? x : y;
-}
-
-inline double vexp(double x) {
-  double xc = x != x ? 0.0 : std::min(std::max(x, -746.0), 710.0);
-  double fn = xc * 1.4426950408889634;
-  fn = (fn + 6755399441055744.0) - 6755399441055744.0;  // round to nearest: 1.5 * 2^52
-  double r = xc - fn * 6.93145751953125e-1;
-  r = r - fn * 1.42860682030941723212e-6;
-  double rr = r * r;
-  double px = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr + 9.99999999999999999910e-1);
-  double q = ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr + 2.27265548208155028766e-1) * rr +
-             2.00000000000000000009e0;
-  double e = 1.0 + 2.0 * px / (q - px);
-  int64_t n = static_cast<int64_t>(fn), n1 = n >> 1, n2 = n - n1;
-  double s1 = bits_as<double>(static_cast<uint64_t>(n1 + 1023) << 52);
-  double s2 = bits_as<double>(static_cast<uint64_t>(n2 + 1023) << 52);
-  double y = e * s1 * s2;
-  return x != x ? x : y;
-}
-
-// Reduces get(i) for i in [b, e) with combine `comb`. lanes<A>() independent
-// accumulators let the compiler vectorise the loop; with Pairwise, runs longer
-// than kPairBlock are split in halves (split points are multiples of the lane
-// count), so a float sum's rounding error grows like log n, not n.
-template <bool Pairwise, class A, class Comb, class Get>
-A lanes_reduce(int64_t b, int64_t e, A id, const Comb& comb, const Get& get) {
-  constexpr int L = lanes<A>();
-  if (Pairwise && e - b > kPairBlock) {
-    int64_t h = b + ((e - b) / 2) / L * L;
-    return comb(lanes_reduce<Pairwise>(b, h, id, comb, get), lanes_reduce<Pairwise>(h, e, id, comb, get));
-  }
-  A acc[L];
-  for (int k = 0; k < L; ++k) acc[k] = id;
-  int64_t i = b;
-  for (; i + L <= e; i += L)
-    for (int k = 0; k < L; ++k) acc[k] = comb(acc[k], get(i + k));
-  for (int k = 0; i < e; ++i, ++k) acc[k] = comb(acc[k], get(i));
-  for (int w = L / 2; w > 0; w /= 2)
-    for (int k = 0; k < w; ++k) acc[k] = comb(acc[k], acc[k + w]);
-  return acc[0];
 }
 
 // A plain heap buffer: std::vector<bool> has no data(), and the kernels want
@@ -226,6 +135,12 @@ struct Cascade {
     return r;
   }
 };
+
+// Ops whose map is costly (exp) set kStaged: their runs map into a buffer first.
+template <class Op, class = void>
+struct is_staged : std::false_type {};
+template <class Op>
+struct is_staged<Op, std::void_t<decltype(Op::kStaged)>> : std::bool_constant<Op::kStaged> {};
 
 // ---- reduction ops --------------------------------------------------------------
 // T: input element, A: accumulator, O: output element. kAux ops read one value
@@ -328,7 +243,7 @@ struct LseOp {
   using in_t = T;
   using acc_t = T;
   using out_t = T;
-  static constexpr bool kPairwise = true, kAux = true;
+  static constexpr bool kPairwise = true, kAux = true, kStaged = true;
   T identity() const { return T(0); }
   T map(T x, T s) const { return vexp(x - s); }
   T combine(T a, T b) const { return a + b; }
@@ -495,8 +410,9 @@ void reduce_generic(const Op& op, const Plan& pl, const typename Op::in_t* in, t
 
   auto run = [&](const T* p, int64_t n, int64_t s, A auxv) -> A {
     if (s == 1)  // separate instantiation so the contiguous loop vectorises
-      return lanes_reduce<Op::kPairwise>(0, n, op.identity(), comb, [&](int64_t i) { return op.map(p[i], auxv); });
-    return lanes_reduce<Op::kPairwise>(0, n, op.identity(), comb,
+      return lanes_reduce<Op::kPairwise, is_staged<Op>::value>(0, n, op.identity(), comb,
+                                                               [&](int64_t i) { return op.map(p[i], auxv); });
+    return lanes_reduce<Op::kPairwise, is_staged<Op>::value>(0, n, op.identity(), comb,
                                        [&](int64_t i) { return op.map(p[i * s], auxv); });
   };
   // Reduces flat reduced indices [b0, b1) of the output whose input starts at base.
@@ -660,7 +576,10 @@ void reduce_rows(const Op& op, const Plan& pl, const typename Op::in_t* in, type
       for (int64_t r = r0; r < r1; ++r) {
         const T* p = gbase + roff;
         if constexpr (Op::kAux) {
-          for (int64_t j = 0; j < w; ++j) leaf[j] = comb(leaf[j], op.map(p[j * cis], static_cast<A>(arow[j * cos])));
+          if (cis == 1 && cos == 1)  // contiguous: vectorises
+            for (int64_t j = 0; j < w; ++j) leaf[j] = comb(leaf[j], op.map(p[j], static_cast<A>(arow[j])));
+          else
+            for (int64_t j = 0; j < w; ++j) leaf[j] = comb(leaf[j], op.map(p[j * cis], static_cast<A>(arow[j * cos])));
         } else if (cis == 1) {  // the contiguous case, kept separate so it vectorises
           for (int64_t j = 0; j < w; ++j) leaf[j] = comb(leaf[j], op.map(p[j], A(0)));
         } else {
@@ -989,70 +908,48 @@ Array scan(const Array& a0, int64_t dim, const char* op) {
 
 // ---- softmax ---------------------------------------------------------------------
 
-template <class T>
-T row_sum(int64_t n, const T* p) {
-  return lanes_reduce<true>(0, n, T(0), [](T a, T b) { return a + b; }, [&](int64_t i) { return p[i]; });
+// The softmax kernels of the AVX2 build when the CPU has AVX2 + FMA, unless
+// the process forced the baseline (FASTGRAD_CPU_CAPABILITY=scalar or
+// _C.set_cpu_capability("scalar"), a setting owned by gemm.cpp).
+bool use_avx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool hw = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return hw && gemm_info() != "scalar";
+#else
+  return false;
+#endif
 }
 
-// Args: x, y (outer, n, inner) contiguous float, n >= 1. Subtracting the max
-// keeps exp() from overflowing; a NaN or +inf max makes the row NaN, as in
-// PyTorch.
-template <class T, bool Log>
-void softmax_kernel(const T* x, T* y, int64_t outer, int64_t n, int64_t inner) {
-  if (inner == 1) {
-    parallel_for(outer, std::max<int64_t>(1, kGrain / n), [&](int64_t o0, int64_t o1) {
-      for (int64_t o = o0; o < o1; ++o) {
-        const T* xr = x + o * n;
-        T* yr = y + o * n;
-        T m = lanes_reduce<false>(0, n, xr[0], [](T a, T b) { return max_nan(a, b); },
-                                  [&](int64_t i) { return xr[i]; });
-        if (Log) {  // the exps are only summed, never stored
-          T s = lanes_reduce<true>(0, n, T(0), [](T a, T b) { return a + b; },
-                                   [&](int64_t i) { return vexp(xr[i] - m); });
-          T ls = std::log(s);
-          for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - m - ls;
-        } else {
-          for (int64_t i = 0; i < n; ++i) yr[i] = vexp(xr[i] - m);
-          T r = T(1) / row_sum(n, yr);
-          for (int64_t i = 0; i < n; ++i) yr[i] *= r;
-        }
-      }
-    });
+template <class T>
+const SoftmaxKernels<T>& softmax_table() {
+  static const SoftmaxKernels<T> base = reduce_detail::base::softmax_kernels<T>();
+  static const SoftmaxKernels<T> avx2 = [] {
+    if constexpr (std::is_same_v<T, float>)
+      return reduce_detail::softmax_kernels_avx2_f32();
+    else
+      return reduce_detail::softmax_kernels_avx2_f64();
+  }();
+  return use_avx2() ? avx2 : base;
+}
+
+// Runs rows(r0, r1) over the `outer` rows (inner == 1) or cols(o, c0, w) over
+// (outer index, column block) tasks (inner > 1), in parallel. Every output
+// element is computed by one task, so any thread count gives the same bits.
+template <class Rows, class Cols>
+void for_softmax_tasks(const Split3& s, const Rows& rows, const Cols& cols) {
+  if (s.inner == 1) {
+    parallel_for(s.outer, std::max<int64_t>(1, kGrain / s.n), rows);
     return;
   }
-  const int64_t ncc = (inner + kColChunk - 1) / kColChunk;
-  parallel_for(outer * ncc, std::max<int64_t>(1, kGrain / (n * std::min(inner, kColChunk))),
+  const int64_t ncc = (s.inner + kCols - 1) / kCols;
+  parallel_for(s.outer * ncc, std::max<int64_t>(1, kGrain / (s.n * std::min(s.inner, kCols))),
                [&](int64_t t0, int64_t t1) {
-                 std::vector<T> m(kColChunk), s(kColChunk);
                  for (int64_t t = t0; t < t1; ++t) {
-                   const int64_t o = t / ncc, c0 = (t % ncc) * kColChunk, w = std::min(kColChunk, inner - c0);
-                   const T* xb = x + o * n * inner + c0;
-                   T* yb = y + o * n * inner + c0;
-                   std::copy(xb, xb + w, m.begin());
-                   for (int64_t r = 1; r < n; ++r)
-                     for (int64_t j = 0; j < w; ++j) m[j] = max_nan(m[j], xb[r * inner + j]);
-                   std::fill(s.begin(), s.begin() + w, T(0));
-                   for (int64_t r = 0; r < n; ++r) {
-                     const T* xr = xb + r * inner;
-                     T* yr = yb + r * inner;
-                     if (Log) {
-                       for (int64_t j = 0; j < w; ++j) s[j] += vexp(xr[j] - m[j]);
-                     } else {
-                       for (int64_t j = 0; j < w; ++j) {
-                         T e = vexp(xr[j] - m[j]);
-                         yr[j] = e;
-                         s[j] += e;
-                       }
-                     }
-                   }
-                   for (int64_t j = 0; j < w; ++j) s[j] = Log ? std::log(s[j]) : T(1) / s[j];
-                   for (int64_t r = 0; r < n; ++r)
-                     for (int64_t j = 0; j < w; ++j) {
-                       if (Log)
-                         yb[r * inner + j] = xb[r * inner + j] - m[j] - s[j];
-                       else
-                         yb[r * inner + j] *= s[j];
-                     }
+                   const int64_t o = t / ncc, c0 = (t % ncc) * kCols;
+                   cols(o, c0, std::min(kCols, s.inner - c0));
                  }
                });
 }
@@ -1067,59 +964,18 @@ Array softmax_impl(const Array& a0, int64_t dim, bool log, const char* op) {
     Split3 s = split3(a.shape, d);
     dispatch_float(a.dtype, op, [&](auto tag) {
       using T = decltype(tag);
-      if (log)
-        softmax_kernel<T, true>(a.data<T>(), out.data<T>(), s.outer, s.n, s.inner);
-      else
-        softmax_kernel<T, false>(a.data<T>(), out.data<T>(), s.outer, s.n, s.inner);
+      const SoftmaxKernels<T>& k = softmax_table<T>();
+      const T* x = a.data<T>();
+      T* y = out.data<T>();
+      for_softmax_tasks(
+          s, [&](int64_t r0, int64_t r1) { k.fwd_rows[log](x, y, r0, r1, s.n); },
+          [&](int64_t o, int64_t c0, int64_t w) {
+            int64_t off = o * s.n * s.inner + c0;
+            k.fwd_cols[log](x + off, y + off, s.n, s.inner, w);
+          });
     });
     return out;
   });
-}
-
-// Args: g (upstream gradient), o (the forward output), gi (result), all
-// (outer, n, inner) contiguous.
-//   softmax:     gi = o * (g - sum_n(g * o))
-//   log_softmax: gi = g - exp(o) * sum_n(g)
-template <class T, bool Log>
-void softmax_bw_kernel(const T* g, const T* o, T* gi, int64_t outer, int64_t n, int64_t inner) {
-  if (inner == 1) {
-    parallel_for(outer, std::max<int64_t>(1, kGrain / n), [&](int64_t o0, int64_t o1) {
-      for (int64_t r = o0; r < o1; ++r) {
-        const T* gr = g + r * n;
-        const T* orow = o + r * n;
-        T* ir = gi + r * n;
-        if (Log) {
-          T s = row_sum(n, gr);
-          for (int64_t i = 0; i < n; ++i) ir[i] = gr[i] - vexp(orow[i]) * s;
-        } else {
-          T dot = lanes_reduce<true>(0, n, T(0), [](T a, T b) { return a + b; },
-                                     [&](int64_t i) { return gr[i] * orow[i]; });
-          for (int64_t i = 0; i < n; ++i) ir[i] = orow[i] * (gr[i] - dot);
-        }
-      }
-    });
-    return;
-  }
-  const int64_t ncc = (inner + kColChunk - 1) / kColChunk;
-  parallel_for(outer * ncc, std::max<int64_t>(1, kGrain / (n * std::min(inner, kColChunk))),
-               [&](int64_t t0, int64_t t1) {
-                 std::vector<T> s(kColChunk);
-                 for (int64_t t = t0; t < t1; ++t) {
-                   const int64_t b = t / ncc, c0 = (t % ncc) * kColChunk, w = std::min(kColChunk, inner - c0);
-                   const int64_t base = b * n * inner + c0;
-                   std::fill(s.begin(), s.begin() + w, T(0));
-                   for (int64_t r = 0; r < n; ++r)
-                     for (int64_t j = 0; j < w; ++j) {
-                       int64_t k = base + r * inner + j;
-                       s[j] += Log ? g[k] : g[k] * o[k];
-                     }
-                   for (int64_t r = 0; r < n; ++r)
-                     for (int64_t j = 0; j < w; ++j) {
-                       int64_t k = base + r * inner + j;
-                       gi[k] = Log ? g[k] - vexp(o[k]) * s[j] : o[k] * (g[k] - s[j]);
-                     }
-                 }
-               });
 }
 
 Array softmax_bw_impl(const Array& g0, const Array& o0, int64_t dim, bool log, const char* op) {
@@ -1139,10 +995,15 @@ Array softmax_bw_impl(const Array& g0, const Array& o0, int64_t dim, bool log, c
     Split3 s = split3(g.shape, d);
     dispatch_float(g.dtype, op, [&](auto tag) {
       using T = decltype(tag);
-      if (log)
-        softmax_bw_kernel<T, true>(g.data<T>(), o.data<T>(), gi.data<T>(), s.outer, s.n, s.inner);
-      else
-        softmax_bw_kernel<T, false>(g.data<T>(), o.data<T>(), gi.data<T>(), s.outer, s.n, s.inner);
+      const SoftmaxKernels<T>& k = softmax_table<T>();
+      const T *gp = g.data<T>(), *op_ = o.data<T>();
+      T* ip = gi.data<T>();
+      for_softmax_tasks(
+          s, [&](int64_t r0, int64_t r1) { k.bwd_rows[log](gp, op_, ip, r0, r1, s.n); },
+          [&](int64_t b, int64_t c0, int64_t w) {
+            int64_t off = b * s.n * s.inner + c0;
+            k.bwd_cols[log](gp + off, op_ + off, ip + off, s.n, s.inner, w);
+          });
     });
     return gi;
   });

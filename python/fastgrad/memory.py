@@ -3,7 +3,9 @@ from . import _C
 
 
 def stats(device="cpu"):
-    """{'bytes_in_use', 'peak_bytes', 'allocations', 'live_allocations'} for `device`."""
+    """Memory of `device`: bytes_in_use (live tensors), peak_bytes, allocations
+    (count since start), live_allocations, cached_bytes (freed blocks kept for
+    reuse) and cache_hits."""
     return _C.memory_stats(str(device))
 
 
@@ -12,4 +14,5 @@ def reset_peak(device="cpu"):
 
 
 def empty_cache():
-    """Returns cached blocks to the system (nothing is cached yet on the CPU)."""
+    """Returns the allocator's cached free blocks to the system."""
+    _C.empty_cache()

@@ -5,6 +5,7 @@ module attaches its methods to Tensor with @tensor_method, so this file holds
 only what is about the tensor itself: construction, attributes, conversion,
 indexing and the autograd entry points.
 """
+import functools
 import weakref
 
 import numpy as np
@@ -17,7 +18,9 @@ from .device import CPU, device as _device_cls, to_device
 
 
 class Tensor:
-    __slots__ = ("_data", "_requires_grad", "_grad", "_node", "_tangent", "_hooks", "__weakref__")
+    # _base: None, or (root, steps, root's node, root's tangent) for a view of
+    # `root` (steps replay the view ops); see autograd.function.
+    __slots__ = ("_data", "_requires_grad", "_grad", "_node", "_tangent", "_hooks", "_base", "__weakref__")
 
     # NumPy: `ndarray * tensor` must come to Tensor.__rmul__, not become an object array.
     __array_ufunc__ = None
@@ -35,6 +38,7 @@ class Tensor:
         self._node = None
         self._tangent = None
         self._hooks = None
+        self._base = None
         if requires_grad:
             self.requires_grad_(True)
 
@@ -47,6 +51,7 @@ class Tensor:
         t._node = None
         t._tangent = None
         t._hooks = None
+        t._base = None
         return t
 
     # -- attributes --------------------------------------------------------------
@@ -394,11 +399,24 @@ def _wrap_dim(dim, ndim, op):
 
 
 def tensor_method(fn=None, *, name=None):
-    """Decorator used by fastgrad.ops: also makes `fn` a method of Tensor."""
+    """Decorator used by fastgrad.ops: also makes `fn` a method of Tensor.
+
+    The method is `fn` itself; the module-level function (fg.sum(x, ...))
+    turns the AttributeError that a non-tensor argument causes into a
+    TypeError naming the op."""
 
     def attach(f):
         setattr(Tensor, name or f.__name__, f)
-        return f
+
+        @functools.wraps(f)
+        def function(*args, **kwargs):
+            try:
+                return f(*args, **kwargs)
+            except AttributeError as e:
+                got = ", ".join(type(a).__name__ for a in args)
+                raise TypeError(f"{f.__name__}: expected Tensor arguments, got ({got}): {e}") from e
+
+        return function
 
     return attach(fn) if fn is not None else attach
 
@@ -433,10 +451,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     if isinstance(data, Tensor):
         arr = _C.copy(data._data) if want is None or want is data.dtype else _C.astype(data._data, want._c)
     else:
-        if isinstance(data, np.generic):
-            data = np.asarray(data)  # a NumPy scalar keeps its dtype, as in torch
-        if isinstance(data, np.ndarray):
-            a = data
+        if isinstance(data, (np.ndarray, np.generic)):  # NumPy scalars keep their dtype, as in torch
+            a = np.asarray(data)
             if want is None:
                 if a.dtype == np.bool_ or a.dtype in (np.int32, np.int64, np.float32, np.float64):
                     want = _dt._BY_NP[a.dtype]

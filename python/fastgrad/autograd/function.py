@@ -33,13 +33,29 @@ class Function:
     needs_input_grad = ()
     save_output = False
     differentiable = True
+    # A view op's output shares its first input's memory (when the storage is
+    # the same): the output remembers its root tensor and how to replay the
+    # view, so an in-place write through the view updates the root's graph.
+    view_op = False
 
     @classmethod
     def apply(cls, *inputs, **params):
+        for t in inputs:
+            b = getattr(t, "_base", None)
+            if b is not None and (b[0]._node is not b[2] or b[0]._tangent is not b[3]) and (
+                    state.grad_enabled or state.forward_level):
+                refresh_view(t)  # the root was written in place since this view was made
         ctx = cls.__new__(cls)
         ctx._saved = ()
         out_arr = ctx.forward(*inputs, **params)
         out = _wrap(out_arr)
+        if cls.view_op and out_arr.storage_id == inputs[0]._data.storage_id:
+            src = inputs[0]
+            b = getattr(src, "_base", None)
+            if b is None:
+                out._base = (src, ((cls, params),), src._node, src._tangent)
+            else:
+                out._base = (b[0], b[1] + ((cls, params),), b[2], b[3])
         if state.grad_enabled and cls.differentiable:
             needs = tuple([t._requires_grad for t in inputs])
             if True in needs:
@@ -132,6 +148,21 @@ class Function:
 
     def __repr__(self):
         return f"<{type(self).__name__}Backward>"
+
+
+def replay_view(t, steps):
+    """Applies a view's recorded ops to t (the root, or a gradient of its shape)."""
+    for cls, params in steps:
+        t = cls.apply(t, **params)
+    return t
+
+
+def refresh_view(t):
+    """Re-derives a view's graph node (and tangent) from its root's current one."""
+    root, steps = t._base[0], t._base[1]
+    v = replay_view(root, steps)
+    t._node, t._requires_grad, t._tangent = v._node, v._requires_grad, v._tangent
+    t._base = (root, steps, root._node, root._tangent)
 
 
 # Set by tensor.py once Tensor exists (a module global keeps apply() fast).

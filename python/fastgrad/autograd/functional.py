@@ -102,7 +102,8 @@ def grad(f, argnums=0):
 
 
 def vjp(f, *primals):
-    """(f(*primals), vjp_fn) where vjp_fn(cotangent) returns one gradient per primal."""
+    """(f(*primals), vjp_fn) where vjp_fn(cotangent) returns one gradient per
+    primal; for a tuple of outputs the cotangent is a tuple too."""
     from .. import autograd
     from ..tensor import Tensor, tensor
 
@@ -115,16 +116,29 @@ def vjp(f, *primals):
         numbers.append(was_number)
     with enable_grad():
         out = f(*tracked)
+    multi = isinstance(out, (tuple, list))
+    outs = tuple(out) if multi else (out,)
+    for o in outs:
+        if not isinstance(o, Tensor):
+            raise TypeError(f"vjp: f must return a Tensor or a tuple of Tensors, got {type(o).__name__}")
 
     def vjp_fn(cotangent):
-        ct = cotangent if isinstance(cotangent, Tensor) else tensor(cotangent, dtype=out.dtype)
-        gs = autograd.grad(out, tracked, grad_outputs=ct, retain_graph=True, create_graph=connected,
-                           allow_unused=True)
+        cts = tuple(cotangent) if multi else (cotangent,)
+        if len(cts) != len(outs):
+            raise ValueError(f"vjp: got {len(cts)} cotangents for {len(outs)} outputs")
+        cts = [c if isinstance(c, Tensor) else tensor(c, dtype=o.dtype) for c, o in zip(cts, outs)]
+        pairs = [(o, c) for o, c in zip(outs, cts) if o._requires_grad]
+        if pairs:
+            gs = autograd.grad([o for o, _ in pairs], tracked, grad_outputs=[c for _, c in pairs],
+                               retain_graph=True, create_graph=connected, allow_unused=True)
+        else:
+            gs = [None] * len(tracked)
         from ..ops.creation import zeros_like
 
         return tuple(_out(zeros_like(x) if g is None else g, n) for x, g, n in zip(tracked, gs, numbers))
 
-    return (out if connected else out.detach()), vjp_fn
+    shown = outs if connected else tuple(o.detach() for o in outs)
+    return (type(out)(shown) if multi else shown[0]), vjp_fn
 
 
 def jvp(f, primals, tangents):
@@ -177,33 +191,50 @@ def jvp(f, primals, tangents):
 
 
 def jacobian(f, argnums=0):
-    """J[i..., j...] = d f(x)[i...] / d x[j...], by one reverse pass per output element."""
+    """J[i..., j...] = d f(x)[i...] / d x[j...], by one reverse pass per output
+    element. A tuple argnums gives a tuple of Jacobians (one per argument), a
+    tuple of outputs a tuple of those (as torch.func.jacrev)."""
     from .. import autograd
-    from ..ops.creation import zeros_like
+    from ..ops.creation import zeros, zeros_like
     from ..ops.shape import stack
+    from ..tensor import Tensor
 
     def jac(*args):
+        nums = tuple(argnums) if isinstance(argnums, (tuple, list)) else (argnums,)
         args = list(args)
-        x, was_number = _as_input(args[argnums], "jacobian")
-        xt, connected = _track(x)
-        args[argnums] = xt
+        tracked, numbers, connected = [], [], False
+        for i in nums:
+            if not -len(args) <= i < len(args):
+                raise IndexError(f"jacobian: argnums {i} is out of range for {len(args)} positional arguments")
+            x, was_number = _as_input(args[i], "jacobian")
+            xt, conn = _track(x)
+            args[i] = xt
+            tracked.append(xt)
+            numbers.append(was_number)
+            connected |= conn
         with enable_grad():
             out = f(*args)
-        flat = out.reshape(-1)
-        rows = []
-        for i in range(flat.shape[0]):
-            if flat._requires_grad:
-                (g,) = autograd.grad(flat[i], [xt], retain_graph=True, create_graph=connected, allow_unused=True)
-            else:
-                g = None
-            rows.append(zeros_like(xt) if g is None else g)
-        if not rows:
-            from ..ops.creation import zeros
-
-            return zeros(tuple(out.shape) + tuple(xt.shape), dtype=xt.dtype)
-        J = stack(rows).reshape(tuple(out.shape) + tuple(xt.shape))
-        J = J if connected else J.detach()
-        return _out(J, was_number)
+        multi_out = isinstance(out, (tuple, list))
+        results = []
+        for o in (out if multi_out else (out,)):
+            if not isinstance(o, Tensor):
+                raise TypeError(f"jacobian: f must return Tensors, got {type(o).__name__}")
+            flat = o.reshape(-1)
+            rows = [[] for _ in tracked]
+            for i in range(flat.shape[0]):
+                if flat._requires_grad:
+                    gs = autograd.grad(flat[i], tracked, retain_graph=True, create_graph=connected, allow_unused=True)
+                else:
+                    gs = [None] * len(tracked)
+                for r, x, g in zip(rows, tracked, gs):
+                    r.append(zeros_like(x) if g is None else g)
+            js = []
+            for r, x, n in zip(rows, tracked, numbers):
+                shape = tuple(o.shape) + tuple(x.shape)
+                J = stack(r).reshape(shape) if r else zeros(shape, dtype=x.dtype)
+                js.append(_out(J if connected else J.detach(), n))
+            results.append(tuple(js) if isinstance(argnums, (tuple, list)) else js[0])
+        return type(out)(results) if multi_out else results[0]
 
     return jac
 

@@ -9,7 +9,7 @@ import math
 
 from .. import _C
 from .. import dtypes as _dt
-from ..autograd.function import Function
+from ..autograd.function import Function, refresh_view
 from ..autograd.grad_mode import state
 from ._util import Tensor, _wrap, as_tensor_arg, binary_operands, scalar_tensor, tensor_method, tsum
 
@@ -660,6 +660,8 @@ def where(condition, input=None, other=None):
         condition = as_tensor_arg(condition, "where")
     if condition.dtype is not _dt.bool_:
         raise TypeError(f"where: expected condition to be a bool tensor, got {condition.dtype.name}")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        input = as_tensor_arg(input, "where")  # where(c, 1.0, 0.0): a 0-d tensor of the scalar's dtype
     a, b = binary_operands(input, other, "where")
     return Where.apply(a, b, cond=condition)
 
@@ -720,8 +722,25 @@ Tensor.__invert__ = bitwise_not
 
 
 def _check_inplace_leaf(t, op):
-    if t._requires_grad and t._node is None and state.grad_enabled:
+    if not state.grad_enabled:
+        return
+    if t._requires_grad and t._node is None:
         raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place operation.")
+    b = getattr(t, "_base", None)  # (a Parameter made by nn may lack the slot)
+    if b is not None and b[0]._requires_grad and b[0]._node is None:
+        raise RuntimeError(f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
+
+
+def _through_view(t):
+    """t's root tensor if t is a view whose writes autograd must track, else None."""
+    b = getattr(t, "_base", None)  # (a Parameter made by nn may lack the slot)
+    if b is None:
+        return None
+    root = b[0]
+    if (state.grad_enabled and root._requires_grad) or (state.forward_level and _has_tangent(root)):
+        return root
+    return None
 
 
 def inplace(t, op, compute, native=None):
@@ -735,9 +754,16 @@ def inplace(t, op, compute, native=None):
     is bumped, which makes any backward that saved t's old value raise.
     """
     _check_inplace_leaf(t, op)
-    recording = state.grad_enabled and (t._requires_grad or getattr(compute, "requires_grad", False))
+    b = getattr(t, "_base", None)  # (a Parameter made by nn may lack the slot)
+    if b is not None and (b[0]._node is not b[2] or b[0]._tangent is not b[3]) and (
+            state.grad_enabled or state.forward_level):
+        refresh_view(t)  # the root was written since t was made: start from its current graph
+    root = _through_view(t) if b is not None else None
+    recording = state.grad_enabled and (t._requires_grad or getattr(compute, "requires_grad", False)
+                                        or root is not None)
     # forward mode (fg.jvp): the tangent must be pushed through the write too
-    forward = state.forward_level and (_has_tangent(t) or getattr(compute, "has_tangent", False))
+    forward = state.forward_level and (_has_tangent(t) or getattr(compute, "has_tangent", False)
+                                       or root is not None)
     if not recording and not forward and native is not None:
         native()
         return t
@@ -754,11 +780,30 @@ def inplace(t, op, compute, native=None):
     if res.dtype is not t.dtype and res.dtype.is_floating_point and not t.dtype.is_floating_point:
         raise RuntimeError(f"{op}: result type {res.dtype.name} can't be cast to the desired output type {t.dtype.name}")
     _C.copy_into(t._data, res._data)
+    if b is not None and (recording or forward):
+        _write_through_view(t, res)
+        return t
     if res._requires_grad:
         t._node, t._requires_grad = res._node, True
     if forward:
         t._tangent = res._tangent
     return t
+
+
+def _write_through_view(t, res):
+    """After writing res into view t: the root's graph gets a CopySlices node
+    (root outside the view, res inside), and t becomes a view of the new root."""
+    from .shape import CopySlices
+
+    root, steps = t._base[0], t._base[1]
+    old = _wrap(root._data)
+    old._node, old._requires_grad, old._tangent = root._node, root._requires_grad, root._tangent
+    new = CopySlices.apply(old, res, steps=steps)
+    if new._requires_grad:
+        root._node, root._requires_grad = new._node, True
+    if state.forward_level:
+        root._tangent = new._tangent
+    refresh_view(t)
 
 
 def _has_tangent(x):
@@ -846,9 +891,19 @@ def tanh_(self):
     return inplace(self, "tanh_", _Compute(tanh, None))
 
 
+def _constant_fill(self, op, value):
+    """fill_/zero_ on a view of a tensor in the graph: the root learns that
+    the region is now a constant."""
+    from .creation import full_like
+
+    return inplace(self, op, _Compute(lambda x: full_like(x, value), None))
+
+
 @tensor_method
 def zero_(self):
     _check_inplace_leaf(self, "zero_")
+    if getattr(self, "_base", None) is not None and _through_view(self) is not None:
+        return _constant_fill(self, "zero_", 0)
     _C.copy_into(self._data, _C.scalar(0, self._data.dtype))
     if self._node is not None:
         self._node, self._requires_grad = None, False  # the new value is a constant
@@ -863,6 +918,8 @@ def fill_(self, value):
         if value.numel() != 1:
             raise RuntimeError(f"fill_: only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions")
         value = value.item()
+    if getattr(self, "_base", None) is not None and _through_view(self) is not None:
+        return _constant_fill(self, "fill_", value)
     _C.copy_into(self._data, _C.scalar(value, self._data.dtype))
     if self._node is not None:
         self._node, self._requires_grad = None, False
@@ -875,7 +932,8 @@ def copy_(self, src):
     if not isinstance(src, Tensor):
         src = as_tensor_arg(src, "copy_")
     if (state.grad_enabled and (self._requires_grad or src._requires_grad)) or (
-            state.forward_level and (_has_tangent(self) or _has_tangent(src))):
+            state.forward_level and (_has_tangent(self) or _has_tangent(src))) or (
+            getattr(self, "_base", None) is not None and _through_view(self) is not None):
         _check_inplace_leaf(self, "copy_")
         from .shape import broadcast_to
 

@@ -139,8 +139,13 @@ def masked_fill(input, mask, value):
         raise TypeError(f"masked_fill: expected a bool mask tensor, got "
                         f"{mask.dtype.name if isinstance(mask, Tensor) else type(mask).__name__}")
     if isinstance(value, Tensor):
-        if value.numel() != 1:
-            raise ValueError(f"masked_fill: value must be a 0-d tensor, got shape {list(value.shape)}")
+        if value.ndim != 0:
+            raise ValueError(f"masked_fill: only supports a 0-dimensional value tensor, got shape {list(value.shape)}")
+        from .elementwise import _has_tangent, where
+
+        if (state.grad_enabled and value._requires_grad) or _has_tangent(value):
+            # the value is differentiable too: where() gives it the masked positions' gradient
+            return where(mask, value.to(input.dtype), input)
         value = value.item()
     return MaskedFill.apply(input, mask=mask, value=float(value))
 
@@ -364,10 +369,11 @@ def setitem(x, key, value):
     indices = [adv.get(d) for d in range(view_ndim)] if adv else []
     while indices and indices[-1] is None:
         indices.pop()
-    from .elementwise import _has_tangent
+    from .elementwise import _has_tangent, _through_view
 
     if (state.grad_enabled and (x._requires_grad or value._requires_grad)) or (
-            state.forward_level and (_has_tangent(x) or _has_tangent(value))):
+            state.forward_level and (_has_tangent(x) or _has_tangent(value))) or (
+            getattr(x, "_base", None) is not None and _through_view(x) is not None):
         if value.dtype is not x.dtype:
             value = value.to(x.dtype)
         inplace(x, "setitem", _Compute(lambda old: SetItem.apply(old, value, steps=steps, indices=indices), value))

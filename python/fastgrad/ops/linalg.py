@@ -88,6 +88,9 @@ def einsum(equation, *operands):
     terms = lhs.split(",")
     if len(terms) != len(operands):
         raise ValueError(f"einsum: equation has {len(terms)} operands but {len(operands)} were given")
+    for op in operands:
+        if not isinstance(op, Tensor):
+            raise TypeError(f"einsum: expected Tensor operands, got {type(op).__name__}")
     sizes = {}
     for term, op in zip(terms, operands):
         if len(term) != op.ndim:

@@ -17,6 +17,8 @@ def _shape_arg(shape, op):
 
 
 class Reshape(Function):
+    view_op = True
+
     def forward(ctx, x, shape, view):
         arr = _C.view(x._data, shape) if view else _C.reshape(x._data, shape)
         ctx.out_shape = arr.shape
@@ -78,6 +80,8 @@ def unflatten(input, dim, sizes):
 
 
 class Permute(Function):
+    view_op = True
+
     def forward(ctx, x, dims):
         ctx.dims = dims
         return _C.permute(x._data, dims)
@@ -98,6 +102,8 @@ def permute(input, *dims):
 
 
 class Transpose(Function):
+    view_op = True
+
     def forward(ctx, x, d0, d1):
         ctx.d0, ctx.d1 = d0, d1
         return _C.transpose(x._data, d0, d1)
@@ -126,6 +132,8 @@ def t(input):
 
 
 class Expand(Function):
+    view_op = True
+
     def forward(ctx, x, shape):
         arr = _C.expand(x._data, shape)
         ctx.out_shape = arr.shape
@@ -154,6 +162,9 @@ def broadcast_to(input, shape):
 
 
 def broadcast_tensors(*tensors):
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"broadcast_tensors: expected Tensors, got {type(t).__name__}")
     shape = ()
     for t in tensors:
         shape = _C.broadcast_shapes(list(shape), list(t.shape))
@@ -168,6 +179,8 @@ def broadcast_shapes(*shapes):
 
 
 class Squeeze(Function):
+    view_op = True
+
     def forward(ctx, x, dims):
         arr = _C.squeeze(x._data, dims)
         ctx.out_shape = arr.shape
@@ -188,6 +201,8 @@ def squeeze(input, *dim):
 
 
 class Unsqueeze(Function):
+    view_op = True
+
     def forward(ctx, x, dim):
         ctx.dim = dim
         return _C.unsqueeze(x._data, dim)
@@ -205,6 +220,8 @@ def unsqueeze(input, dim):
 
 
 class Flip(Function):
+    view_op = True
+
     def forward(ctx, x, dims):
         ctx.dims = dims
         return _C.flip(x._data, dims)
@@ -256,6 +273,8 @@ def apply_steps(arr, steps):
 class BasicIndex(Function):
     """x[ints, slices, None, ...] as a view; steps are (kind, dim, ...) tuples."""
 
+    view_op = True
+
     def forward(ctx, x, steps):
         ctx.steps = steps
         return apply_steps(x._data, steps)
@@ -281,6 +300,69 @@ class BasicIndexBackward(Function):
 
     def jvp(ctx, t):
         return BasicIndexBackward.apply(t, steps=ctx.steps, shape=ctx.shape)
+
+
+def _view_array(arr, steps):
+    """The raw-array view that a view's recorded (op, params) steps select."""
+    for cls, params in steps:
+        arr = cls.forward(cls.__new__(cls), _wrap(arr), **params)
+    return arr
+
+
+class CopySlices(Function):
+    """The root of a view after an in-place write of `value` through the view:
+    root with the view's region replaced (the write has already happened, so
+    forward returns the root's own memory)."""
+
+    def forward(ctx, root, value, steps):
+        ctx.steps, ctx.shape = steps, root._data.shape
+        return root._data
+
+    def vjp(ctx, g):
+        from ..autograd.function import replay_view
+
+        nr, nv = ctx.needs_input_grad
+        return (ZeroView.apply(g, steps=ctx.steps) if nr else None), (replay_view(g, ctx.steps) if nv else None)
+
+    def jvp(ctx, troot, tvalue):
+        from ..ops._util import tsum
+
+        return tsum(None if troot is None else ZeroView.apply(troot, steps=ctx.steps),
+                    None if tvalue is None else ViewScatter.apply(tvalue, steps=ctx.steps, shape=ctx.shape))
+
+
+class ZeroView(Function):
+    """A copy of g with the view's region set to 0 (self-adjoint)."""
+
+    def forward(ctx, g, steps):
+        ctx.steps = steps
+        out = _C.copy(g._data)
+        _C.copy_into(_view_array(out, steps), _C.scalar(0, out.dtype))
+        return out
+
+    def vjp(ctx, gg):
+        return (ZeroView.apply(gg, steps=ctx.steps),)
+
+    def jvp(ctx, t):
+        return ZeroView.apply(t, steps=ctx.steps)
+
+
+class ViewScatter(Function):
+    """zeros(shape) with v written into the view's region (adjoint of the view)."""
+
+    def forward(ctx, v, steps, shape):
+        ctx.steps, ctx.shape = steps, shape
+        out = _C.zeros(list(shape), v._data.dtype, v._data.device)
+        _C.copy_into(_view_array(out, steps), v._data)
+        return out
+
+    def vjp(ctx, gg):
+        from ..autograd.function import replay_view
+
+        return (replay_view(gg, ctx.steps),)
+
+    def jvp(ctx, t):
+        return ViewScatter.apply(t, steps=ctx.steps, shape=ctx.shape)
 
 
 @tensor_method
@@ -425,6 +507,8 @@ class Pad(Function):
 
 
 def pad(input, pad, mode="constant", value=0.0):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"pad: expected a Tensor, got {type(input).__name__}")
     if mode != "constant":
         raise NotImplementedError(f"pad: only mode='constant' is implemented, got {mode!r}")
     pads = [int(p) for p in pad]

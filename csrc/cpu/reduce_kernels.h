@@ -1,0 +1,302 @@
+// reduce_kernels.h - the innermost loops of the reduction family, compiled
+// once per instruction set.
+//
+// reduce.cpp includes this file with FG_REDUCE_ISA=base (plain x86-64, SSE2)
+// and reduce_avx2.cpp with FG_REDUCE_ISA=avx2 (-mavx2 -mfma). The generic
+// engine in reduce.cpp uses the base helpers (vexp, max_nan, lanes_reduce);
+// the softmax family, whose exp-heavy loops are compute-bound, runs the
+// kernels below from the AVX2 build when the CPU has it (about 3x faster).
+// As in optim_math.h, everything here lives in fg::reduce_detail::FG_REDUCE_ISA
+// and calls only compiler builtins (no std:: functions), so the linker can
+// never merge an inline function compiled with AVX flags into code that a
+// plain x86-64 CPU runs.
+//
+// Kernel layout: x, y, g, o, gi are (outer, n, inner) contiguous, n >= 1.
+// *_rows handle inner == 1 for rows [r0, r1); *_cols handle one block of
+// w <= kCols columns (inner > 1), walking whole rows of the block so memory is
+// read in order.
+#include <cstdint>
+#include <type_traits>
+
+#ifndef FG_REDUCE_ISA
+#error "define FG_REDUCE_ISA (base or avx2) before including cpu/reduce_kernels.h"
+#endif
+
+namespace fg {
+namespace reduce_detail {
+
+#ifndef FG_REDUCE_KERNEL_TABLE
+#define FG_REDUCE_KERNEL_TABLE
+constexpr int64_t kCols = 512;  // column block of the *_cols kernels (fits L1 with its accumulators)
+
+// The softmax-family kernels of one build; index [0] softmax, [1] log_softmax.
+template <class T>
+struct SoftmaxKernels {
+  void (*fwd_rows[2])(const T* x, T* y, int64_t r0, int64_t r1, int64_t n);
+  void (*fwd_cols[2])(const T* x, T* y, int64_t n, int64_t inner, int64_t w);
+  void (*bwd_rows[2])(const T* g, const T* o, T* gi, int64_t r0, int64_t r1, int64_t n);
+  void (*bwd_cols[2])(const T* g, const T* o, T* gi, int64_t n, int64_t inner, int64_t w);
+};
+// Defined in reduce_avx2.cpp; call only when the CPU has AVX2 and FMA.
+SoftmaxKernels<float> softmax_kernels_avx2_f32();
+SoftmaxKernels<double> softmax_kernels_avx2_f64();
+#endif
+
+namespace FG_REDUCE_ISA {
+
+// ---- element helpers ---------------------------------------------------------
+
+// Contiguous runs longer than this are halved recursively (pairwise sum).
+constexpr int64_t kPairBlock = 256;
+
+// Independent accumulators in a contiguous run: 64 bytes of lanes (one
+// AVX-512 register, two AVX2, four SSE) to hide the latency of the adds.
+template <class A>
+constexpr int lanes() {
+  return sizeof(A) >= 8 ? 8 : 16;
+}
+
+template <class T>
+inline bool is_nan(T x) {
+  if constexpr (std::is_floating_point_v<T>)
+    return x != x;
+  else
+    return false;
+}
+
+// NaN wins, then the larger value; on ties the earlier operand stays. The
+// bitwise | (not ||) keeps the select branch-free, so loops over it vectorise.
+template <class T>
+inline T max_nan(T a, T b) {
+  bool take = (b > a) | is_nan(b);
+  return take ? b : a;
+}
+template <class T>
+inline T min_nan(T a, T b) {
+  bool take = (b < a) | is_nan(b);
+  return take ? b : a;
+}
+
+template <class To, class From>
+inline To bits_as(From x) {
+  static_assert(sizeof(To) == sizeof(From), "bit cast between different sizes");
+  To r;
+  __builtin_memcpy(&r, &x, sizeof(r));
+  return r;
+}
+
+// Order-preserving integer key of a float's bits (and its own inverse):
+// clamping on keys uses integer compares, which the vectoriser if-converts
+// (float compares may trap, so GCC keeps branches for chained float selects).
+inline int32_t fkey(int32_t b) { return b ^ ((b >> 31) & 0x7fffffff); }
+inline int64_t fkey(int64_t b) { return b ^ ((b >> 63) & 0x7fffffffffffffffLL); }
+
+// exp() written with arithmetic and integer selects only, so the loops of
+// softmax and logsumexp vectorise (libm's exp is a call per element, several
+// times slower there). Cephes' reduction x = n ln2 + r, |r| <= ln2/2, then a
+// polynomial (float, <= 1 ulp) or rational (double, <= 2 ulp) e^r; 2^n is
+// applied as two factors so results down to the subnormals are right. Inputs
+// are clamped where exp over/underflows anyway; NaN passes through (a bit
+// mask, not a select, again for the vectoriser).
+inline float vexp(float x) {
+  const int32_t b = bits_as<int32_t>(x);
+  const int32_t nan = -static_cast<int32_t>((b & 0x7fffffff) > 0x7f800000);  // all ones for NaN
+  const int32_t klo = fkey(bits_as<int32_t>(-104.0f)), khi = fkey(bits_as<int32_t>(89.0f));
+  int32_t k = fkey(b);
+  k = k < klo ? klo : k;
+  k = k > khi ? khi : k;
+  const float xc = bits_as<float>(fkey(k));
+  float fn = xc * 1.44269504088896341f;
+  fn = (fn + 12582912.0f) - 12582912.0f;  // round to nearest: 1.5 * 2^23
+  float r = xc - fn * 0.693359375f;
+  r = r - fn * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  const int32_t n = static_cast<int32_t>(fn), n1 = n >> 1, n2 = n - n1;
+  const float s1 = bits_as<float>((n1 + 127) << 23), s2 = bits_as<float>((n2 + 127) << 23);
+  const int32_t y = bits_as<int32_t>(p * s1 * s2);
+  return bits_as<float>((y & ~nan) | (b & nan));
+}
+
+inline double vexp(double x) {
+  const int64_t b = bits_as<int64_t>(x);
+  const int64_t nan = -static_cast<int64_t>((b & 0x7fffffffffffffffLL) > 0x7ff0000000000000LL);
+  const int64_t klo = fkey(bits_as<int64_t>(-746.0)), khi = fkey(bits_as<int64_t>(710.0));
+  int64_t k = fkey(b);
+  k = k < klo ? klo : k;
+  k = k > khi ? khi : k;
+  const double xc = bits_as<double>(fkey(k));
+  double fn = xc * 1.4426950408889634;
+  fn = (fn + 6755399441055744.0) - 6755399441055744.0;  // round to nearest: 1.5 * 2^52
+  double r = xc - fn * 6.93145751953125e-1;
+  r = r - fn * 1.42860682030941723212e-6;
+  const double rr = r * r;
+  const double px = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr + 9.99999999999999999910e-1);
+  const double q =
+      ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr + 2.27265548208155028766e-1) * rr +
+      2.00000000000000000009e0;
+  const double e = 1.0 + 2.0 * px / (q - px);
+  // |n| <= 1077 fits int32, whose conversion vectorises (int64's does not).
+  const int64_t n = static_cast<int32_t>(fn), n1 = n >> 1, n2 = n - n1;
+  const double s1 = bits_as<double>(static_cast<uint64_t>(n1 + 1023) << 52);
+  const double s2 = bits_as<double>(static_cast<uint64_t>(n2 + 1023) << 52);
+  const int64_t y = bits_as<int64_t>(e * s1 * s2);
+  return bits_as<double>((y & ~nan) | (b & nan));
+}
+
+// Reduces get(i) for i in [b, e) with combine `comb`. lanes<A>() independent
+// accumulators let the compiler vectorise the loop; with Pairwise, runs longer
+// than kPairBlock are split in halves (split points are multiples of the lane
+// count), so a float sum's rounding error grows like log n, not n. Staged
+// (pairwise only) first maps a leaf into a buffer with a plain loop: for an
+// expensive get() such as exp that loop vectorises, the lanes loop does not.
+template <bool Pairwise, bool Staged = false, class A, class Comb, class Get>
+A lanes_reduce(int64_t b, int64_t e, A id, const Comb& comb, const Get& get) {
+  static_assert(Pairwise || !Staged, "staged leaves need the pairwise split");
+  constexpr int L = lanes<A>();
+  if (Pairwise && e - b > kPairBlock) {
+    int64_t h = b + ((e - b) / 2) / L * L;
+    return comb(lanes_reduce<Pairwise, Staged>(b, h, id, comb, get),
+                lanes_reduce<Pairwise, Staged>(h, e, id, comb, get));
+  }
+  if constexpr (Staged) {
+    A tmp[kPairBlock];
+    const int64_t n = e - b;
+    for (int64_t j = 0; j < n; ++j) tmp[j] = get(b + j);
+    return lanes_reduce<false>(0, n, id, comb, [&](int64_t j) { return tmp[j]; });
+  }
+  A acc[L];
+  for (int k = 0; k < L; ++k) acc[k] = id;
+  int64_t i = b;
+  for (; i + L <= e; i += L)
+    for (int k = 0; k < L; ++k) acc[k] = comb(acc[k], get(i + k));
+  for (int k = 0; i < e; ++i, ++k) acc[k] = comb(acc[k], get(i));
+  for (int w = L / 2; w > 0; w /= 2)
+    for (int k = 0; k < w; ++k) acc[k] = comb(acc[k], acc[k + w]);
+  return acc[0];
+}
+
+// ---- softmax -------------------------------------------------------------------
+// Subtracting the row max keeps exp() from overflowing; a NaN or +inf max
+// makes the row NaN, as in PyTorch.
+
+template <class T>
+inline T flog(T x) {
+  if constexpr (std::is_same_v<T, float>)
+    return __builtin_logf(x);
+  else
+    return __builtin_log(x);
+}
+
+template <class T>
+T row_sum(int64_t n, const T* p) {
+  return lanes_reduce<true>(0, n, T(0), [](T a, T b) { return a + b; }, [&](int64_t i) { return p[i]; });
+}
+
+template <class T, bool Log>
+void softmax_rows(const T* x, T* y, int64_t r0, int64_t r1, int64_t n) {
+  for (int64_t o = r0; o < r1; ++o) {
+    const T* xr = x + o * n;
+    T* yr = y + o * n;
+    const T m = lanes_reduce<false>(0, n, xr[0], [](T a, T b) { return max_nan(a, b); },
+                                    [&](int64_t i) { return xr[i]; });
+    if (Log) {  // the exps are only summed, never stored
+      const T ls = flog(lanes_reduce<true, true>(0, n, T(0), [](T a, T b) { return a + b; },
+                                                 [&](int64_t i) { return vexp(xr[i] - m); }));
+      for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - m - ls;
+    } else {
+      for (int64_t i = 0; i < n; ++i) yr[i] = vexp(xr[i] - m);
+      const T r = T(1) / row_sum(n, yr);
+      for (int64_t i = 0; i < n; ++i) yr[i] *= r;
+    }
+  }
+}
+
+// One column block: x, y point at column c0 of outer index o; w <= kCols.
+template <class T, bool Log>
+void softmax_cols(const T* x, T* y, int64_t n, int64_t inner, int64_t w) {
+  T m[kCols], s[kCols];
+  for (int64_t j = 0; j < w; ++j) m[j] = x[j];
+  for (int64_t r = 1; r < n; ++r)
+    for (int64_t j = 0; j < w; ++j) m[j] = max_nan(m[j], x[r * inner + j]);
+  for (int64_t j = 0; j < w; ++j) s[j] = T(0);
+  for (int64_t r = 0; r < n; ++r) {
+    const T* xr = x + r * inner;
+    T* yr = y + r * inner;
+    if (Log) {
+      for (int64_t j = 0; j < w; ++j) s[j] += vexp(xr[j] - m[j]);
+    } else {
+      for (int64_t j = 0; j < w; ++j) yr[j] = vexp(xr[j] - m[j]);  // two loops: both vectorise
+      for (int64_t j = 0; j < w; ++j) s[j] += yr[j];
+    }
+  }
+  for (int64_t j = 0; j < w; ++j) s[j] = Log ? flog(s[j]) : T(1) / s[j];
+  for (int64_t r = 0; r < n; ++r) {
+    const T* xr = x + r * inner;
+    T* yr = y + r * inner;
+    if (Log)  // (x - m) - log(s): folding m + log(s) first would round away log(s)
+      for (int64_t j = 0; j < w; ++j) yr[j] = xr[j] - m[j] - s[j];
+    else
+      for (int64_t j = 0; j < w; ++j) yr[j] *= s[j];
+  }
+}
+
+// Backward, with o the forward output:
+//   softmax:     gi = o * (g - sum_n(g * o))
+//   log_softmax: gi = g - exp(o) * sum_n(g)
+template <class T, bool Log>
+void softmax_bw_rows(const T* g, const T* o, T* gi, int64_t r0, int64_t r1, int64_t n) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* gr = g + r * n;
+    const T* orow = o + r * n;
+    T* ir = gi + r * n;
+    if (Log) {
+      const T s = row_sum(n, gr);
+      for (int64_t i = 0; i < n; ++i) ir[i] = gr[i] - vexp(orow[i]) * s;
+    } else {
+      const T dot = lanes_reduce<true>(0, n, T(0), [](T a, T b) { return a + b; },
+                                       [&](int64_t i) { return gr[i] * orow[i]; });
+      for (int64_t i = 0; i < n; ++i) ir[i] = orow[i] * (gr[i] - dot);
+    }
+  }
+}
+
+template <class T, bool Log>
+void softmax_bw_cols(const T* g, const T* o, T* gi, int64_t n, int64_t inner, int64_t w) {
+  T s[kCols];
+  for (int64_t j = 0; j < w; ++j) s[j] = T(0);
+  for (int64_t r = 0; r < n; ++r) {
+    const T* gr = g + r * inner;
+    const T* orow = o + r * inner;
+    if (Log)
+      for (int64_t j = 0; j < w; ++j) s[j] += gr[j];
+    else
+      for (int64_t j = 0; j < w; ++j) s[j] += gr[j] * orow[j];
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    const T* gr = g + r * inner;
+    const T* orow = o + r * inner;
+    T* ir = gi + r * inner;
+    if (Log)
+      for (int64_t j = 0; j < w; ++j) ir[j] = gr[j] - vexp(orow[j]) * s[j];
+    else
+      for (int64_t j = 0; j < w; ++j) ir[j] = orow[j] * (gr[j] - s[j]);
+  }
+}
+
+template <class T>
+SoftmaxKernels<T> softmax_kernels() {
+  return SoftmaxKernels<T>{{&softmax_rows<T, false>, &softmax_rows<T, true>},
+                           {&softmax_cols<T, false>, &softmax_cols<T, true>},
+                           {&softmax_bw_rows<T, false>, &softmax_bw_rows<T, true>},
+                           {&softmax_bw_cols<T, false>, &softmax_bw_cols<T, true>}};
+}
+
+}  // namespace FG_REDUCE_ISA
+}  // namespace reduce_detail
+}  // namespace fg
