@@ -420,8 +420,12 @@ def test_hook_on_leaf_modifies_grad_and_remove():
 def test_retain_grad_on_leaf_and_non_leaf_default():
     x = fg.tensor([1.0, 2.0], requires_grad=True)
     y = x * 2
+    assert not y.retains_grad
     (y * y).sum().backward()
     assert y.grad is None  # non-leaf without retain_grad
+    z = x * 3
+    z.retain_grad()
+    assert z.retains_grad
     x.retain_grad()  # no-op on a leaf
     assert x.grad is not None
 

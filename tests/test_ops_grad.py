@@ -334,6 +334,12 @@ case("inplace_div_", _inplace("div_"), [[(3, 4), Rand((4,), 0.5, 2)]], method=Fa
 case("inplace_iadd", lambda m, x, y: (x * 1).__iadd__(y), [[(3, 4), (3, 4)]], method=False)
 case("inplace_clamp_", lambda m, x: (x * 1).clamp_(-0.5, 0.5), S1, method=False)
 case("inplace_masked_fill_", lambda m, x, mk: (x * 1).masked_fill_(mk, 0.0), [[(3, 4), BOOL]], method=False)
+for _n in ["neg_", "exp_", "relu_", "sigmoid_", "tanh_"]:
+    case(f"inplace_{_n}", (lambda n: lambda m, x: getattr(x * 1, n)())(_n), S1, method=False)
+case("inplace_pow_", lambda m, x: (x * 1).pow_(3), S1, method=False)
+case("inplace_index_put_", lambda m, x, v: (x * 1).index_put_((m.tensor([0, 2]), m.tensor([1, 3])), v),
+     [[(3, 4), (2,)]], method=False)
+case("sum_to_size", lambda m, x: x.sum_to_size(3, 1), [[(2, 3, 4)], [(3, 4)]], method=False)
 
 # -- linear algebra
 case("matmul", lambda m, x, y: m.matmul(x, y),

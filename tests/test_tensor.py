@@ -98,6 +98,15 @@ def test_tensor_copies():
     assert u.tolist() == [1.0, 2.0]
 
 
+def test_new_methods():
+    x, tx = fg.ones(2, dtype=fg.float64), torch.ones(2, dtype=torch.float64)
+    same(x.new_zeros(3), tx.new_zeros(3)), same(x.new_ones((2, 1)), tx.new_ones((2, 1)))
+    same(x.new_full((2,), 7), tx.new_full((2,), 7)), same(x.new_tensor([1, 2]), tx.new_tensor([1, 2]))
+    assert x.new_empty(4).shape == (4,) and x.new_empty(4).dtype is fg.float64
+    same(fg.ones(2, dtype=fg.int32).new_full((2,), 7), torch.ones(2, dtype=torch.int32).new_full((2,), 7))
+    assert x.data_ptr() == x[0:].data_ptr() and x[1:].data_ptr() == x.data_ptr() + 8
+
+
 def test_tensor_constructor_and_as_tensor():
     t = fg.Tensor([1, 2])
     assert t.dtype is fg.float32 and t.tolist() == [1.0, 2.0]

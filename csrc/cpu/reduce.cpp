@@ -24,6 +24,9 @@
 //    as (outer, n, inner). They make a strided input contiguous first (one
 //    copy): their inner loops then read unit-stride rows (inner == 1) or
 //    accumulate whole rows of `inner` elements (inner > 1).
+//
+// The innermost loops shared with the AVX2 build (vectorisable exp, NaN-aware
+// max, pairwise lane sums, the softmax kernels) live in reduce_kernels.h.
 #include "cpu/reduce.h"
 
 #include <algorithm>
@@ -47,7 +50,10 @@ namespace {
 using reduce_detail::kCols;
 using reduce_detail::SoftmaxKernels;
 using reduce_detail::base::is_nan;
+using reduce_detail::base::ext_contig;
+using reduce_detail::base::kHasVec;
 using reduce_detail::base::lanes_reduce;
+using reduce_detail::base::sum_contig;
 using reduce_detail::base::max_nan;
 using reduce_detail::base::min_nan;
 using reduce_detail::base::vexp;
@@ -142,6 +148,13 @@ struct is_staged : std::false_type {};
 template <class Op>
 struct is_staged<Op, std::void_t<decltype(Op::kStaged)>> : std::bool_constant<Op::kStaged> {};
 
+// Ops whose contiguous runs have an explicitly vectorised kernel set kFast.
+enum : int { kFastNone = 0, kFastSum = 1, kFastMax = 2, kFastMin = 3 };
+template <class Op, class = void>
+struct fast_kind : std::integral_constant<int, kFastNone> {};
+template <class Op>
+struct fast_kind<Op, std::void_t<decltype(Op::kFast)>> : std::integral_constant<int, Op::kFast> {};
+
 // ---- reduction ops --------------------------------------------------------------
 // T: input element, A: accumulator, O: output element. kAux ops read one value
 // per output (the mean for var, the shift for logsumexp) from an array laid
@@ -153,6 +166,7 @@ struct SumOp {
   using acc_t = A;
   using out_t = O;
   static constexpr bool kPairwise = true, kAux = false;
+  static constexpr int kFast = std::is_floating_point_v<T> && std::is_same_v<T, A> ? kFastSum : kFastNone;
   A identity() const { return A(0); }
   A map(T x, A) const { return static_cast<A>(x); }
   A combine(A a, A b) const { return wadd(a, b); }
@@ -165,6 +179,7 @@ struct MeanOp {
   using acc_t = T;
   using out_t = T;
   static constexpr bool kPairwise = true, kAux = false;
+  static constexpr int kFast = kFastSum;
   int64_t n;
   T identity() const { return T(0); }
   T map(T x, T) const { return x; }
@@ -192,6 +207,7 @@ struct ExtremumOp {
   using acc_t = T;
   using out_t = T;
   static constexpr bool kPairwise = false, kAux = false;
+  static constexpr int kFast = Abs || !kHasVec<T> ? kFastNone : Max ? kFastMax : kFastMin;
   // Only seeds the lanes: empty extrema are rejected before the kernel runs.
   T identity() const {
     if constexpr (std::is_floating_point_v<T>)
@@ -409,6 +425,12 @@ void reduce_generic(const Op& op, const Plan& pl, const typename Op::in_t* in, t
   auto comb = [&](A a, A b) { return op.combine(a, b); };
 
   auto run = [&](const T* p, int64_t n, int64_t s, A auxv) -> A {
+    constexpr int fast = fast_kind<Op>::value;
+    if constexpr (fast == kFastSum) {
+      if (s == 1) return sum_contig(p, n);
+    } else if constexpr (fast == kFastMax || fast == kFastMin) {
+      if (s == 1) return ext_contig<T, fast == kFastMax>(p, n, op.identity());
+    }
     if (s == 1)  // separate instantiation so the contiguous loop vectorises
       return lanes_reduce<Op::kPairwise, is_staged<Op>::value>(0, n, op.identity(), comb,
                                                                [&](int64_t i) { return op.map(p[i], auxv); });
@@ -751,9 +773,13 @@ void argext_kernel(const T* x, int64_t outer, int64_t n, int64_t inner, T* vals,
     parallel_for(outer, std::max<int64_t>(1, kGrain / n), [&](int64_t o0, int64_t o1) {
       for (int64_t o = o0; o < o1; ++o) {
         const T* row = x + o * n;
-        T m = lanes_reduce<false>(
-            0, n, row[0], [](T a, T b) { return Max ? max_nan(a, b) : min_nan(a, b); },
-            [&](int64_t i) { return row[i]; });
+        T m;
+        if constexpr (kHasVec<T>)
+          m = ext_contig<T, Max>(row, n, row[0]);
+        else
+          m = lanes_reduce<false>(
+              0, n, row[0], [](T a, T b) { return Max ? max_nan(a, b) : min_nan(a, b); },
+              [&](int64_t i) { return row[i]; });
         int64_t k = 0;
         if (is_nan(m))
           while (!is_nan(row[k])) ++k;
@@ -908,16 +934,16 @@ Array scan(const Array& a0, int64_t dim, const char* op) {
 
 // ---- softmax ---------------------------------------------------------------------
 
-// The softmax kernels of the AVX2 build when the CPU has AVX2 + FMA, unless
-// the process forced the baseline (FASTGRAD_CPU_CAPABILITY=scalar or
+// The softmax kernels come from the AVX2 build when the CPU has AVX2 + FMA,
+// unless the process forced the baseline (FASTGRAD_CPU_CAPABILITY=scalar or
 // _C.set_cpu_capability("scalar"), a setting owned by gemm.cpp).
-bool use_avx2() {
+bool cpu_has_avx2() {
 #if defined(__x86_64__) || defined(__i386__)
   static const bool hw = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   }();
-  return hw && gemm_info() != "scalar";
+  return hw;
 #else
   return false;
 #endif
@@ -926,13 +952,15 @@ bool use_avx2() {
 template <class T>
 const SoftmaxKernels<T>& softmax_table() {
   static const SoftmaxKernels<T> base = reduce_detail::base::softmax_kernels<T>();
+  // Not even the table getter may run on a CPU without AVX2: it is AVX2 code.
   static const SoftmaxKernels<T> avx2 = [] {
+    if (!cpu_has_avx2()) return base;
     if constexpr (std::is_same_v<T, float>)
       return reduce_detail::softmax_kernels_avx2_f32();
     else
       return reduce_detail::softmax_kernels_avx2_f64();
   }();
-  return use_avx2() ? avx2 : base;
+  return cpu_has_avx2() && gemm_info() != "scalar" ? avx2 : base;
 }
 
 // Runs rows(r0, r1) over the `outer` rows (inner == 1) or cols(o, c0, w) over

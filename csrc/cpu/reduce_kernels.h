@@ -3,7 +3,8 @@
 //
 // reduce.cpp includes this file with FG_REDUCE_ISA=base (plain x86-64, SSE2)
 // and reduce_avx2.cpp with FG_REDUCE_ISA=avx2 (-mavx2 -mfma). The generic
-// engine in reduce.cpp uses the base helpers (vexp, max_nan, lanes_reduce);
+// engine in reduce.cpp uses the base helpers (vexp, max_nan, lanes_reduce,
+// sum_contig, ext_contig);
 // the softmax family, whose exp-heavy loops are compute-bound, runs the
 // kernels below from the AVX2 build when the CPU has it (about 3x faster).
 // As in optim_math.h, everything here lives in fg::reduce_detail::FG_REDUCE_ISA
@@ -149,33 +150,105 @@ inline double vexp(double x) {
   return bits_as<double>((y & ~nan) | (b & nan));
 }
 
+// ---- explicit vectors ------------------------------------------------------------
+// GCC vector extensions: 16-byte vectors in the base build, 32-byte with
+// AVX2, R registers of W lanes making the same 64 bytes of lanes as
+// lanes_reduce, so results are bit-identical to lanes_reduce over the same
+// elements. Needed because the compiler does not vectorise a lanes loop whose
+// combine is a select (max with NaN), and keeps lanes in memory for others.
+#ifdef __AVX2__
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 16;
+#endif
+template <class T>
+struct VecOf {
+  typedef T type __attribute__((vector_size(kVecBytes)));
+};
+template <class T>
+using Vec = typename VecOf<T>::type;
+template <class T>
+constexpr bool kHasVec = std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, int32_t> ||
+                         std::is_same_v<T, int64_t>;
+
+// Lane k of a contiguous run takes p[k], p[k + L], ...; then the tail and the
+// lane tree exactly as in lanes_reduce. vop combines vectors, sop scalars.
+template <class T, class VOp, class SOp>
+T vec_lanes(const T* p, int64_t n, T id, const VOp& vop, const SOp& sop) {
+  constexpr int W = kVecBytes / static_cast<int>(sizeof(T)), R = 64 / kVecBytes, L = W * R;
+  static_assert(L == lanes<T>(), "vector lanes must match lanes_reduce");
+  Vec<T> acc[R];
+  for (int r = 0; r < R; ++r)
+    for (int w = 0; w < W; ++w) acc[r][w] = id;
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    for (int r = 0; r < R; ++r) {
+      Vec<T> v;
+      __builtin_memcpy(&v, p + i + r * W, sizeof(v));
+      acc[r] = vop(acc[r], v);
+    }
+  T a[L];
+  __builtin_memcpy(a, acc, sizeof(a));
+  for (int k = 0; k < L - 1; ++k)
+    if (i + k < n) a[k] = sop(a[k], p[i + k]);
+  for (int w = L / 2; w > 0; w /= 2)
+    for (int k = 0; k < w; ++k) a[k] = sop(a[k], a[k + w]);
+  return a[0];
+}
+
+// Pairwise sum of a contiguous float run (== lanes_reduce<true> bit for bit).
+template <class T>
+T sum_contig(const T* p, int64_t n) {
+  constexpr int L = lanes<T>();
+  if (n > kPairBlock) {
+    int64_t h = (n / 2) / L * L;
+    return sum_contig(p, h) + sum_contig(p + h, n - h);
+  }
+  return vec_lanes(p, n, T(0), [](Vec<T> a, Vec<T> b) { return a + b; }, [](T a, T b) { return a + b; });
+}
+
+// NaN-propagating max (Max) or min of a contiguous run, lanes seeded with `seed`.
+template <class T, bool Max>
+T ext_contig(const T* p, int64_t n, T seed) {
+  return vec_lanes(
+      p, n, seed,
+      [](Vec<T> a, Vec<T> b) {
+        auto take = (Max ? (b > a) : (b < a)) | (b != b);
+        return take ? b : a;
+      },
+      [](T a, T b) { return Max ? max_nan(a, b) : min_nan(a, b); });
+}
+
 // Reduces get(i) for i in [b, e) with combine `comb`. lanes<A>() independent
 // accumulators let the compiler vectorise the loop; with Pairwise, runs longer
 // than kPairBlock are split in halves (split points are multiples of the lane
-// count), so a float sum's rounding error grows like log n, not n. Staged
-// (pairwise only) first maps a leaf into a buffer with a plain loop: for an
-// expensive get() such as exp that loop vectorises, the lanes loop does not.
-template <bool Pairwise, bool Staged = false, class A, class Comb, class Get>
+// count), so a float sum's rounding error grows like log n, not n.
+// StagedSum (for a costly get() such as exp; comb must be +) maps each leaf
+// into a buffer with a plain loop, which vectorises, then sums the buffer.
+template <bool Pairwise, bool StagedSum = false, class A, class Comb, class Get>
 A lanes_reduce(int64_t b, int64_t e, A id, const Comb& comb, const Get& get) {
-  static_assert(Pairwise || !Staged, "staged leaves need the pairwise split");
+  static_assert(Pairwise || !StagedSum, "staged leaves need the pairwise split");
   constexpr int L = lanes<A>();
   if (Pairwise && e - b > kPairBlock) {
     int64_t h = b + ((e - b) / 2) / L * L;
-    return comb(lanes_reduce<Pairwise, Staged>(b, h, id, comb, get),
-                lanes_reduce<Pairwise, Staged>(h, e, id, comb, get));
+    return comb(lanes_reduce<Pairwise, StagedSum>(b, h, id, comb, get),
+                lanes_reduce<Pairwise, StagedSum>(h, e, id, comb, get));
   }
-  if constexpr (Staged) {
+  if constexpr (StagedSum) {
     A tmp[kPairBlock];
     const int64_t n = e - b;
     for (int64_t j = 0; j < n; ++j) tmp[j] = get(b + j);
-    return lanes_reduce<false>(0, n, id, comb, [&](int64_t j) { return tmp[j]; });
+    return sum_contig(tmp, n);
   }
   A acc[L];
   for (int k = 0; k < L; ++k) acc[k] = id;
   int64_t i = b;
   for (; i + L <= e; i += L)
     for (int k = 0; k < L; ++k) acc[k] = comb(acc[k], get(i + k));
-  for (int k = 0; i < e; ++i, ++k) acc[k] = comb(acc[k], get(i));
+  // Tail: a fixed trip count keeps acc[] in registers (an index running to
+  // e - i would force it into memory).
+  for (int k = 0; k < L - 1; ++k)
+    if (i + k < e) acc[k] = comb(acc[k], get(i + k));
   for (int w = L / 2; w > 0; w /= 2)
     for (int k = 0; k < w; ++k) acc[k] = comb(acc[k], acc[k + w]);
   return acc[0];
@@ -193,25 +266,19 @@ inline T flog(T x) {
     return __builtin_log(x);
 }
 
-template <class T>
-T row_sum(int64_t n, const T* p) {
-  return lanes_reduce<true>(0, n, T(0), [](T a, T b) { return a + b; }, [&](int64_t i) { return p[i]; });
-}
-
 template <class T, bool Log>
 void softmax_rows(const T* x, T* y, int64_t r0, int64_t r1, int64_t n) {
   for (int64_t o = r0; o < r1; ++o) {
     const T* xr = x + o * n;
     T* yr = y + o * n;
-    const T m = lanes_reduce<false>(0, n, xr[0], [](T a, T b) { return max_nan(a, b); },
-                                    [&](int64_t i) { return xr[i]; });
+    const T m = ext_contig<T, true>(xr, n, xr[0]);
     if (Log) {  // the exps are only summed, never stored
       const T ls = flog(lanes_reduce<true, true>(0, n, T(0), [](T a, T b) { return a + b; },
                                                  [&](int64_t i) { return vexp(xr[i] - m); }));
       for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - m - ls;
     } else {
       for (int64_t i = 0; i < n; ++i) yr[i] = vexp(xr[i] - m);
-      const T r = T(1) / row_sum(n, yr);
+      const T r = T(1) / sum_contig(yr, n);
       for (int64_t i = 0; i < n; ++i) yr[i] *= r;
     }
   }
@@ -256,7 +323,7 @@ void softmax_bw_rows(const T* g, const T* o, T* gi, int64_t r0, int64_t r1, int6
     const T* orow = o + r * n;
     T* ir = gi + r * n;
     if (Log) {
-      const T s = row_sum(n, gr);
+      const T s = sum_contig(gr, n);
       for (int64_t i = 0; i < n; ++i) ir[i] = gr[i] - vexp(orow[i]) * s;
     } else {
       const T dot = lanes_reduce<true>(0, n, T(0), [](T a, T b) { return a + b; },
