@@ -13,6 +13,8 @@
 // beyond that, freed blocks go straight back to the system.
 #include "allocator.h"
 
+#include "errors.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
@@ -94,7 +96,7 @@ void* allocate(size_t nbytes, Device device) {
       p = std::aligned_alloc(kAlignment, cls);
     }
     if (!p)
-      throw std::runtime_error("allocate: out of memory allocating " + std::to_string(nbytes) + " bytes on cpu");
+      throw OutOfMemory("allocate: out of memory allocating " + std::to_string(nbytes) + " bytes on cpu");
   }
   note_alloc(g_cpu, static_cast<int64_t>(nbytes));
   return p;

@@ -46,6 +46,8 @@ PYBIND11_MODULE(_C, m) {
       if (p) std::rethrow_exception(p);
     } catch (const fg::TypeError& e) {
       PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const fg::OutOfMemory& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
     }
   });
 

@@ -12,4 +12,10 @@ struct TypeError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// -> MemoryError (an allocation the system refused), with a message that
+// says how much was asked for.
+struct OutOfMemory : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace fg

@@ -906,7 +906,9 @@ def test_seed_example_in_process():
 
 
 def test_seed_example_script():
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    from conftest import package_pythonpath
+
+    env = dict(os.environ, PYTHONPATH=package_pythonpath())
     r = subprocess.run([sys.executable, "-c", SEED], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.split()

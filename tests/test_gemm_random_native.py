@@ -318,8 +318,9 @@ def test_set_cpu_capability_rejects_unknown():
 def _run_child(code, **env):
     child_env = dict(os.environ, **env)
     here = os.path.dirname(os.path.abspath(__file__))
-    child_env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "..", "python"), here,
-                                               child_env.get("PYTHONPATH", "")])
+    from conftest import package_pythonpath
+
+    child_env["PYTHONPATH"] = os.pathsep.join([package_pythonpath(), here])
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=child_env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -739,8 +739,6 @@ def test_edge_inputs(name, dtype):
         check_op(lambda *a: fn(fg, *a), lambda *a: fn(TORCH_NS, *a), inputs, dtype=dtype)
 
 
-@pytest.mark.xfail(strict=True, reason="C++ relu_backward (csrc/cpu/elementwise.cpp) computes out > 0 ? g : 0, "
-                                       "so a NaN input gets gradient 0; PyTorch's threshold_backward gives g there")
 def test_relu_backward_kernel_nan():
     x = fg.tensor([NAN, -1.0, 2.0], requires_grad=True)
     fg.relu(x).sum().backward()  # plain backward uses the fused kernel

@@ -497,6 +497,62 @@ def test_softmax_large(shape, dim):
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_softmax_exp_accuracy(dtype):
+    # softmax([0, -t]) = [1, e^-t] / (1 + e^-t): checks the vectorised exp over
+    # its whole range, subnormal results included, against float64/longdouble.
+    t = np.concatenate([np.linspace(0, 110, 4001), np.linspace(0, 760, 4001)]).astype(dtype)
+    x = np.stack([np.zeros_like(t), -t], axis=1)
+    got = N(_C.softmax(C(x), 1))
+    e = np.exp(-t.astype(np.longdouble))
+    ref = np.stack([1 / (1 + e), e / (1 + e)], axis=1)
+    tiny = np.finfo(dtype).smallest_subnormal
+    eps = np.finfo(dtype).eps
+    err = np.abs(got.astype(np.longdouble) - ref)
+    assert np.all(err <= 4 * eps * np.abs(ref) + tiny)
+    lg = N(_C.log_softmax(C(x), 1))
+    lref = np.stack([-np.log1p(e), -t.astype(np.longdouble) - np.log1p(e)], axis=1)
+    assert np.all(np.abs(lg.astype(np.longdouble) - lref) <= 4 * eps * np.abs(lref) + 4 * eps)
+
+
+def _softmax_cases(dtype):
+    rng = np.random.default_rng(5)
+    for shape, dim in (((7, 33), 1), ((33, 7), 0), ((4, 1000), 1), ((3, 50, 700), 1), ((2, 5, 3), -1)):
+        yield rng.standard_normal(shape).astype(dtype) * 5, rng.standard_normal(shape).astype(dtype), dim
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_softmax_both_cpu_builds(dtype):
+    # The softmax kernels exist in a baseline and an AVX2 build (chosen at run
+    # time); force each in turn and compare both with torch and each other.
+    if not hasattr(_C, "set_cpu_capability"):
+        pytest.skip("no set_cpu_capability in this build")
+    import os
+    outs = {}
+    try:
+        for cap in ("scalar", "auto"):
+            _C.set_cpu_capability(cap)
+            res = []
+            for x, g, dim in _softmax_cases(dtype):
+                for log in (False, True):
+                    fwd, bwd = (_C.log_softmax, _C.log_softmax_backward) if log else (_C.softmax, _C.softmax_backward)
+                    tfn = torch.log_softmax if log else torch.softmax
+                    tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+                    ty = tfn(tx, dim)
+                    (tg,) = torch.autograd.grad(ty, tx, torch.tensor(g, dtype=torch.float64))
+                    y = fwd(C(x), dim)
+                    gx = bwd(C(g), y, dim)
+                    r = 2e-6 if dtype == np.float32 else 1e-13
+                    assert_close(N(y), ty.detach().numpy(), dtype, rtol=r, atol=r)
+                    assert_close(N(gx), tg.numpy(), dtype, rtol=50 * r, atol=50 * r)
+                    res.append((N(y), N(gx)))
+            outs[cap] = res
+    finally:
+        _C.set_cpu_capability(os.environ.get("FASTGRAD_CPU_CAPABILITY", "auto"))
+    for (ya, ga), (yb, gb) in zip(outs["scalar"], outs["auto"]):
+        np.testing.assert_allclose(ya, yb, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-7)
+
+
 # ---- non-contiguous inputs -----------------------------------------------------------------------
 
 def views(x):

@@ -315,7 +315,9 @@ class Driver:
                 for args in C_SPECIAL[name]:
                     self.call(f"_C.{name}", fn, args)
                 continue
-            kinds = C_KINDS.get(name) or parse_signature(fn)
+            kinds = parse_signature(fn)
+            if name in C_KINDS and kinds is not None and len(C_KINDS[name]) == len(kinds):
+                kinds = C_KINDS[name]  # (a changed signature falls back to the parsed kinds)
             if kinds is None:
                 self.failures.append((f"_C.{name}", "could not parse the pybind11 signature"))
                 continue

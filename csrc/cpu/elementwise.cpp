@@ -845,7 +845,7 @@ void clamp_(const Array& a, std::optional<double> min, std::optional<double> max
 Array relu_backward(const Array& grad, const Array& out) {
   return binary<kFloat>("relu_backward", grad, out, promote(grad.dtype, out.dtype), [](auto g, auto y) {
     using T = decltype(g);
-    return y > T(0) ? g : T(0);
+    return y <= T(0) ? T(0) : g;  // NaN passes the gradient through, as in PyTorch
   });
 }
 

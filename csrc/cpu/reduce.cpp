@@ -9,12 +9,15 @@
 //    size-1 dims dropped, neighbours coalesced), so transposed, flipped,
 //    sliced and broadcast views are read in place without a copy. Then:
 //      - innermost dim reduced ("generic" path): every output reduces its own
-//        runs along that dim; contiguous runs use many independent
-//        accumulators (vectorises) and pairwise halving (sum error ~ log n).
+//        runs along that dim; contiguous runs use 64 bytes of independent
+//        accumulators (explicit vectors for float sums and for extrema) and
+//        pairwise halving (sum error ~ log n).
 //      - innermost dim kept ("row" path, e.g. sum over dim 0 of (N, C), the
 //        bias gradient): whole input rows are accumulated into a row of
 //        accumulators, walking memory contiguously instead of striding per
 //        output; rows enter a pairwise cascade every kLeafRows rows.
+//      Partials of runs and of row leaves combine through a binary-counter
+//      cascade (pairwise), so float32 sums stay accurate without double.
 //    Determinism: one output's elements are split into blocks of a FIXED size
 //    (shape-determined, never thread-determined) whose partials combine in a
 //    fixed tree, so every thread count gives the same bits.
@@ -31,7 +34,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -49,13 +51,13 @@ namespace {
 
 using reduce_detail::kCols;
 using reduce_detail::SoftmaxKernels;
-using reduce_detail::base::is_nan;
 using reduce_detail::base::ext_contig;
+using reduce_detail::base::is_nan;
 using reduce_detail::base::kHasVec;
 using reduce_detail::base::lanes_reduce;
-using reduce_detail::base::sum_contig;
 using reduce_detail::base::max_nan;
 using reduce_detail::base::min_nan;
+using reduce_detail::base::sum_contig;
 using reduce_detail::base::vexp;
 
 // ---- tuning constants --------------------------------------------------------
@@ -142,7 +144,8 @@ struct Cascade {
   }
 };
 
-// Ops whose map is costly (exp) set kStaged: their runs map into a buffer first.
+// Sum ops whose map is costly (exp) set kStaged: their runs map into a buffer
+// first (see lanes_reduce).
 template <class Op, class = void>
 struct is_staged : std::false_type {};
 template <class Op>
@@ -592,22 +595,56 @@ void reduce_rows(const Op& op, const Plan& pl, const typename Op::in_t* in, type
         rem /= rs[d];
         roff += idx[d] * ris[d];
       }
-      int top = 0, nleaf = 0;
-      A* leaf = buf.data();
-      std::fill(leaf, leaf + w, op.identity());
-      for (int64_t r = r0; r < r1; ++r) {
-        const T* p = gbase + roff;
-        if constexpr (Op::kAux) {
-          if (cis == 1 && cos == 1)  // contiguous: vectorises
-            for (int64_t j = 0; j < w; ++j) leaf[j] = comb(leaf[j], op.map(p[j], static_cast<A>(arow[j])));
-          else
-            for (int64_t j = 0; j < w; ++j) leaf[j] = comb(leaf[j], op.map(p[j * cis], static_cast<A>(arow[j * cos])));
-        } else if (cis == 1) {  // the contiguous case, kept separate so it vectorises
-          for (int64_t j = 0; j < w; ++j) leaf[j] = comb(leaf[j], op.map(p[j], A(0)));
-        } else {
-          for (int64_t j = 0; j < w; ++j) leaf[j] = comb(leaf[j], op.map(p[j * cis], A(0)));
+      // Rows go in leaves of kLeafRows consecutive rows; for pairwise ops
+      // each leaf then enters the cascade. Within a leaf, rows combine in
+      // order, so fusing the 8 rows of a full contiguous leaf into one pass
+      // over the columns (one load/store of the accumulators per 8 rows
+      // instead of per row) gives the same bits as row after row.
+      int top = 0;
+      const T* rp[kLeafRows];
+      std::fill(buf.data(), buf.data() + w, op.identity());
+      for (int64_t r = r0; r < r1;) {
+        A* leaf = buf.data() + top * wmax;
+        if (Op::kPairwise && top > 0) std::fill(leaf, leaf + w, op.identity());
+        const int nrow = static_cast<int>(std::min<int64_t>(kLeafRows, r1 - r));
+        for (int q = 0; q < nrow; ++q) {
+          rp[q] = gbase + roff;
+          for (int d = nr - 1; d >= 0; --d) {  // next row
+            ++idx[d];
+            roff += ris[d];
+            if (idx[d] < rs[d]) break;
+            roff -= rs[d] * ris[d];
+            idx[d] = 0;
+          }
         }
-        if (Op::kPairwise && ++nleaf == kLeafRows) {  // leaf full: into the cascade
+        r += nrow;
+        if constexpr (!Op::kAux) {
+          if (cis == 1 && nrow == kLeafRows) {
+            for (int64_t j = 0; j < w; ++j) {
+              A v = leaf[j];
+              for (int q = 0; q < kLeafRows; ++q) v = comb(v, op.map(rp[q][j], A(0)));
+              leaf[j] = v;
+            }
+          } else {
+            for (int q = 0; q < nrow; ++q) {
+              const T* p = rp[q];
+              if (cis == 1)  // the contiguous case, kept separate so it vectorises
+                for (int64_t j = 0; j < w; ++j) leaf[j] = comb(leaf[j], op.map(p[j], A(0)));
+              else
+                for (int64_t j = 0; j < w; ++j) leaf[j] = comb(leaf[j], op.map(p[j * cis], A(0)));
+            }
+          }
+        } else {
+          for (int q = 0; q < nrow; ++q) {
+            const T* p = rp[q];
+            if (cis == 1 && cos == 1)  // contiguous: vectorises
+              for (int64_t j = 0; j < w; ++j) leaf[j] = comb(leaf[j], op.map(p[j], static_cast<A>(arow[j])));
+            else
+              for (int64_t j = 0; j < w; ++j)
+                leaf[j] = comb(leaf[j], op.map(p[j * cis], static_cast<A>(arow[j * cos])));
+          }
+        }
+        if (Op::kPairwise) {  // the leaf into the cascade
           cnt[top++] = 1;
           while (top >= 2 && cnt[top - 1] == cnt[top - 2]) {
             A* x = buf.data() + (top - 2) * wmax;
@@ -616,25 +653,12 @@ void reduce_rows(const Op& op, const Plan& pl, const typename Op::in_t* in, type
             cnt[top - 2] *= 2;
             --top;
           }
-          leaf = buf.data() + top * wmax;
-          std::fill(leaf, leaf + w, op.identity());
-          nleaf = 0;
-        }
-        for (int d = nr - 1; d >= 0; --d) {  // next row
-          ++idx[d];
-          roff += ris[d];
-          if (idx[d] < rs[d]) break;
-          roff -= rs[d] * ris[d];
-          idx[d] = 0;
         }
       }
-      if (Op::kPairwise) {
-        if (nleaf > 0) ++top;
-        for (int i = top - 2; i >= 0; --i) {  // fold the cascade, newest last
-          A* x = buf.data() + i * wmax;
-          const A* y = buf.data() + (i + 1) * wmax;
-          for (int64_t j = 0; j < w; ++j) x[j] = comb(x[j], y[j]);
-        }
+      for (int i = top - 2; i >= 0; --i) {  // fold the cascade, newest last
+        A* x = buf.data() + i * wmax;
+        const A* y = buf.data() + (i + 1) * wmax;
+        for (int64_t j = 0; j < w; ++j) x[j] = comb(x[j], y[j]);
       }
       const A* res = buf.data();
       if (nrb == 1) {

@@ -2,20 +2,21 @@
 // once per instruction set.
 //
 // reduce.cpp includes this file with FG_REDUCE_ISA=base (plain x86-64, SSE2)
-// and reduce_avx2.cpp with FG_REDUCE_ISA=avx2 (-mavx2 -mfma). The generic
-// engine in reduce.cpp uses the base helpers (vexp, max_nan, lanes_reduce,
-// sum_contig, ext_contig);
-// the softmax family, whose exp-heavy loops are compute-bound, runs the
-// kernels below from the AVX2 build when the CPU has it (about 3x faster).
+// and reduce_avx2.cpp with FG_REDUCE_ISA=avx2 (-mavx2 -mfma). The engine in
+// reduce.cpp uses the base helpers (vexp, max_nan, lanes_reduce, sum_contig,
+// ext_contig). The softmax family, whose exp-heavy loops are compute-bound,
+// runs the kernels at the end of this file from the AVX2 build when the CPU
+// has it (measured: the exp loop 3.5x, a (4096, 1024) float softmax 1.8x
+// faster than the base build).
 // As in optim_math.h, everything here lives in fg::reduce_detail::FG_REDUCE_ISA
 // and calls only compiler builtins (no std:: functions), so the linker can
 // never merge an inline function compiled with AVX flags into code that a
 // plain x86-64 CPU runs.
 //
-// Kernel layout: x, y, g, o, gi are (outer, n, inner) contiguous, n >= 1.
-// *_rows handle inner == 1 for rows [r0, r1); *_cols handle one block of
-// w <= kCols columns (inner > 1), walking whole rows of the block so memory is
-// read in order.
+// Softmax kernel layout: x, y, g, o, gi are (outer, n, inner) contiguous,
+// n >= 1. *_rows handle inner == 1 for rows [r0, r1); *_cols handle one block
+// of w <= kCols columns (inner > 1), walking whole rows of the block so memory
+// is read in order.
 #include <cstdint>
 #include <type_traits>
 
