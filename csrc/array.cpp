@@ -199,8 +199,9 @@ Shape infer_reshape(const Shape& from, const Shape& to, int64_t numel, const cha
       infer = static_cast<int>(i);
     } else if (to[i] < 0) {
       throw std::invalid_argument(std::string(op) + ": invalid shape " + shape_str(to));
-    } else {
-      known *= to[i];
+    } else if (__builtin_mul_overflow(known, to[i], &known)) {
+      throw std::invalid_argument(std::string(op) + ": shape " + shape_str(to) + " is invalid for input of shape " +
+                                  shape_str(from) + " (" + std::to_string(numel) + " elements)");
     }
   }
   if (infer >= 0) {

@@ -28,7 +28,13 @@ py::array to_numpy(const Array& a) {
   auto* keep = new std::shared_ptr<Storage>(a.storage);
   py::capsule owner(keep, [](void* p) { delete static_cast<std::shared_ptr<Storage>*>(p); });
   std::vector<py::ssize_t> strides;
-  for (auto s : a.strides) strides.push_back(static_cast<py::ssize_t>(s * static_cast<int64_t>(a.itemsize())));
+  for (int d = 0; d < a.ndim(); ++d) {
+    int64_t bytes;
+    // A size-1 dim may carry any stride (as_strided allows it); its byte
+    // stride must not overflow, and is never used.
+    if (__builtin_mul_overflow(a.strides[d], static_cast<int64_t>(a.itemsize()), &bytes)) bytes = 0;
+    strides.push_back(static_cast<py::ssize_t>(bytes));
+  }
   std::vector<py::ssize_t> shape(a.shape.begin(), a.shape.end());
   return py::array(numpy_dtype(a.dtype), shape, strides, a.raw(), owner);
 }

@@ -231,6 +231,25 @@ def test_matmul_batched_strided():
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("view", ["rowvec", "flip_batch", "flip_both", "permuted", "step_batch"])
+def test_matmul_stack_times_shared_matrix(view):
+    """(..., M, K) @ (K, N): folded into one tall GEMM when the layout allows
+    it, batch by batch otherwise; the same values either way."""
+    rng = np.random.default_rng(11)
+    b = randn(rng, (5, 40))
+    if view == "rowvec":
+        a = randn(rng, (6, 5))[:, None, :]          # (6, 1, 5), row stride 0
+    elif view == "flip_batch":
+        a = randn(rng, (4, 30, 5))[::-1]            # negative batch stride
+    elif view == "flip_both":
+        a = randn(rng, (4, 30, 5))[::-1, ::-1]      # folds with a negative row stride
+    elif view == "permuted":
+        a = randn(rng, (30, 4, 5)).transpose(1, 0, 2)
+    else:
+        a = randn(rng, (8, 30, 5))[::2]
+    np.testing.assert_allclose(mm(a, b), np.matmul(a, b), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("sa,sb", [
     ((0, 5), (5, 3)), ((3, 0), (0, 4)), ((3, 4), (4, 0)), ((2, 0, 3, 4), (4, 5)),
     ((0,), (0,)), ((0, 2, 3), (3, 4)), ((2, 3, 0), (2, 0, 6)),
@@ -395,6 +414,31 @@ def test_stream_layout_and_offsets():
     words = [w for q in range(5, 8) for w in philox_ref(seed, q)]
     u64 = [words[2 * i] | (words[2 * i + 1] << 32) for i in range(5)]
     np.testing.assert_array_equal(ints, np.array([-3 + ((x * 1003) >> 64) for x in u64]))
+
+
+@pytest.mark.parametrize("dtype", [DT.float32, DT.float64])
+def test_randn_stream_layout(dtype):
+    """randn is Box-Muller on the documented pairs of words (float32: fast
+    polynomials, accurate to a few ulps; float64: libm)."""
+    seed = 99
+    _C.manual_seed(seed)
+    got = npy(_C.randn([7], dtype)).astype(np.float64)
+    words = [w for q in range(4) for w in philox_ref(seed, q)]
+    if dtype == DT.float32:
+        u1 = [((words[2 * p] >> 8) + 1) / 2**24 for p in range(4)]
+        u2 = [(words[2 * p + 1] >> 8) / 2**24 for p in range(4)]
+        tol = 1e-5
+    else:
+        u64 = [words[2 * i] | (words[2 * i + 1] << 32) for i in range(8)]
+        u1 = [((u64[2 * p] >> 11) + 1) / 2**53 for p in range(4)]
+        u2 = [(u64[2 * p + 1] >> 11) / 2**53 for p in range(4)]
+        tol = 1e-12
+    want = []
+    for a, b in zip(u1, u2):
+        r = np.sqrt(-2 * np.log(a))
+        want += [r * np.cos(2 * np.pi * b), r * np.sin(2 * np.pi * b)]
+    np.testing.assert_allclose(got, want[:7], rtol=tol, atol=tol)
+    assert _C.get_rng_state() == (seed, 2 if dtype == DT.float32 else 4)
 
 
 def test_seed_determinism_and_state_roundtrip():

@@ -330,8 +330,10 @@ Spec<int64_t> spec_for<int64_t>(Cap) {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// Below this many multiply-adds a product is not worth waking the pool for.
-constexpr double kParallelMinMacs = 48.0 * 48 * 48;
+// Below this many multiply-adds a product is not worth waking the pool for:
+// a fork/join costs ~5-20 us (more under virtualisation), about what one core
+// needs for 96^3 multiply-adds, so a second thread cannot win it back.
+constexpr double kParallelMinMacs = 96.0 * 96 * 96;
 // Below this many multiply-adds the direct loops beat packing (measured: at
 // 16^3 the packed AVX-512 path is already faster, at 8^3 it is not).
 constexpr double kSmallMacs = 12.0 * 12 * 12;
@@ -362,6 +364,10 @@ void gemm_packed(const Spec<T>& s, int64_t M, int64_t N, int64_t K, const T* A, 
   // never depends on the thread count.
   int64_t mblocks = ceil_div(M, s.mc);
   if (mblocks >= nt) mblocks = round_up(mblocks, nt);
+  // At least two blocks per thread when M allows blocks of >= 96 rows: the
+  // threads claim blocks dynamically (below), so a thread that the OS
+  // preempts, on a busy machine, holds up at most one small block.
+  if (nt > 1 && mblocks < 2 * nt && M >= 2 * nt * 96) mblocks = 2 * nt;
   const int64_t mc = round_up(ceil_div(M, mblocks), MR);
   mblocks = ceil_div(M, mc);
   const size_t a_bytes = size_t(mc) * size_t(kc_max) * sizeof(T);
@@ -424,11 +430,17 @@ void gemm_packed(const Spec<T>& s, int64_t M, int64_t N, int64_t K, const T* A, 
       if (nt > 1) parallel_for(npanels, std::max<int64_t>(1, 16384 / (kc * NR)), pack_b);
       else pack_b(0, npanels);
 
-      // Task t = (row block t / nchunks, panel chunk t % nchunks).
-      auto compute = [&](int64_t t0, int64_t t1) {
+      // Task t = (row block t / nchunks, panel chunk t % nchunks). Threads
+      // claim tasks from a shared counter rather than taking fixed ranges, so
+      // the work balances itself when one thread runs slower (preempted, or
+      // a smaller last block); which thread computes a tile never changes
+      // its value.
+      const int64_t ntasks = mblocks * nchunks;
+      std::atomic<int64_t> next_task{0};
+      auto compute = [&](int64_t, int64_t) {
         T* Ap = static_cast<T*>(t_pack_a.get(a_bytes));
         int64_t packed_ib = -1;
-        for (int64_t t = t0; t < t1; ++t) {
+        for (int64_t t; (t = next_task.fetch_add(1, std::memory_order_relaxed)) < ntasks;) {
           const int64_t ib = t / nchunks, ch = t % nchunks;
           const int64_t i0 = ib * mc, mlen = std::min(mc, M - i0);
           if (ib != packed_ib) {
@@ -439,8 +451,8 @@ void gemm_packed(const Spec<T>& s, int64_t M, int64_t N, int64_t K, const T* A, 
           tiles(Ap, Bp + p0 * NR * kc, i0, mlen, jc, nc, p0, p1, kc, beta_k);
         }
       };
-      if (nt > 1) parallel_for(mblocks * nchunks, 1, compute);
-      else compute(0, mblocks * nchunks);
+      if (nt > 1) parallel_for(std::min<int64_t>(nt, ntasks), 1, compute);  // one claimer per thread
+      else compute(0, ntasks);
     }
   }
 }
@@ -601,16 +613,22 @@ void set_cpu_capability(const std::string& cap) {
 
 namespace {
 
-// True when dims [0, nd-1) of (shape, strides) - the batch dims plus the row
-// dim - walk memory as one dimension with stride strides[nd-2]; then a batch
-// of matrices is one tall matrix (e.g. (B, T, C) @ (C, D) as (B*T, C) @ (C, D)).
-bool rows_fold(const Shape& shape, const Strides& strides) {
+// When dims [0, nd-1) of (shape, strides) - the batch dims plus the row dim -
+// walk memory as one dimension, returns true and its stride in *rs; then a
+// batch of matrices is one tall matrix (e.g. (B, T, C) @ (C, D) computed as
+// (B*T, C) @ (C, D): one well-shaped GEMM instead of B thin ones). Size-1
+// dims are skipped, so (B, 1, K) row vectors fold whatever their row stride.
+bool rows_fold(const Shape& shape, const Strides& strides, int64_t* rs) {
   const int nd = static_cast<int>(shape.size());
-  int64_t expected = strides[nd - 2] * shape[nd - 2];
-  for (int d = nd - 3; d >= 0; --d) {
+  bool seen = false;      // a dim of size > 1 was seen
+  int64_t expected = 0;   // the stride the next outer dim of size > 1 must have
+  *rs = strides[nd - 2];  // all sizes 1: a single row
+  for (int d = nd - 2; d >= 0; --d) {
     if (shape[d] == 1) continue;
-    if (strides[d] != expected) return false;
-    expected *= shape[d];
+    if (!seen) *rs = strides[d];
+    else if (strides[d] != expected) return false;
+    seen = true;
+    expected = strides[d] * shape[d];
   }
   return true;
 }
@@ -632,9 +650,10 @@ void matmul_typed(const Array& a, const Array& b, const Shape& batch, int64_t M,
 
   bool b_shared = true;
   for (int d = 0; d < nbd; ++d) b_shared = b_shared && (be.strides[d] == 0 || batch[d] == 1);
-  if (nb == 1 || (b_shared && rows_fold(ae.shape, ae.strides))) {
+  int64_t rs_fold = rsA;
+  if (nb == 1 || (b_shared && rows_fold(ae.shape, ae.strides, &rs_fold))) {
     // One GEMM: a single matrix, or a stack of A's sharing one B.
-    gemm<T>(nb * M, N, K, A, rsA, csA, B, rsB, csB, C, N, 1, T(1), T(0));
+    gemm<T>(nb * M, N, K, A, rs_fold, csA, B, rsB, csB, C, N, 1, T(1), T(0));
     return;
   }
 

@@ -687,6 +687,12 @@ Array repeat(const Array& a, const std::vector<int64_t>& repeats) {
                                 shape_str(a.shape) + ")");
   for (auto r : repeats)
     if (r < 0) throw std::invalid_argument("repeat: repeats must be non-negative, got " + shape_str(repeats));
+  for (int d = nr - nd; d < nr; ++d) {  // each output dim must fit in int64 (signed overflow is UB)
+    int64_t out_d;
+    if (__builtin_mul_overflow(a.shape[d - (nr - nd)], repeats[d], &out_d))
+      throw std::invalid_argument("repeat: repeats " + shape_str(repeats) + " for a tensor of shape " +
+                                  shape_str(a.shape) + " give a shape that is too large");
+  }
   // The input with leading 1s, as torch pads it.
   Shape in_shape(nr - nd, 1);
   in_shape.insert(in_shape.end(), a.shape.begin(), a.shape.end());

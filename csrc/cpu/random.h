@@ -16,8 +16,10 @@
 //   rand   f32: element i = word i % 4 of block i / 4, u = (w >> 8) * 2^-24
 //          f64: element i = u64 of words (2(i%2), 2(i%2)+1) of block i / 2,
 //               u = (u64 >> 11) * 2^-53            (both in [0, 1))
-//   randn  Box-Muller on pairs of uniforms, u1 in (0, 1]:
+//   randn  Box-Muller on pairs (u1, u2), u1 in (0, 1] (top bits + 1) and u2
+//          in [0, 1): r = sqrt(-2 ln u1), elements r cos(2 pi u2), r sin(2 pi u2)
 //          f32: block q gives elements 4q..4q+3 from (w0, w1) and (w2, w3)
+//               (float polynomials for ln/cos/sin, within ~1 ulp of libm)
 //          f64: block q gives elements 2q, 2q+1 from u64(w0, w1), u64(w2, w3)
 //   randint, randperm: 64-bit draws as for rand f64, mapped to [0, n) by
 //          (u64 * n) >> 64
