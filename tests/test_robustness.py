@@ -753,7 +753,9 @@ def test_expand_and_slice_do_not_overflow():
 def test_nothing_reachable_from_python_crashes():
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.path.join(root, "python") + os.pathsep + env.get("PYTHONPATH", "")
+    from conftest import package_pythonpath
+
+    env["PYTHONPATH"] = package_pythonpath()  # the fastgrad under test (installed in CI)
     env.setdefault("FASTGRAD_NUM_THREADS", "2")
     with tempfile.TemporaryDirectory() as tmp:
         trace = os.path.join(tmp, "calls.txt")
