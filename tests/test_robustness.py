@@ -751,7 +751,6 @@ def test_expand_and_slice_do_not_overflow():
 
 
 def test_nothing_reachable_from_python_crashes():
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     env = dict(os.environ)
     from conftest import package_pythonpath
 
