@@ -52,14 +52,21 @@ Strides contiguous_strides(const Shape& shape) {
 }
 
 int64_t shape_numel(const Shape& shape, const char* op) {
+  // The product of the non-zero dims is bounded too, even when a 0 makes
+  // numel 0: contiguous strides are built from it and must not overflow.
   int64_t n = 1;
+  bool empty = false;
   for (auto s : shape) {
     if (s < 0) throw std::invalid_argument(std::string(op) + ": negative dimension in shape " + shape_str(shape));
-    if (s != 0 && n > (int64_t(1) << 62) / s)
+    if (s == 0) {
+      empty = true;
+      continue;
+    }
+    if (n > (int64_t(1) << 62) / s)
       throw std::invalid_argument(std::string(op) + ": shape " + shape_str(shape) + " is too large");
     n *= s;
   }
-  return n;
+  return empty ? 0 : n;
 }
 
 int wrap_dim(int64_t dim, int ndim, const char* op) {
@@ -73,10 +80,13 @@ int wrap_dim(int64_t dim, int ndim, const char* op) {
 
 Array empty(const Shape& shape, DType dtype, Device device) {
   int64_t n = shape_numel(shape, "empty");
-  // shape_numel allows 2**62 elements; their bytes must not wrap size_t.
-  if (n > (int64_t(1) << 62) / static_cast<int64_t>(fg::itemsize(dtype)))
+  // shape_numel allows 2**62 elements; their bytes (and the byte strides,
+  // zero-size shapes included) must not wrap.
+  int64_t span = 1;
+  for (auto s : shape) span *= std::max<int64_t>(s, 1);
+  if (span > (int64_t(1) << 62) / static_cast<int64_t>(fg::itemsize(dtype)))
     throw std::invalid_argument("empty: shape " + shape_str(shape) + " of " + dtype_name(dtype) + " is too large (" +
-                                std::to_string(n) + " elements)");
+                                std::to_string(span) + " elements)");
   Array a;
   a.storage = std::make_shared<Storage>();
   a.storage->nbytes = static_cast<size_t>(n) * fg::itemsize(dtype);
@@ -169,8 +179,13 @@ Array as_strided(const Array& a, const Shape& shape, const Strides& strides, int
   // end would read or write foreign memory.
   shape_numel(shape, "as_strided");
   int64_t lo = 0, hi = 0;
-  if (element_extent(shape, strides, lo, hi, "as_strided")) {
-    int64_t avail = static_cast<int64_t>(a.storage->nbytes / a.itemsize());
+  int64_t avail = static_cast<int64_t>(a.storage->nbytes / a.itemsize());
+  if (!element_extent(shape, strides, lo, hi, "as_strided")) {
+    // A zero-size view touches nothing (and views like zeros(3, 0)[2] sit past
+    // their empty storage), but raw() still computes offset * itemsize.
+    if (offset < 0 || offset > (int64_t(1) << 62) / static_cast<int64_t>(a.itemsize()))
+      throw std::out_of_range("as_strided: offset " + std::to_string(offset) + " is out of range");
+  } else {
     int64_t first, last;
     bool overflow = __builtin_add_overflow(offset, lo, &first) || __builtin_add_overflow(offset, hi, &last);
     if (overflow || first < 0 || last >= avail)
@@ -213,6 +228,7 @@ Shape infer_reshape(const Shape& from, const Shape& to, int64_t numel, const cha
     throw std::invalid_argument(std::string(op) + ": shape " + shape_str(to) + " is invalid for input of shape " +
                                 shape_str(from) + " (" + std::to_string(numel) + " elements)");
   }
+  shape_numel(out, op);  // e.g. [0, 2**62, 4]: numel 0, but its strides would overflow
   return out;
 }
 

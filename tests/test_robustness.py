@@ -735,6 +735,36 @@ def test_as_strided_stays_inside_its_storage():
         C.as_strided(b, [12], [1], 0)
 
 
+def test_shape_arithmetic_does_not_overflow():
+    """UBSan found signed overflow here (no crash, but undefined behaviour)."""
+    import pytest
+
+    fg, C, np = _fg()
+    a = C.copy(C.from_numpy(np.ones((2, 3), np.float32)))
+    for shape in ([2**40, 2**40], [2**63 - 1, 5], [-1, 2**40, 2**40]):
+        with pytest.raises(ValueError, match="reshape: shape .* is invalid"):
+            C.reshape(a, shape)
+    z = C.zeros([0, 3], C.DType.float32, "cpu")
+    for op in (C.reshape, C.view):
+        with pytest.raises(ValueError, match="too large"):
+            op(z, [0, 2**62, 2])  # numel 0, but contiguous strides overflowed
+    with pytest.raises(ValueError, match="repeat: .* too large"):
+        C.repeat(a, [2**62, 2**62])
+    # zero-size, but its contiguous strides would overflow (torch refuses it too)
+    for shape in ([0, 2**62, 4], [0, 2**40, 2**40]):
+        with pytest.raises(ValueError, match="too large"):
+            C.zeros(shape, C.DType.float32, "cpu")
+    assert C.zeros([0, 2**31], C.DType.float32, "cpu").strides == (2**31, 1)
+    with pytest.raises(IndexError, match="as_strided: offset"):
+        C.as_strided(a, [0], [1], 2**63 - 1)  # zero-size, but raw() computed offset * itemsize
+    assert C.as_strided(a, [0, 2], [1, 1], 6).shape == (0, 2)
+    with pytest.raises(ValueError, match="one_hot: class value 9223372036854775807 is too large"):
+        C.one_hot(C.copy(C.from_numpy(np.array([2**63 - 1]))), -1)  # num_classes = max + 1 overflowed
+    # a size-1 dim may carry any stride; NumPy sees a harmless one
+    v = C.as_strided(a, [1, 3], [2**62, 1], 0)
+    assert C.to_numpy(v).tolist() == [[1.0, 1.0, 1.0]]
+
+
 def test_expand_and_slice_do_not_overflow():
     import pytest
 

@@ -1007,6 +1007,8 @@ Array one_hot(const Array& index, int64_t num_classes) {
   }
   if (num_classes == -1) {
     if (n == 0) throw std::invalid_argument("one_hot: can not infer the number of classes from an empty tensor");
+    if (hi == INT64_MAX)  // hi + 1 would overflow
+      throw std::invalid_argument("one_hot: class value " + std::to_string(hi) + " is too large");
     num_classes = hi + 1;
   }
   if (n > 0 && lo < 0)
