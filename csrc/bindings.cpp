@@ -64,6 +64,8 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("strides", [](const Array& a) { return py::tuple(py::cast(a.strides)); })
       .def_property_readonly("offset", [](const Array& a) { return a.offset; })
       .def_property_readonly("dtype", [](const Array& a) { return a.dtype; })
+      // the enum as a plain int: a tuple lookup in Python, far cheaper than hashing the pybind enum
+      .def_property_readonly("dtype_id", [](const Array& a) { return static_cast<int>(a.dtype); })
       .def_property_readonly("device", [](const Array& a) { return a.device().str(); })
       .def_property_readonly("ndim", &Array::ndim)
       .def_property_readonly("itemsize", &Array::itemsize)

@@ -32,6 +32,7 @@ float64 = dtype("float64", _C.DType.float64, 8, True, np.float64, 2)
 
 ALL = (bool_, int32, int64, float32, float64)
 _BY_C = {d._c: d for d in ALL}
+_BY_ID = ALL  # indexed by _C.Array.dtype_id (the DType enum value: bool, int32, int64, float32, float64)
 _BY_NAME = {d.name: d for d in ALL}
 _BY_NAME.update({"float": float32, "double": float64, "long": int64, "int": int32, "bool_": bool_})
 _BY_NP = {d._np: d for d in ALL}

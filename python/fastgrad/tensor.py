@@ -74,7 +74,7 @@ class Tensor:
 
     @property
     def dtype(self):
-        return _dt._BY_C[self._data.dtype]
+        return _dt._BY_ID[self._data.dtype_id]
 
     @property
     def device(self):
@@ -267,9 +267,6 @@ class Tensor:
         if n != 1:
             raise RuntimeError(f"Boolean value of Tensor with {n} elements is ambiguous")
         return bool(self.item())
-
-    def _dtype_from_c(self, c):
-        return _dt._BY_C[c]
 
     def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
         for a in args:

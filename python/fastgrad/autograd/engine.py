@@ -6,6 +6,7 @@ of its consumers have added their gradients, in reverse topological order.
 """
 from .function import Function, _FREED
 from .grad_mode import state
+from ..dtypes import _BY_ID
 
 
 def _topo_order(roots):
@@ -34,8 +35,8 @@ def _fix_grad(g, shape, dtype, node, i):
     """Sums a broadcast gradient back to the input's shape and casts its dtype."""
     if g._data.shape != shape:
         g = g.sum_to_size(shape)
-    if g._data.dtype != dtype:
-        g = g.to(dtype=g._dtype_from_c(dtype))
+    if g._data.dtype_id != dtype:
+        g = g.to(dtype=_BY_ID[dtype])
     return g
 
 

@@ -26,7 +26,7 @@ _FREED = object()
 class Function:
     # Graph fields, set only when recorded:
     #   next: per input, the producing Function, the leaf Tensor, or None
-    #   in_meta: per input, (shape, dtype) for the engine's shape/dtype fix-up
+    #   in_meta: per input, (shape, dtype_id) for the engine's shape/dtype fix-up
     #   _saved: tuple of (tensor, version) pairs, or _FREED after backward
     #   _out: the output Array when save_output is set (not the Tensor: no cycle)
     #   out_ref: weak reference to the output Tensor (retain_grad, hooks)
@@ -61,7 +61,7 @@ class Function:
             if True in needs:
                 ctx.needs_input_grad = needs
                 ctx.next = tuple([(t._node or t) if t._requires_grad else None for t in inputs])
-                ctx.in_meta = tuple([(t._data.shape, t._data.dtype) for t in inputs])
+                ctx.in_meta = tuple([(t._data.shape, t._data.dtype_id) for t in inputs])
                 ctx.out_meta = (out_arr.shape, out_arr.dtype)
                 if ctx.save_output:
                     ctx._out = out_arr

@@ -14,7 +14,7 @@ def binary_operands(a, b, op):
     """Two tensors whose dtypes follow PyTorch's promotion for `a op b`."""
     ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
     if ta and tb:
-        if a._data.dtype == b._data.dtype:
+        if a._data.dtype_id == b._data.dtype_id:
             return a, b
         rt = _dt.result_type(a, b)
     elif ta:

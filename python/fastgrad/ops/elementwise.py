@@ -52,13 +52,14 @@ def clone(input):
 
 class Cast(Function):
     def forward(ctx, x, dtype):
+        ctx.dtype = dtype
         return _C.astype(x._data, dtype._c)
 
     def vjp(ctx, g):
         return (g,)  # the engine casts it back to the input's dtype
 
     def jvp(ctx, t):
-        return t.to(_dt.from_c(ctx.out_dtype_c)) if hasattr(ctx, "out_dtype_c") else t
+        return t.to(ctx.dtype)
 
 
 def cast(x, dtype):

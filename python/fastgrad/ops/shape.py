@@ -280,26 +280,10 @@ class BasicIndex(Function):
         return apply_steps(x._data, steps)
 
     def vjp(ctx, g):
-        return (BasicIndexBackward.apply(g, steps=ctx.steps, shape=ctx.in_meta[0][0]),)
+        return (ViewScatter.apply(g, steps=((BasicIndex, {"steps": ctx.steps}),), shape=ctx.in_meta[0][0]),)
 
     def jvp(ctx, t):
         return BasicIndex.apply(t, steps=ctx.steps)
-
-
-class BasicIndexBackward(Function):
-    """Zeros of the input's shape with g written into the indexed view."""
-
-    def forward(ctx, g, steps, shape):
-        ctx.steps, ctx.shape = steps, shape
-        out = _C.zeros(list(shape), g._data.dtype, g._data.device)
-        _C.copy_into(apply_steps(out, steps), g._data)
-        return out
-
-    def vjp(ctx, gg):
-        return (BasicIndex.apply(gg, steps=ctx.steps),)
-
-    def jvp(ctx, t):
-        return BasicIndexBackward.apply(t, steps=ctx.steps, shape=ctx.shape)
 
 
 def _view_array(arr, steps):
@@ -427,12 +411,13 @@ def chunk(input, chunks, dim=0):
 class Cat(Function):
     def forward(ctx, *xs, dim):
         ctx.dim = dim
+        ctx.inputs_like = [(x.shape, x.dtype) for x in xs]  # zeros for inputs without a tangent (jvp)
         return _C.cat([x._data for x in xs], dim)
 
     def vjp(ctx, g):
         out, start = [], 0
         d = ctx.dim % max(g.ndim, 1)
-        for (shape, _), need in zip(ctx.in_meta, ctx.needs_input_grad):
+        for (shape, _), need in zip(ctx.inputs_like, ctx.needs_input_grad):
             size = shape[d] if len(shape) == g.ndim else 0  # legacy empty 1-D inputs take nothing
             out.append(narrow(g, d, start, size) if need else None)
             start += size
@@ -441,24 +426,8 @@ class Cat(Function):
     def jvp(ctx, *ts):
         from .creation import zeros
 
-        parts = [t if t is not None else zeros(shape, dtype=_dtype(dt)) for t, (shape, dt) in
-                 zip(ts, ctx.meta_for_jvp)]
+        parts = [t if t is not None else zeros(shape, dtype=dt) for t, (shape, dt) in zip(ts, ctx.inputs_like)]
         return cat(parts, ctx.dim)
-
-
-def _dtype(c):
-    from .. import dtypes
-
-    return dtypes.from_c(c)
-
-
-def _cat_forward(ctx, *xs, dim):
-    ctx.dim = dim
-    ctx.meta_for_jvp = [(x._data.shape, x._data.dtype) for x in xs]
-    return _C.cat([x._data for x in xs], dim)
-
-
-Cat.forward = _cat_forward
 
 
 def cat(tensors, dim=0):
