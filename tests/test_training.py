@@ -117,7 +117,7 @@ def test_cli_train_iris_writes_curves(tmp_path):
 
 def test_cli_rejects_bad_arguments():
     r = subprocess.run([sys.executable, "-m", "fastgrad", "train", "mnist"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "unknown model" in r.stderr
+    assert r.returncode == 2 and "invalid choice: 'mnist'" in r.stderr and "iris" in r.stderr
     r = subprocess.run([sys.executable, "-m", "fastgrad", "train", "iris", "--optimizers", "lbfgs"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "unknown optimizer" in r.stderr
