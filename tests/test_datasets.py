@@ -1,4 +1,6 @@
-"""fastgrad.datasets: the shipped Iris and digits data (shapes, dtypes, labels, known values)."""
+"""fastgrad.datasets: the shipped Iris, digits and Shakespeare data (shapes, dtypes, labels, known values)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -54,5 +56,16 @@ def test_data_files_are_package_resources():
     from importlib import resources
 
     root = resources.files("fastgrad.datasets")
-    for name in ("iris.csv", "digits.csv.gz", "README.md"):
+    for name in ("iris.csv", "digits.csv.gz", "tinyshakespeare.txt.gz", "README.md"):
         assert root.joinpath(name).is_file(), name
+
+
+def test_tiny_shakespeare_matches_the_shared_source():
+    text = fg.datasets.tiny_shakespeare()
+    assert isinstance(text, str) and len(text) == 1115394
+    assert len(set(text)) == 65
+    assert text.startswith("First Citizen:\nBefore we proceed any further, hear me speak.")
+    source = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "tinyshakespeare.txt")
+    if os.path.exists(source):  # the repository's data source, beside the checkout
+        with open(source) as f:
+            assert f.read() == text

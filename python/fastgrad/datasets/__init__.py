@@ -1,10 +1,10 @@
 """fastgrad.datasets: small public data sets shipped inside the package.
 
-`iris()` and `digits()` read the copies in this folder through
+`iris()`, `digits()` and `tiny_shakespeare()` read the copies in this folder through
 importlib.resources, so they work from a source tree, an installed wheel or a
 zip import, and never touch the network. Sources and licences: README.md here.
 
-Both return `(X, y)`: features as float32, integer class labels as int64;
+`iris()` and `digits()` return `(X, y)`: features as float32, integer class labels as int64;
 fastgrad tensors by default, NumPy arrays with `as_numpy=True`. Every call
 returns fresh arrays, so changing them in place does not change later calls.
 """
@@ -15,7 +15,7 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["iris", "digits", "IRIS_CLASSES", "IRIS_FEATURES"]
+__all__ = ["iris", "digits", "tiny_shakespeare", "IRIS_CLASSES", "IRIS_FEATURES"]
 
 #: class index -> species name, the order of `iris()`'s labels (also sklearn's)
 IRIS_CLASSES = ("setosa", "versicolor", "virginica")
@@ -76,3 +76,18 @@ def digits(as_numpy=False):
     Divide X by 16 for [0, 1] pixels; `X.reshape(-1, 1, 8, 8)` for images.
     """
     return _out(*_digits_arrays(), as_numpy)
+
+
+@functools.lru_cache(maxsize=None)
+def _shakespeare_text():
+    return gzip.decompress(_read_bytes("tinyshakespeare.txt.gz")).decode("ascii")
+
+
+def tiny_shakespeare():
+    """Plays of Shakespeare as one plain-text str (1,115,394 ASCII characters, 65 distinct).
+
+    The text widely used for character-level language models. Build the
+    vocabulary with ``sorted(set(text))``; split off the last 10% for
+    validation as is customary.
+    """
+    return _shakespeare_text()
