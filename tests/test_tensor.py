@@ -765,3 +765,16 @@ def test_repr_values_and_special():
     assert repr(fg.tensor(A)[:, ::2].T)  # non-contiguous
     assert repr(fg.zeros(0))
     assert repr(fg.float32) == "fastgrad.float32"
+
+
+@pytest.mark.parametrize("make, exc, words", [
+    (lambda: fg.tensor(object()), TypeError, "type object"),
+    (lambda: fg.tensor([1.0, None]), TypeError, "NoneType"),
+    (lambda: fg.tensor({1: 2}), TypeError, "dict"),
+    (lambda: fg.stack((0, 1)), TypeError, "stack"),
+    (lambda: fg.einsum("a->b", fg.ones(3)), ValueError, "'b'"),
+    (lambda: fg.einsum("a->aa", fg.ones(3)), ValueError, "repeat"),
+])
+def test_junk_input_raises_clear_errors(make, exc, words):
+    with pytest.raises(exc, match=words):
+        make()

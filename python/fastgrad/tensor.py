@@ -435,7 +435,11 @@ def _infer_from_python(data):
         flat = [x.item() if isinstance(x, Tensor) and x.numel() == 1 else x for x in np.ravel(a)]
         if any(isinstance(x, Tensor) for x in flat):
             raise TypeError("tensor: nested lists of multi-element tensors are not supported; use fg.stack")
-        return _infer_from_python(np.array(flat).reshape(a.shape))
+        numbers = np.array(flat)
+        if numbers.dtype == object:  # something that is neither a number nor a one-element tensor
+            bad = next(x for x in flat if not isinstance(x, (bool, int, float, np.generic)))
+            raise TypeError(f"tensor: cannot build a tensor from an element of type {type(bad).__name__}")
+        return _infer_from_python(numbers.reshape(a.shape))
     raise TypeError(f"tensor: cannot build a tensor from data of type {a.dtype}")
 
 

@@ -86,6 +86,11 @@ def einsum(equation, *operands):
             counts[c] = counts.get(c, 0) + 1
         out = "".join(sorted(c for c, n in counts.items() if n == 1))
     terms = lhs.split(",")
+    for c in out:
+        if c not in lhs:
+            raise ValueError(f"einsum: output subscript '{c}' in '{equation}' does not appear in any input")
+    if len(set(out)) != len(out):
+        raise ValueError(f"einsum: output subscripts of '{equation}' repeat a letter")
     if len(terms) != len(operands):
         raise ValueError(f"einsum: equation has {len(terms)} operands but {len(operands)} were given")
     for op in operands:

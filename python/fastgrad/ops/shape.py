@@ -447,6 +447,9 @@ def stack(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"stack: expected a sequence of Tensors, got {type(t).__name__}")
     shape0 = tensors[0].shape
     for t in tensors:
         if t.shape != shape0:
