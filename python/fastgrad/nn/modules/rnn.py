@@ -1,0 +1,535 @@
+"""Recurrent layers: RNNCell, LSTMCell, GRUCell and RNN, LSTM, GRU.
+
+PyTorch's constructor arguments, forward signature, outputs, parameter names
+and shapes (weight_ih_l{k}[_reverse], ...), gate order (LSTM: i, f, g, o;
+GRU: r, z, n with n = tanh(W_in x + b_in + r * (W_hn h + b_hn))) and
+initialisation (U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))), so a
+state_dict loads across from torch in both directions and gives the same
+outputs.
+
+How a layer runs: the input projection of every time step is one matmul over
+(T*B, in) with the biases folded in; then only h @ W_hh^T is left per step.
+On the CPU the whole time loop of one layer and direction (forward and
+backward through time) runs in one native call (_C.rnn_forward /
+rnn_backward, csrc/cpu/rnn.cpp), because per-op Python overhead (~5 us) times
+~15 ops per step would otherwise dominate at small sizes. The same recurrence
+written in fastgrad ops (_step) serves the cells, other devices, forward mode
+(jvp) and higher-order gradients (create_graph=True recomputes the layer with
+it), so every path is differentiable again.
+
+Not supported: PackedSequence (pass padded batches), and proj_size > 0 for
+LSTM (raises NotImplementedError). Truncated back-propagation through time:
+carry the state between chunks with h.detach() (and c.detach()).
+"""
+import math
+
+from ... import _C
+from ...autograd.function import Function
+from ...autograd.grad_mode import state
+from ...ops.creation import empty, zeros, zeros_like
+from ...ops.shape import cat, stack
+from ...tensor import Tensor
+from .. import functional as F
+from .. import init
+from ..parameter import Parameter
+from .module import Module
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+_MODE_ID = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}  # csrc/cpu/rnn.h RnnMode
+
+# The native whole-sequence path; tests switch it off to check the composite one.
+use_fused = True
+
+
+# ---------------------------------------------------------------------------------------------
+# the recurrence in fastgrad ops
+
+
+def _step(mode, xp, h, c, w_hh_t, b_hh, H):
+    """One time step. xp: (B, G*H) input projection with every bias that can
+    be folded in (all but GRU's b_hh); h, c: (B, H); w_hh_t: W_hh^T (H, G*H).
+    Returns (h', c') (c' is None except for LSTM)."""
+    if mode == "GRU":
+        hh = h @ w_hh_t
+        if b_hh is not None:
+            hh = hh + b_hh
+        rz = (xp[:, :2 * H] + hh[:, :2 * H]).sigmoid()
+        r, z = rz[:, :H], rz[:, H:]
+        n = (xp[:, 2 * H:] + r * hh[:, 2 * H:]).tanh()
+        return n + z * (h - n), None  # = (1 - z) * n + z * h, as torch computes it
+    pre = xp + h @ w_hh_t
+    if mode == "LSTM":
+        s = pre.sigmoid()  # one op for i, f, o (g's third is wasted, but ops cost more than flops here)
+        g = pre[:, 2 * H:3 * H].tanh()
+        c = s[:, H:2 * H] * c + s[:, :H] * g
+        return s[:, 3 * H:] * c.tanh(), c
+    return (pre.tanh() if mode == "RNN_TANH" else pre.relu()), None
+
+
+def _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh):
+    """One layer and direction over xp (T, B, G*H) -> (y (T, B, H), h_T, c_T)."""
+    H = w_hh.shape[1]
+    w_t = w_hh.t()
+    T = xp.shape[0]
+    ys = [None] * T
+    h, c = h0, c0
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        h, c = _step(mode, xp[t], h, c, w_t, b_hh, H)
+        ys[t] = h
+    return stack(ys, 0), h, c
+
+
+def _packed_composite(mode, reverse, xp, h0, w_hh, c0=None, b_hh=None):
+    """_layer_composite with the fused op's output layout: flat [y | h_n | c_n]."""
+    y, h, c = _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh)
+    parts = [y.reshape(-1), h.reshape(-1)]
+    if c is not None:
+        parts.append(c.reshape(-1))
+    return cat(parts, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the native whole-sequence op
+
+
+class FusedRNNLayer(Function):
+    """One layer and direction over a whole sequence in one native call.
+
+    Inputs: xp (T, B, G*H) input projection (any strides on T and B), h0
+    (B, H), w_hh (G*H, H), then c0 (B, H) for LSTM, then b_hh (G*H,) for
+    GRU with bias. Output: flat [y (T, B, H) | h_n (B, H) | c_n (B, H)]
+    (c_n for LSTM only), so one node carries all three (the tape has one
+    output per node). The native forward keeps a workspace (activated gates,
+    cell states, previous hiddens) that the native backward uses; with
+    create_graph the vjp recomputes the layer in fastgrad ops instead.
+    """
+
+    def forward(ctx, xp, h0, w_hh, *rest, mode, reverse, has_c, has_bhh):
+        ctx.mode, ctx.reverse, ctx.has_c, ctx.has_bhh = mode, reverse, has_c, has_bhh
+        c0 = rest[0]._data if has_c else None
+        b_hh = rest[-1]._data if has_bhh else None
+        keep = state.grad_enabled and (xp._requires_grad or h0._requires_grad or w_hh._requires_grad
+                                       or any(t._requires_grad for t in rest))
+        out, ws = _C.rnn_forward(_MODE_ID[mode], xp._data, h0._data, c0, w_hh._data, b_hh, reverse, keep)
+        ctx.ws = ws
+        ctx.save_for_backward(xp, h0, w_hh, *rest)
+        return out
+
+    def _inputs(ctx):
+        xp, h0, w_hh, *rest = ctx.saved_tensors
+        c0 = rest[0] if ctx.has_c else None
+        b_hh = rest[-1] if ctx.has_bhh else None
+        return xp, h0, w_hh, c0, b_hh
+
+    def _recompute(ctx, xp, h0, w_hh, c0, b_hh):
+        return _packed_composite(ctx.mode, ctx.reverse, xp, h0, w_hh, c0, b_hh)
+
+    def vjp(ctx, g):
+        xp, h0, w_hh, c0, b_hh = ctx._inputs()
+        ins = [xp, h0, w_hh] + ([c0] if ctx.has_c else []) + ([b_hh] if ctx.has_bhh else [])
+        if state.grad_enabled or ctx.ws is None:
+            # create_graph: the gradient must itself be a graph of the inputs
+            from ...autograd import grad
+
+            wanted = [t for t, need in zip(ins, ctx.needs_input_grad) if need]
+            out = ctx._recompute(xp, h0, w_hh, c0, b_hh)
+            gs = iter(grad([out], wanted, [g], create_graph=True, allow_unused=True))
+            return tuple(next(gs) if need else None for need in ctx.needs_input_grad)
+        dxp, dh0, dc0, dw, db = _C.rnn_backward(_MODE_ID[ctx.mode], ctx.ws, g._data, h0._data,
+                                                None if c0 is None else c0._data, w_hh._data,
+                                                None if b_hh is None else b_hh._data, ctx.reverse)
+        w = Tensor._wrap
+        res = [w(dxp), w(dh0), w(dw)]
+        if ctx.has_c:
+            res.append(w(dc0))
+        if ctx.has_bhh:
+            res.append(w(db))
+        return tuple(r if need else None for r, need in zip(res, ctx.needs_input_grad))
+
+    def jvp(ctx, *tangents):
+        from ...autograd.functional import jvp
+
+        xp, h0, w_hh, c0, b_hh = ctx._inputs()
+        prim = [xp, h0, w_hh] + ([c0] if ctx.has_c else []) + ([b_hh] if ctx.has_bhh else [])
+        tans = [zeros_like(p) if t is None else t for p, t in zip(prim, tangents)]
+
+        def f(xp, h0, w_hh, *rest):
+            return ctx._recompute(xp, h0, w_hh, rest[0] if ctx.has_c else None, rest[-1] if ctx.has_bhh else None)
+
+        return jvp(f, [p.detach() for p in prim], tans)[1]
+
+    def release(ctx):
+        super().release()
+        ctx.ws = None
+
+
+def _fused_ok(x):
+    return (use_fused and state.forward_level == 0 and x.device.type == "cpu"
+            and hasattr(_C, "rnn_forward"))
+
+
+def _run_layer(mode, reverse, xp, h0, w_hh, c0, b_hh):
+    """(y (T, B, H), h_n, c_n) of one layer and direction; xp is (T, B, G*H)."""
+    if not _fused_ok(xp):
+        return _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh)
+    T, B, _ = xp.shape
+    H = w_hh.shape[1]
+    extra = ([c0] if c0 is not None else []) + ([b_hh] if b_hh is not None else [])
+    out = FusedRNNLayer.apply(xp, h0, w_hh, *extra, mode=mode, reverse=reverse, has_c=c0 is not None,
+                              has_bhh=b_hh is not None)
+    n = T * B * H
+    y = out[:n].view(T, B, H)
+    h = out[n:n + B * H].view(B, H)
+    c = out[n + B * H:].view(B, H) if mode == "LSTM" else None
+    return y, h, c
+
+
+# ---------------------------------------------------------------------------------------------
+# checks
+
+
+def _check_hidden(name, hx, expected, what="hidden"):
+    if not isinstance(hx, Tensor):
+        raise TypeError(f"{name}: {what} state must be a Tensor, got {type(hx).__name__}")
+    if tuple(hx.shape) != tuple(expected):
+        raise RuntimeError(f"{name}: Expected {what} size {tuple(expected)}, got {list(hx.shape)}")
+
+
+def _check_dtype(name, x, w):
+    if x.dtype is not w.dtype:
+        raise TypeError(f"{name}: input dtype {x.dtype.name} does not match the parameters' dtype {w.dtype.name}")
+
+
+# ---------------------------------------------------------------------------------------------
+# cells
+
+
+class RNNCellBase(Module):
+    def __init__(self, input_size, hidden_size, bias, num_chunks, device=None, dtype=None):
+        super().__init__()
+        if input_size <= 0 or hidden_size <= 0:
+            raise ValueError(f"{type(self).__name__}: input_size and hidden_size must be positive, got "
+                             f"input_size={input_size}, hidden_size={hidden_size}")
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        kw = {"dtype": dtype, "device": device}
+        self.weight_ih = Parameter(empty(num_chunks * hidden_size, input_size, **kw))
+        self.weight_hh = Parameter(empty(num_chunks * hidden_size, hidden_size, **kw))
+        if bias:
+            self.bias_ih = Parameter(empty(num_chunks * hidden_size, **kw))
+            self.bias_hh = Parameter(empty(num_chunks * hidden_size, **kw))
+        else:
+            self.bias_ih = None
+            self.bias_hh = None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        k = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            init.uniform_(p, -k, k)
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity}"
+        return s
+
+    def _prepare(self, input, hx, n_states):
+        """Checks shapes; returns (x (B, I), states [(B, H)...], unbatched)."""
+        name = type(self).__name__
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
+        if input.ndim not in (1, 2):
+            raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.ndim}D instead "
+                             f"(shape {list(input.shape)})")
+        _check_dtype(name, input, self.weight_ih)
+        if input.shape[-1] != self.input_size:
+            raise RuntimeError(f"{name}: input has inconsistent input_size: got {input.shape[-1]} expected "
+                               f"{self.input_size} (input shape {list(input.shape)})")
+        unbatched = input.ndim == 1
+        x = input.unsqueeze(0) if unbatched else input
+        B, H = x.shape[0], self.hidden_size
+        if hx is None:
+            states = [zeros(B, H, dtype=x.dtype, device=x.device) for _ in range(n_states)]
+        else:
+            hs = list(hx) if n_states > 1 else [hx]
+            if n_states > 1 and len(hs) != n_states:
+                raise ValueError(f"{name}: expected hx to be a tuple of {n_states} tensors, got {len(hs)}")
+            states = []
+            for what, s in zip(("hidden", "cell"), hs):
+                if not isinstance(s, Tensor):
+                    raise TypeError(f"{name}: {what} state must be a Tensor, got {type(s).__name__}")
+                if s.ndim != input.ndim:
+                    raise RuntimeError(f"{name}: Expected {what} state to be {input.ndim}D like the input "
+                                       f"(shape {list(input.shape)}), got shape {list(s.shape)}")
+                s = s.unsqueeze(0) if unbatched else s
+                _check_hidden(name, s, (B, H), what)
+                _check_dtype(name, s, self.weight_ih)
+                states.append(s)
+        return x, states, unbatched
+
+    def _xp(self, x):
+        """x W_ih^T + the biases that fold into it (all but GRU's b_hh)."""
+        if self.bias_ih is None:
+            return F.linear(x, self.weight_ih)
+        b = self.bias_ih if self._mode == "GRU" else self.bias_ih + self.bias_hh
+        return F.linear(x, self.weight_ih, b)
+
+
+class RNNCell(RNNCellBase):
+    """h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh) (or relu)."""
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: Unknown nonlinearity '{nonlinearity}' (expected 'tanh' or 'relu')")
+        super().__init__(input_size, hidden_size, bias, 1, device, dtype)
+        self.nonlinearity = nonlinearity
+        self._mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+
+    def forward(self, input, hx=None):
+        x, (h,), unbatched = self._prepare(input, hx, 1)
+        h, _ = _step(self._mode, self._xp(x), h, None, self.weight_hh.t(), None, self.hidden_size)
+        return h.squeeze(0) if unbatched else h
+
+
+class LSTMCell(RNNCellBase):
+    """Gates i, f, g, o = split(x W_ih^T + b_ih + h W_hh^T + b_hh);
+    c' = f * c + i * g, h' = o * tanh(c'). Returns (h', c')."""
+
+    _mode = "LSTM"
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, 4, device, dtype)
+
+    def forward(self, input, hx=None):
+        x, (h, c), unbatched = self._prepare(input, hx, 2)
+        h, c = _step("LSTM", self._xp(x), h, c, self.weight_hh.t(), None, self.hidden_size)
+        return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
+
+
+class GRUCell(RNNCellBase):
+    """r, z = sigmoid(...), n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)),
+    h' = (1 - z) * n + z * h."""
+
+    _mode = "GRU"
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, 3, device, dtype)
+
+    def forward(self, input, hx=None):
+        x, (h,), unbatched = self._prepare(input, hx, 1)
+        h, _ = _step("GRU", self._xp(x), h, None, self.weight_hh.t(), self.bias_hh, self.hidden_size)
+        return h.squeeze(0) if unbatched else h
+
+
+# ---------------------------------------------------------------------------------------------
+# multi-layer sequence modules
+
+
+class RNNBase(Module):
+    """The shared machinery of RNN, LSTM and GRU (see the module docstring).
+    Input (T, B, input_size), or (B, T, input_size) with batch_first, or
+    unbatched (T, input_size); PackedSequence is not supported."""
+
+    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, device=None, dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
+            raise ValueError(f"{name}: dropout should be a number in range [0, 1] representing the probability "
+                             f"of an element being zeroed, got {dropout}")
+        if not isinstance(hidden_size, int) or isinstance(hidden_size, bool) or hidden_size <= 0:
+            raise ValueError(f"{name}: hidden_size must be a positive integer, got {hidden_size}")
+        if not isinstance(input_size, int) or isinstance(input_size, bool) or input_size <= 0:
+            raise ValueError(f"{name}: input_size must be a positive integer, got {input_size}")
+        if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers <= 0:
+            raise ValueError(f"{name}: num_layers must be a positive integer, got {num_layers}")
+        if proj_size < 0:
+            raise ValueError(f"{name}: proj_size should be a positive integer or zero to disable projections")
+        if proj_size > 0:
+            if mode != "LSTM":
+                raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+            raise NotImplementedError("LSTM: proj_size > 0 is not supported by fastgrad yet")
+        self.mode = mode
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional, self.proj_size = bidirectional, proj_size
+        G = _GATES[mode]
+        D = 2 if bidirectional else 1
+        kw = {"dtype": dtype, "device": device}
+        self._flat_weights_names = []
+        for layer in range(num_layers):
+            for d in range(D):
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                in_size = input_size if layer == 0 else hidden_size * D
+                names = ["weight_ih" + sfx, "weight_hh" + sfx]
+                setattr(self, names[0], Parameter(empty(G * hidden_size, in_size, **kw)))
+                setattr(self, names[1], Parameter(empty(G * hidden_size, hidden_size, **kw)))
+                if bias:
+                    names += ["bias_ih" + sfx, "bias_hh" + sfx]
+                    setattr(self, names[2], Parameter(empty(G * hidden_size, **kw)))
+                    setattr(self, names[3], Parameter(empty(G * hidden_size, **kw)))
+                self._flat_weights_names += names
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        k = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            init.uniform_(p, -k, k)
+
+    def flatten_parameters(self):
+        """No-op (torch packs weights for cuDNN here); kept for compatibility."""
+
+    @property
+    def all_weights(self):
+        D = 2 if self.bidirectional else 1
+        per = 4 if self.bias else 2
+        ws = [getattr(self, n) for n in self._flat_weights_names]
+        return [ws[i * per:(i + 1) * per] for i in range(self.num_layers * D)]
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+    def _states(self, input, hx, n_states):
+        """Validates input and hx; returns (x, [per-state (L*D, B, H)], batched)."""
+        name = type(self).__name__
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}: input must be a Tensor (PackedSequence is not supported), "
+                            f"got {type(input).__name__}")
+        if input.ndim not in (2, 3):
+            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.ndim}D input instead "
+                             f"(shape {list(input.shape)})")
+        _check_dtype(name, input, self.weight_ih_l0)
+        if input.shape[-1] != self.input_size:
+            raise RuntimeError(f"{name}: input.size(-1) must be equal to input_size. Expected {self.input_size}, "
+                               f"got {input.shape[-1]} (input shape {list(input.shape)})")
+        batched = input.ndim == 3
+        if batched:
+            B = input.shape[0] if self.batch_first else input.shape[1]
+        else:
+            B = 1
+        D = 2 if self.bidirectional else 1
+        expected = (self.num_layers * D, B, self.hidden_size)
+        if hx is None:
+            return [zeros(*expected, dtype=input.dtype, device=input.device) for _ in range(n_states)], B
+        if n_states > 1:
+            if not isinstance(hx, (tuple, list)) or len(hx) != n_states:
+                raise TypeError(f"{name}: hx must be a tuple (h_0, c_0) of two Tensors, got {type(hx).__name__}")
+            hs = list(hx)
+        else:
+            if not isinstance(hx, Tensor):
+                raise TypeError(f"{name}: hx must be a Tensor, got {type(hx).__name__}")
+            hs = [hx]
+        out = []
+        for what, s in zip(("hidden", "cell"), hs):
+            if not isinstance(s, Tensor):
+                raise TypeError(f"{name}: {what} state must be a Tensor, got {type(s).__name__}")
+            want = 3 if batched else 2
+            if s.ndim != want:
+                raise RuntimeError(f"{name}: For {'batched 3-D' if batched else 'unbatched 2-D'} input "
+                                   f"(shape {list(input.shape)}), hx should also be {want}-D but got "
+                                   f"{s.ndim}-D tensor (shape {list(s.shape)})")
+            s = s if batched else s.unsqueeze(1)
+            _check_hidden(name, s, expected, what)
+            _check_dtype(name, s, self.weight_ih_l0)
+            out.append(s)
+        return out, B
+
+    def _forward(self, input, hx, n_states):
+        states, B = self._states(input, hx, n_states)
+        batched = input.ndim == 3
+        mode, H = self.mode, self.hidden_size
+        D = 2 if self.bidirectional else 1
+        # Layer 0 projects the input in its own layout (a contiguous (B*T, I)
+        # matmul even for batch_first); everything after it is time-major.
+        x = input if batched else input.unsqueeze(1)
+        batch_major = batched and self.batch_first
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            ys = []
+            for d in range(D):
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                w_ih, w_hh = getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)
+                b_hh = None
+                if self.bias:
+                    b_ih, b_hh = getattr(self, "bias_ih" + sfx), getattr(self, "bias_hh" + sfx)
+                    xp = F.linear(x, w_ih, b_ih if mode == "GRU" else b_ih + b_hh)
+                    if mode != "GRU":
+                        b_hh = None
+                else:
+                    xp = F.linear(x, w_ih)
+                if batch_major:
+                    xp = xp.transpose(0, 1)
+                k = layer * D + d
+                c0 = states[1][k] if n_states > 1 else None
+                y, h, c = _run_layer(mode, d == 1, xp, states[0][k], w_hh, c0, b_hh)
+                ys.append(y)
+                h_n.append(h)
+                c_n.append(c)
+            x = ys[0] if D == 1 else cat(ys, 2)
+            batch_major = False
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, True)
+        out = x
+        h_n = stack(h_n, 0)
+        c_n = stack(c_n, 0) if n_states > 1 else None
+        if not batched:
+            out, h_n = out.squeeze(1), h_n.squeeze(1)
+            c_n = c_n.squeeze(1) if c_n is not None else None
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        return out, (h_n if n_states == 1 else (h_n, c_n))
+
+
+class RNN(RNNBase):
+    """Elman RNN: h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) (or relu).
+    forward(input, hx=None) -> (output, h_n)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, device=None, dtype=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
+                         bias, batch_first, dropout, bidirectional, 0, device, dtype)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input, hx=None):
+        return self._forward(input, hx, 1)
+
+
+class LSTM(RNNBase):
+    """Long short-term memory. forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n))."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, device=None, dtype=None):
+        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         proj_size, device, dtype)
+
+    def forward(self, input, hx=None):
+        return self._forward(input, hx, 2)
+
+
+class GRU(RNNBase):
+    """Gated recurrent unit. forward(input, hx=None) -> (output, h_n)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, device=None, dtype=None):
+        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
+                         device, dtype)
+
+    def forward(self, input, hx=None):
+        return self._forward(input, hx, 1)
