@@ -7,6 +7,7 @@ import math
 from .. import _C
 from .. import dtypes as _dt
 from ..autograd.function import Function
+from ..autograd.grad_mode import state as _grad_state
 from ..ops import elementwise as _ew
 from ..ops import reduce as _rd
 from ..ops.creation import ones, rand, zeros
@@ -317,6 +318,58 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     raise ValueError(f"nll_loss: {reduction!r} is not a valid value for reduction")
 
 
+class _CrossEntropyIndices(Function):
+    """cross_entropy of (N, C) logits against (N,) class indices with no class
+    weights, smoothing or ignored targets: one node instead of a dozen (the
+    common classifier case, where per-op overhead dominates small batches).
+    Forward log_softmax + pick; backward (softmax - one_hot(target)) * g."""
+
+    def forward(ctx, x, target, reduction):
+        n = x.shape[0]
+        logp = _C.log_softmax(x._data, 1)
+        # gather checks every index; a bad (or ignored, negative) one raises
+        # IndexError and the caller takes the general path
+        picked = _C.reshape(_C.gather(logp, 1, _C.unsqueeze(target._data, 1)), [n])
+        ctx.save_for_backward(x)
+        ctx.logp, ctx.target, ctx.reduction = logp, target, reduction
+        if reduction == "none":
+            return _C.neg(picked)
+        total = _C.neg(_C.sum(picked, [0], False))
+        return _C.div(total, _C.scalar(n, x._data.dtype)) if reduction == "mean" else total
+
+    def _scale(ctx, g):
+        """g as the per-row weight of d loss / d logits: (N, 1), or 0-d (over N for the mean)."""
+        if ctx.reduction == "none":
+            return g.unsqueeze(1)
+        return g / ctx.logp.shape[0] if ctx.reduction == "mean" else g
+
+    def vjp(ctx, g):
+        (x,) = ctx.saved_tensors
+        c = x.shape[1]
+        onehot = _C.astype(_C.one_hot(ctx.target._data, c), x._data.dtype)
+        if not _grad_state.grad_enabled and g.dtype is x.dtype:
+            d = _C.sub(_C.exp(ctx.logp), onehot)
+            return _C_wrap(_C.mul(d, ctx._scale(g)._data)), None
+        return (x.softmax(1) - _C_wrap(onehot)) * ctx._scale(g), None
+
+    def jvp(ctx, tx, _t=None):
+        (x,) = ctx.saved_tensors
+        p = _C_wrap(_C.exp(ctx.logp))
+        dlogp = tx - (p * tx).sum(dim=1, keepdim=True)
+        picked = -dlogp.gather(1, ctx.target.unsqueeze(1)).squeeze(1)
+        if ctx.reduction == "none":
+            return picked
+        return picked.mean() if ctx.reduction == "mean" else picked.sum()
+
+    def release(ctx):
+        super().release()
+        ctx.logp = ctx.target = None
+
+
+def _C_wrap(arr):
+    return Tensor._wrap(arr)
+
+
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
     if not isinstance(target, Tensor):
         raise TypeError(f"cross_entropy: target must be a Tensor, got {type(target).__name__}")
@@ -324,6 +377,13 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: {reduction!r} is not a valid value for reduction")
+    if (input.ndim == 2 and target.ndim == 1 and target.dtype is _dt.int64 and weight is None
+            and label_smoothing == 0 and ignore_index < 0 and input.dtype.is_floating_point
+            and target.shape[0] == input.shape[0] and input.shape[0] > 0):
+        try:
+            return _CrossEntropyIndices.apply(input, target=target, reduction=reduction)
+        except IndexError:
+            pass  # an ignored or out-of-range target: the general path handles or reports it
     class_dim = 1 if input.ndim >= 2 else 0
     c = input.shape[class_dim]
     logp = log_softmax(input, dim=class_dim)
