@@ -473,23 +473,93 @@ def soft_margin_loss(input, target, reduction="mean"):
 # -- attention ------------------------------------------------------------------------------------------
 
 
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
-    """softmax(Q K^T * scale + mask) V over the last two dims (batch dims broadcast)."""
-    d = query.shape[-1]
-    scale = 1.0 / math.sqrt(d) if scale is None else scale
-    scores = (query @ key.mT) * scale
+def _sdpa_check(query, key, value, attn_mask, enable_gqa):
+    op = "scaled_dot_product_attention"
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
+        if t.ndim < 2:
+            raise ValueError(f"{op}: {name} must have at least 2 dims (..., seq, features), got shape {list(t.shape)}")
+    if not (query.dtype is key.dtype is value.dtype) or not query.dtype.is_floating_point:
+        raise TypeError(f"{op}: expected query, key and value of one floating dtype, got {query.dtype.name}, "
+                        f"{key.dtype.name} and {value.dtype.name}")
+    shapes = f"query {list(query.shape)}, key {list(key.shape)}, value {list(value.shape)}"
+    if key.shape[-1] != query.shape[-1]:
+        raise ValueError(f"{op}: query and key must have the same last dim (features), got {shapes}")
+    if key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"{op}: key and value must have the same sequence length (dim -2), got {shapes}")
+    if enable_gqa and query.ndim >= 3 and key.ndim >= 3:
+        hq, hk, hv = query.shape[-3], key.shape[-3], value.shape[-3]
+        if hk != hv or hq % hk:
+            raise ValueError(f"{op}: with enable_gqa the query heads (dim -3) must be a multiple of the key/value "
+                             f"heads, got {shapes}")
+    if attn_mask is not None:
+        if not isinstance(attn_mask, Tensor):
+            raise TypeError(f"{op}: attn_mask must be a Tensor, got {type(attn_mask).__name__}")
+        if attn_mask.dtype is not _dt.bool_ and attn_mask.dtype is not query.dtype:
+            raise TypeError(f"{op}: expected attn_mask of dtype bool or {query.dtype.name} (the query's), got "
+                            f"{attn_mask.dtype.name}")
+
+
+def _repeat_heads(t, groups):
+    """(..., H, S, D) -> (..., H * groups, S, D), each head repeated `groups` times in a row (torch's
+    repeat_interleave on dim -3, as grouped-query attention shares a key/value head among query heads)."""
+    if groups == 1:
+        return t
+    s = t.shape
+    return t.unsqueeze(-3).expand(*s[:-2], groups, s[-2], s[-1]).reshape(*s[:-3], s[-3] * groups, s[-2], s[-1])
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 enable_gqa=False):
+    """softmax(Q K^T * scale + mask) V over the last two dims (batch dims broadcast), as torch's:
+    a bool attn_mask says which positions take part (True), a float one is added to the scores;
+    is_causal keeps key j <= query i (top-left aligned) and excludes attn_mask;
+    a query row with no position left attends to nothing: its output and gradients are 0, not NaN."""
+    _sdpa_check(query, key, value, attn_mask, enable_gqa)
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1], got {dropout_p}")
+    if enable_gqa and query.ndim >= 3 and key.ndim >= 3:
+        g = query.shape[-3] // key.shape[-3]
+        key, value = _repeat_heads(key, g), _repeat_heads(value, g)
     L, S = query.shape[-2], key.shape[-2]
+    user_mask = attn_mask is not None
+    if user_mask:
+        try:
+            batch = tuple(_C.broadcast_shapes(query.shape[:-2], key.shape[:-2]))
+            ok = tuple(_C.broadcast_shapes(batch + (L, S), attn_mask.shape)) == batch + (L, S)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"scaled_dot_product_attention: attn_mask of shape {list(attn_mask.shape)} does not "
+                             f"broadcast to the attention scores (..., L={L}, S={S}) of query {list(query.shape)} "
+                             f"and key {list(key.shape)}")
     if is_causal:
-        if attn_mask is not None:
+        if user_mask:  # as torch documents it (and its float64 path does); fold the mask in yourself
             raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal, not both")
-        causal = ones((L, S), dtype=_dt.bool_).tril()
-        scores = scores.masked_fill(~causal, float("-inf"))
+        attn_mask = ones((L, S), dtype=_dt.bool_).tril()
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    # scaling q (L x E) is cheaper than scaling the scores (L x S)
+    scores = (query * scale) @ key.mT
+    dead = None
     if attn_mask is not None:
         if attn_mask.dtype is _dt.bool_:
             scores = scores.masked_fill(~attn_mask, float("-inf"))
         else:
             scores = scores + attn_mask
+        if user_mask:  # a causal mask alone leaves every row at least key 0
+            if attn_mask.dtype is _dt.bool_:
+                dead = ~attn_mask.any(dim=-1, keepdim=True)
+            else:
+                dead = (attn_mask == float("-inf")).all(dim=-1, keepdim=True)
+            # fully masked rows (torch's safe softmax): softmax a zero row instead of NaN, then zero it
+            if dead.any().item():
+                scores = scores.masked_fill(dead, 0.0)
+            else:
+                dead = None
     attn = softmax(scores, dim=-1)
+    if dead is not None:
+        attn = attn.masked_fill(dead, 0.0)
     if dropout_p > 0:
         attn = dropout(attn, dropout_p)
     return attn @ value

@@ -96,3 +96,7 @@ class LogSoftmax(Module):
 
     def extra_repr(self):
         return f"dim={self.dim}"
+
+
+# torch keeps MultiheadAttention among the activations; it lives with the Transformer layers
+from .transformer import MultiheadAttention  # noqa: E402,F401
