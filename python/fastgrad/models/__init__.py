@@ -1,4 +1,11 @@
 """The model zoo: reusable modules for the architectures of the course."""
 from .mlp import MLP
+from .autoencoder import AutoEncoder  # zoo part A: generative and representation learning
+from .vae import VAE
+from .gan import GAN, Discriminator, Generator, discriminator_loss, generator_loss
+from .diffusion import DDPM, Denoiser, beta_schedule, timestep_embedding
+from .contrastive import ContrastiveEncoder, info_nce, knn_accuracy
 
 __all__ = ["MLP"]
+__all__ += ["AutoEncoder", "VAE", "GAN", "Generator", "Discriminator", "discriminator_loss", "generator_loss", "DDPM",
+            "Denoiser", "beta_schedule", "timestep_embedding", "ContrastiveEncoder", "info_nce", "knn_accuracy"]
