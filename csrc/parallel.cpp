@@ -8,6 +8,8 @@
 #include <exception>
 #include <mutex>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -16,10 +18,14 @@ namespace {
 
 thread_local bool t_in_parallel = false;
 
+// Far above any machine's core count; a bound keeps a typo from asking the OS
+// for a billion threads.
+constexpr int kMaxThreads = 1024;
+
 int default_threads() {
   if (const char* env = std::getenv("FASTGRAD_NUM_THREADS")) {
     int n = std::atoi(env);
-    if (n > 0) return n;
+    if (n > 0) return std::min(n, kMaxThreads);
   }
   unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : static_cast<int>(hw);
@@ -35,9 +41,16 @@ class Pool {
   void resize(int n) {
     std::lock_guard<std::mutex> run_lock(run_mutex_);
     stop_workers();
-    nthreads_ = std::max(1, n);
     stopping_ = false;
-    for (int i = 1; i < nthreads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+    nthreads_ = std::max(1, n);
+    try {
+      for (int i = 1; i < nthreads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+    } catch (const std::system_error& e) {
+      // the OS refused a thread: keep the ones that started, report the rest
+      nthreads_ = static_cast<int>(workers_.size()) + 1;
+      throw std::runtime_error("set_num_threads: could only start " + std::to_string(nthreads_) + " of " +
+                               std::to_string(n) + " threads (" + e.what() + ")");
+    }
   }
 
   // Runs task(i) for i in [0, ntasks) across the pool; blocks until all done.
@@ -124,7 +137,9 @@ Pool& pool() {
 int get_num_threads() { return pool().size(); }
 
 void set_num_threads(int n) {
-  if (n < 1) throw std::invalid_argument("set_num_threads: expected n >= 1, got " + std::to_string(n));
+  if (n < 1 || n > kMaxThreads)
+    throw std::invalid_argument("set_num_threads: expected 1 <= n <= " + std::to_string(kMaxThreads) + ", got " +
+                                std::to_string(n));
   if (n != pool().size()) pool().resize(n);
 }
 

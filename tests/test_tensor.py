@@ -778,3 +778,19 @@ def test_repr_values_and_special():
 def test_junk_input_raises_clear_errors(make, exc, words):
     with pytest.raises(exc, match=words):
         make()
+
+
+def test_set_num_threads_bounds():
+    before = fg.get_num_threads()
+    for bad in (0, -3, 10**6):
+        with pytest.raises(ValueError, match="set_num_threads"):
+            fg.set_num_threads(bad)
+    assert fg.get_num_threads() == before
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_integer_index_add_wraps_like_torch(dtype):
+    top = np.iinfo(dtype).max
+    ours = fg.tensor(np.array([top, 5], dtype)).index_add(0, fg.tensor([0, 1]), fg.tensor(np.array([1, 2], dtype)))
+    ref = torch.tensor(np.array([top, 5], dtype)).index_add(0, torch.tensor([0, 1]), torch.tensor(np.array([1, 2], dtype)))
+    np.testing.assert_array_equal(ours.numpy(), ref.numpy())

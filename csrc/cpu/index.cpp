@@ -90,6 +90,9 @@ template <class T>
 inline void add_to(T& dst, T v) {
   if constexpr (std::is_same_v<T, bool>) {
     dst = dst || v;  // torch: addition on bool is logical or
+  } else if constexpr (std::is_integral_v<T>) {
+    using U = std::make_unsigned_t<T>;  // integers wrap like torch's, without signed-overflow UB
+    dst = static_cast<T>(static_cast<U>(dst) + static_cast<U>(v));
   } else {
     dst += v;
   }
