@@ -13,7 +13,6 @@ import torch
 import fastgrad as fg
 import fastgrad.nn as nn
 import fastgrad.nn.functional as F
-from helpers import FG_ERRORS
 
 TF = torch.nn.functional
 DTYPES = {"float32": (np.float32, torch.float32, fg.float32), "float64": (np.float64, torch.float64, fg.float64)}
@@ -172,6 +171,102 @@ def test_sdpa_non_contiguous_and_gradcheck():
     m = fg.tensor(rng(4).random((5, 6)) > 0.3)
     args = [fg.randn(*s, dtype=fg.float64, requires_grad=True) for s in ((2, 5, 3), (2, 6, 3), (2, 6, 2))]
     assert fg.autograd.gradcheck(lambda a, b, c: F.scaled_dot_product_attention(a, b, c, attn_mask=m), args)
+
+
+def _second_order(fn_f, fn_t, arrs, seed=9):
+    """fastgrad vs torch: the gradient of sum(grad(sum(out * c1)) * c2) over the inputs (double backward)."""
+    r = rng(seed)
+    fin = [fg.tensor(a, requires_grad=True) for a in arrs]
+    tin = [torch.tensor(a, requires_grad=True) for a in arrs]
+    fo, to = fn_f(*fin), fn_t(*tin)
+    c1 = r.standard_normal(tuple(to.shape))
+    fgs = fg.autograd.grad((fo * fg.tensor(c1)).sum(), fin, create_graph=True)
+    tgs = torch.autograd.grad((to * torch.tensor(c1)).sum(), tin, create_graph=True)
+    cs = [r.standard_normal(a.shape) for a in arrs]
+    for i, (a, b) in enumerate(zip(fgs, tgs)):
+        close(a, b, "float64", f"first-order grad {i}")
+    sum(((a * fg.tensor(c)).sum() for a, c in zip(fgs, cs)), fg.tensor(0.0, dtype=fg.float64)).backward()
+    sum((a * torch.tensor(c)).sum() for a, c in zip(tgs, cs)).backward()
+    for i, (a, b) in enumerate(zip(fin, tin)):
+        close(a.grad, b.grad, "float64", f"second-order grad {i}")
+
+
+def _jvp_vs_finite_differences(fn, arrs, seed=10, eps=1e-6):
+    r = rng(seed)
+    prim = [fg.tensor(a) for a in arrs]
+    tang = [fg.tensor(r.standard_normal(a.shape)) for a in arrs]
+    _, tout = fg.jvp(fn, tuple(prim), tuple(tang))
+    plus = fn(*[fg.tensor(a + eps * to_np(t)) for a, t in zip(arrs, tang)])
+    minus = fn(*[fg.tensor(a - eps * to_np(t)) for a, t in zip(arrs, tang)])
+    np.testing.assert_allclose(to_np(tout), (to_np(plus) - to_np(minus)) / (2 * eps), atol=1e-6, rtol=1e-5)
+
+
+def test_sdpa_double_backward_and_jvp():
+    r = rng(8)
+    arrs = [r.standard_normal(s) for s in ((2, 3, 5, 4), (2, 3, 6, 4), (2, 3, 6, 3))]
+    m = r.random((5, 6)) > 0.3
+    m[:, 0] = True
+    m[4] = False  # a fully masked row
+    fm, tm = fg.tensor(m), torch.tensor(m)
+    _second_order(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=fm),
+                  lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, attn_mask=tm), arrs)
+    _second_order(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                  lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True), arrs)
+    _jvp_vs_finite_differences(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=fm), arrs)
+    # tangents on some inputs only
+    q = fg.tensor(arrs[0])
+    _jvp_vs_finite_differences(lambda k, v: F.scaled_dot_product_attention(q, k, v, scale=0.3), arrs[1:])
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_mha_double_backward_and_jvp(cross):
+    p = mha_pair("float64", batch_first=cross)
+    r = rng(11)
+    x, mem = r.standard_normal((3, 4, 12) if cross else (4, 3, 12)), r.standard_normal((3, 5, 12))
+    pm = np.zeros((3, 5 if cross else 4), dtype=bool)
+    pm[1, -2:] = True
+    fpm, tpm = fg.tensor(pm), torch.tensor(pm)
+    if cross:
+        ff = lambda a, b: p.f(a, b, b, key_padding_mask=fpm, need_weights=False)[0]  # noqa: E731
+        ft = lambda a, b: p.t(a, b, b, key_padding_mask=tpm)[0]  # noqa: E731
+        arrs = [x, mem]
+    else:
+        ff = lambda a: p.f(a, a, a, key_padding_mask=fpm, need_weights=False)[0]  # noqa: E731
+        ft = lambda a: p.t(a, a, a, key_padding_mask=tpm)[0]  # noqa: E731
+        arrs = [x]
+    _second_order(ff, ft, arrs)  # torch's need_weights path: its flash kernel has no double backward
+    tparams = dict(p.t.named_parameters())
+    n = 0
+    for name, q in p.f.named_parameters():  # the second-order gradient reaches the weights too
+        tg = tparams[name].grad
+        if tg is None:  # e.g. out_proj.bias: grad wrt the input does not depend on it
+            assert q.grad is None or not to_np(q.grad).any(), name
+            continue
+        close(q.grad, tg, "float64", f"second-order grad of {name}")
+        n += 1
+    assert n >= 3
+    _jvp_vs_finite_differences(ff, arrs)
+
+
+def test_sdpa_dropout_gradients_match_its_mask():
+    # the same seed draws the same keep mask: the fused node against the composite with that mask
+    r = rng(12)
+    arrs = [r.standard_normal(s) for s in ((2, 3, 5, 4), (2, 3, 6, 4), (2, 3, 6, 3))]
+    p = 0.4
+    fg.manual_seed(5)
+    ins = [fg.tensor(a, requires_grad=True) for a in arrs]
+    out = F.scaled_dot_product_attention(*ins, dropout_p=p)
+    fg.manual_seed(5)
+    keep = (fg.rand(2, 3, 5, 6, dtype=fg.float64) >= p) * (1 / (1 - p))
+    ref_in = [fg.tensor(a, requires_grad=True) for a in arrs]
+    q, k, v = ref_in
+    ref = ((q @ k.mT / 2.0).softmax(-1) * keep) @ v
+    np.testing.assert_allclose(to_np(out), to_np(ref), atol=1e-12)
+    ct = fg.tensor(r.standard_normal((2, 3, 5, 3)))
+    (out * ct).sum().backward()
+    (ref * ct).sum().backward()
+    for a, b in zip(ins, ref_in):
+        np.testing.assert_allclose(to_np(a.grad), to_np(b.grad), atol=1e-12)
 
 
 def test_sdpa_dropout():

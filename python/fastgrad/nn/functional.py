@@ -510,6 +510,258 @@ def _repeat_heads(t, groups):
     return t.unsqueeze(-3).expand(*s[:-2], groups, s[-2], s[-1]).reshape(*s[:-3], s[-3] * groups, s[-2], s[-1])
 
 
+def _mT(a):
+    return _C.transpose(a, a.ndim - 2, a.ndim - 1)
+
+
+def _scalar_like(value, a):
+    """A 0-d array of `value` with a's dtype, on a's device."""
+    return _C.scalar(value, a.dtype) if a.device == "cpu" else _C.full([], value, a.dtype, a.device)
+
+
+class _Attention(Function):
+    """softmax(q k^T * scale, masked) (dropout) @ v as one node: the core of scaled_dot_product_attention
+    and of MultiheadAttention, without the intermediate nodes' extra passes (the mask's backward, the
+    scale's, the heads' split and merge).
+
+    heads=None: inputs q (..., L, E), k (..., S, E), v (..., S, Ev), batch dims broadcast; out (..., L, Ev).
+    heads=(H, batch_first): inputs are projections (L, B, n*E), or (B, L, n*E) when batch_first, whose
+      n-sized groups (n summing to 3 over the inputs) are q, k, v in order, each split into H heads by
+      views; out is (L, B, E) / (B, L, E) with the heads merged (MultiheadAttention's layout).
+    Params: fill (bool array broadcasting to the scores, True = masked to -inf) or add (float array added
+    to the scores); dead (bool (..., L, 1): rows with no key left, given 0 output like torch); scale;
+    keep (dropout's scaled keep mask, or None).
+    The backward uses the saved probabilities and native kernels; under create_graph it recomputes them
+    with fastgrad ops so that higher derivatives are exact.
+    """
+
+    def forward(ctx, *inputs, heads, fill, add, dead, scale, keep):
+        ctx.heads, ctx.fill, ctx.add, ctx.dead, ctx.scale, ctx.keep = heads, fill, add, dead, scale, keep
+        ctx.save_for_backward(*inputs)
+        q, k, v = _attn_split([t._data for t in inputs], heads)
+        dt = q.dtype
+        qs = _C.mul(q, _scalar_like(scale, q))  # scaling q (L x E) is cheaper than the scores (L x S)
+        s = _C.matmul(qs, _mT(k))
+        if fill is not None:
+            s = _C.masked_fill(s, fill, _NEG_INF)
+        elif add is not None:
+            s = _C.add(s, add)
+        if dead is not None:
+            s = _C.masked_fill(s, dead, 0.0)
+        p = _C.softmax(s, s.ndim - 1)
+        if dead is not None:
+            p = _C.masked_fill(p, dead, 0.0)
+        ctx.p, ctx.qs = p, qs
+        o = _C.matmul(p if keep is None else _C.mul(p, keep), v)
+        return _attn_merge(o, heads)
+
+    def release(ctx):
+        Function.release(ctx)
+        ctx.p = ctx.qs = None
+
+    def vjp(ctx, g):
+        inputs = ctx.saved_tensors
+        if _grad_state.grad_enabled:
+            return _attn_vjp_composite(ctx, inputs, g)
+        q, k, v = _attn_split([t._data for t in inputs], ctx.heads)
+        go = _attn_unmerge(g._data, ctx.heads, q.shape)
+        p, keep = ctx.p, ctx.keep
+        pd = p if keep is None else _C.mul(p, keep)
+        dv = _C.matmul(_mT(pd), go)
+        dp = _C.matmul(go, _mT(v))
+        if keep is not None:
+            dp = _C.mul(dp, keep)
+        ds = _C.softmax_backward(dp, p, p.ndim - 1)  # 0 wherever p is 0: masked keys and dead rows
+        dq = _C.mul(_C.matmul(ds, k), _scalar_like(ctx.scale, ds))
+        dk = _C.matmul(_mT(ds), ctx.qs)
+        return tuple(None if t is None else Tensor._wrap(t)
+                     for t in _attn_join_grads((dq, dk, dv), inputs, ctx.heads, ctx.needs_input_grad))
+
+    def jvp(ctx, *tangents):
+        inputs = ctx.saved_tensors
+        q, k, v = _attn_split_t(inputs, ctx.heads)
+        tq, tk, tv = _attn_split_tangents(inputs, tangents, ctx.heads)
+        p = Tensor._wrap(ctx.p)
+        keep = None if ctx.keep is None else Tensor._wrap(ctx.keep)
+        out = None
+        if tq is not None or tk is not None:
+            ds = None
+            if tq is not None:
+                ds = (tq * ctx.scale) @ k.mT
+            if tk is not None:
+                t = Tensor._wrap(ctx.qs) @ tk.mT
+                ds = t if ds is None else ds + t
+            dp = p * (ds - (ds * p).sum(dim=-1, keepdim=True))
+            out = (dp if keep is None else dp * keep) @ v
+        if tv is not None:
+            t = (p if keep is None else p * keep) @ tv
+            out = t if out is None else out + t
+        return _attn_merge_t(out, ctx.heads)
+
+
+_NEG_INF = float("-inf")
+
+
+def _attn_layout(shapes, heads):
+    """(E, per input the number of q/k/v groups it holds) of a heads layout."""
+    e = sum(s[-1] for s in shapes) // 3
+    return e, [s[-1] // e for s in shapes]
+
+
+def _attn_split(arrays, heads):
+    """Raw q, k, v arrays: the inputs themselves, or (B, H, L, D) views of the projections."""
+    if heads is None:
+        return arrays
+    h, bf = heads
+    e, ns = _attn_layout([a.shape for a in arrays], heads)
+    out = []
+    for a, n in zip(arrays, ns):
+        d0, d1 = a.shape[0], a.shape[1]
+        a5 = _C.reshape(a, [d0, d1, n, h, e // h])
+        a5 = _C.permute(a5, [2, 0, 3, 1, 4] if bf else [2, 1, 3, 0, 4])
+        out.extend(_C.select(a5, 0, i) for i in range(n))
+    return out
+
+
+def _heads_of(t, n, heads):
+    """A projection Tensor (d0, d1, n*E) -> its n groups as (B, H, L, D) views (differentiable)."""
+    h, bf = heads
+    d = t.shape[-1] // (n * h)
+    t5 = t.reshape(t.shape[0], t.shape[1], n, h, d).permute(*([2, 0, 3, 1, 4] if bf else [2, 1, 3, 0, 4]))
+    return [t5[i] for i in range(n)]
+
+
+def _attn_split_t(tensors, heads):
+    """As _attn_split, for Tensors."""
+    if heads is None:
+        return list(tensors)
+    _, ns = _attn_layout([t.shape for t in tensors], heads)
+    return [x for t, n in zip(tensors, ns) for x in _heads_of(t, n, heads)]
+
+
+def _attn_split_tangents(inputs, tangents, heads):
+    """q, k, v tangents (None where the input has none)."""
+    if heads is None:
+        return list(tangents)
+    _, ns = _attn_layout([t.shape for t in inputs], heads)
+    return [x for t, n in zip(tangents, ns) for x in ([None] * n if t is None else _heads_of(t, n, heads))]
+
+
+def _attn_merge(o, heads):
+    """o (B, H, L, D) -> (L, B, E) or (B, L, E), a contiguous copy (the heads layout); else o."""
+    if heads is None:
+        return o
+    bf = heads[1]
+    o = _C.contiguous(_C.permute(o, [0, 2, 1, 3] if bf else [2, 0, 1, 3]))
+    return _C.reshape(o, [o.shape[0], o.shape[1], o.shape[2] * o.shape[3]])
+
+
+def _attn_merge_t(o, heads):
+    if heads is None or o is None:
+        return o
+    o = o.permute(0, 2, 1, 3) if heads[1] else o.permute(2, 0, 1, 3)
+    return o.reshape(o.shape[0], o.shape[1], o.shape[2] * o.shape[3])
+
+
+def _attn_unmerge(g, heads, qshape):
+    """The output's gradient as (B, H, L, D) (a view when it can be)."""
+    if heads is None:
+        return g
+    h, bf = heads
+    d0, d1 = g.shape[0], g.shape[1]
+    g4 = _C.reshape(g, [d0, d1, h, g.shape[2] // h])
+    return _C.permute(g4, [0, 2, 1, 3] if bf else [1, 2, 0, 3])
+
+
+def _attn_join_grads(grads, inputs, heads, needs):
+    """Raw dq, dk, dv -> one gradient per input: each projection's groups written into one buffer."""
+    if heads is None:
+        return [gr if need else None for gr, need in zip(grads, needs)]
+    h, bf = heads
+    e, ns = _attn_layout([t.shape for t in inputs], heads)
+    out, j = [], 0
+    for t, n, need in zip(inputs, ns, needs):
+        if need:
+            d0, d1 = t.shape[0], t.shape[1]
+            buf = _C.empty([d0, d1, n * e], grads[0].dtype, grads[0].device)
+            b5 = _C.permute(_C.reshape(buf, [d0, d1, n, h, e // h]), [2, 0, 3, 1, 4] if bf else [2, 1, 3, 0, 4])
+            for i in range(n):
+                _C.copy_into(_C.select(b5, 0, i), grads[j + i])
+            out.append(buf)
+        else:
+            out.append(None)
+        j += n
+    return out
+
+
+def _attn_probs(ctx, q, k):
+    """The attention probabilities from fastgrad ops (differentiable in q and k)."""
+    s = (q * ctx.scale) @ k.mT
+    if ctx.fill is not None:
+        s = s.masked_fill(Tensor._wrap(ctx.fill), _NEG_INF)
+    elif ctx.add is not None:
+        s = s + Tensor._wrap(ctx.add)
+    dead = None if ctx.dead is None else Tensor._wrap(ctx.dead)
+    if dead is not None:
+        s = s.masked_fill(dead, 0.0)
+    p = softmax(s, dim=-1)
+    return p if dead is None else p.masked_fill(dead, 0.0)
+
+
+def _attn_vjp_composite(ctx, inputs, g):
+    """The vjp in fastgrad ops (create_graph=True): recomputes the probabilities so that they depend on q, k."""
+    q, k, v = _attn_split_t(inputs, ctx.heads)
+    p = _attn_probs(ctx, q, k)
+    keep = None if ctx.keep is None else Tensor._wrap(ctx.keep)
+    pd = p if keep is None else p * keep
+    if ctx.heads is None:
+        go = g
+    else:
+        h, bf = ctx.heads
+        g4 = g.reshape(g.shape[0], g.shape[1], h, g.shape[2] // h)
+        go = g4.permute(0, 2, 1, 3) if bf else g4.permute(1, 2, 0, 3)
+    dv = pd.mT @ go
+    dp = go @ v.mT
+    if keep is not None:
+        dp = dp * keep
+    ds = p * (dp - (dp * p).sum(dim=-1, keepdim=True))
+    dq = (ds @ k) * ctx.scale
+    dk = ds.mT @ (q * ctx.scale)
+    if ctx.heads is None:
+        return dq, dk, dv
+    from ..ops.shape import stack
+
+    h, bf = ctx.heads
+    e, ns = _attn_layout([t.shape for t in inputs], ctx.heads)
+    grads, out, j = (dq, dk, dv), [], 0
+    for t, n in zip(inputs, ns):
+        st = stack(list(grads[j:j + n]), 0)  # (n, B, H, L, D)
+        st = st.permute(1, 3, 0, 2, 4) if bf else st.permute(3, 1, 0, 2, 4)  # (d0, d1, n, H, D)
+        out.append(st.reshape(t.shape[0], t.shape[1], n * e))
+        j += n
+    return tuple(out)
+
+
+def _attention(inputs, heads=None, fill=None, add=None, scale=1.0, dropout_p=0.0, check_dead=True):
+    """Runs _Attention: fill (bool Tensor, True = masked) or add (float Tensor, constant), dead rows
+    found from the mask when check_dead, a dropout keep mask drawn when dropout_p > 0."""
+    dead = None
+    if check_dead and (fill is not None or add is not None):
+        d = fill.all(dim=-1, keepdim=True) if fill is not None else (add == _NEG_INF).all(dim=-1, keepdim=True)
+        dead = d._data if d.any().item() else None
+    keep = None
+    if dropout_p > 0:
+        q, k, v = _attn_split([t._data for t in inputs], heads)
+        b = _C.broadcast_shapes(list(q.shape[:-2]), list(k.shape[:-2]))
+        shape = tuple(b) + (q.shape[-2], k.shape[-2])
+        dt = inputs[0].dtype
+        dev = inputs[0].device
+        keep = ((rand(shape, dtype=dt, device=dev) >= dropout_p) * (1.0 / (1.0 - dropout_p)) if dropout_p < 1
+                else zeros(shape, dtype=dt, device=dev))._data
+    return _Attention.apply(*inputs, heads=heads, fill=None if fill is None else fill._data,
+                            add=None if add is None else add._data, dead=dead, scale=scale, keep=keep)
+
+
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                                  enable_gqa=False):
     """softmax(Q K^T * scale + mask) V over the last two dims (batch dims broadcast), as torch's:
@@ -523,8 +775,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         g = query.shape[-3] // key.shape[-3]
         key, value = _repeat_heads(key, g), _repeat_heads(value, g)
     L, S = query.shape[-2], key.shape[-2]
-    user_mask = attn_mask is not None
-    if user_mask:
+    if attn_mask is not None:
         try:
             batch = tuple(_C.broadcast_shapes(query.shape[:-2], key.shape[:-2]))
             ok = tuple(_C.broadcast_shapes(batch + (L, S), attn_mask.shape)) == batch + (L, S)
@@ -534,32 +785,32 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             raise ValueError(f"scaled_dot_product_attention: attn_mask of shape {list(attn_mask.shape)} does not "
                              f"broadcast to the attention scores (..., L={L}, S={S}) of query {list(query.shape)} "
                              f"and key {list(key.shape)}")
-    if is_causal:
-        if user_mask:  # as torch documents it (and its float64 path does); fold the mask in yourself
+        if is_causal:  # as torch documents it (and its float64 path does); fold the mask in yourself
             raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal, not both")
-        attn_mask = ones((L, S), dtype=_dt.bool_).tril()
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    # scaling q (L x E) is cheaper than scaling the scores (L x S)
-    scores = (query * scale) @ key.mT
-    dead = None
-    if attn_mask is not None:
+    if attn_mask is not None and attn_mask.dtype is not _dt.bool_ and attn_mask.requires_grad:
+        return _sdpa_composite(query, key, value, attn_mask, dropout_p, scale)  # a learned bias: its gradient
+    fill = add = None
+    if is_causal:
+        fill = ones((L, S), dtype=_dt.bool_, device=query.device).triu(1)
+    elif attn_mask is not None:
         if attn_mask.dtype is _dt.bool_:
-            scores = scores.masked_fill(~attn_mask, float("-inf"))
+            fill = ~attn_mask
         else:
-            scores = scores + attn_mask
-        if user_mask:  # a causal mask alone leaves every row at least key 0
-            if attn_mask.dtype is _dt.bool_:
-                dead = ~attn_mask.any(dim=-1, keepdim=True)
-            else:
-                dead = (attn_mask == float("-inf")).all(dim=-1, keepdim=True)
-            # fully masked rows (torch's safe softmax): softmax a zero row instead of NaN, then zero it
-            if dead.any().item():
-                scores = scores.masked_fill(dead, 0.0)
-            else:
-                dead = None
-    attn = softmax(scores, dim=-1)
-    if dead is not None:
-        attn = attn.masked_fill(dead, 0.0)
+            add = attn_mask
+    # a causal mask alone leaves every row at least key 0
+    return _attention((query, key, value), None, fill, add, scale, dropout_p, check_dead=not is_causal)
+
+
+def _sdpa_composite(query, key, value, attn_mask, dropout_p, scale):
+    """SDPA from fastgrad ops, for a float mask that needs its own gradient."""
+    scores = (query * scale) @ key.mT + attn_mask
+    dead = (attn_mask == _NEG_INF).all(dim=-1, keepdim=True)
+    if dead.any().item():
+        scores = scores.masked_fill(dead, 0.0)
+        attn = softmax(scores, dim=-1).masked_fill(dead, 0.0)
+    else:
+        attn = softmax(scores, dim=-1)
     if dropout_p > 0:
         attn = dropout(attn, dropout_p)
     return attn @ value

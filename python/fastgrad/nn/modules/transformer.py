@@ -15,10 +15,14 @@ True where a position may NOT be attended (F.scaled_dot_product_attention's
 bool mask is the opposite: True = take part); a float mask is added to the
 attention scores. key_padding_mask is (batch, source) with True = padding.
 
-Speed: self-attention projects q, k and v with one matmul and splits the
-heads with views (no copies); the attention itself goes through
-F.scaled_dot_product_attention; the only copy is the heads' merge before
-out_proj. Two bool masks are merged as bools, not as -inf float tensors.
+Speed: self-attention projects q, k and v with one matmul; the attention
+from the projections to the merged heads is one autograd node
+(F._attention: heads split by views, scores masked in place of a separate
+mask op, softmax, the heads' merge the only copy; its backward writes the
+q/k/v gradients straight into one buffer). Two bool masks are merged as
+bools, not as -inf float tensors. need_weights=True (the default, as in
+torch) takes the composed path that can return the weights: the layers
+call it with need_weights=False.
 """
 import copy
 
@@ -61,26 +65,26 @@ def _check_mask(mask, name, dtype, op="MultiheadAttention"):
 def _to_float(mask, dtype):
     """A torch-convention mask as an additive float mask (bool True -> -inf)."""
     if mask.dtype is _dt.bool_:
-        return zeros(mask.shape, dtype=dtype).masked_fill(mask, _NEG_INF)
+        return zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, _NEG_INF)
     return mask
 
 
-def _merge_masks(attn_mask, key_padding_mask, dtype):
-    """attn_mask (.., L, S) and key_padding_mask (B, 1, 1, S), both torch-convention (True = masked),
-    as one mask for F.scaled_dot_product_attention (bool True = take part, or additive float)."""
+def _fill_or_add(attn_mask, key_padding_mask, dtype):
+    """attn_mask (.., L, S) and key_padding_mask (B, 1, 1, S), torch-convention, as the fused attention's
+    (fill, add): one bool mask (True = masked; two bools merged as bools) or one additive float mask."""
     if attn_mask is None and key_padding_mask is None:
-        return None
-    if key_padding_mask is None or attn_mask is None:
+        return None, None
+    if attn_mask is None or key_padding_mask is None:
         m = attn_mask if key_padding_mask is None else key_padding_mask
-        return ~m if m.dtype is _dt.bool_ else m
+        return (m, None) if m.dtype is _dt.bool_ else (None, m)
     if attn_mask.dtype is _dt.bool_ and key_padding_mask.dtype is _dt.bool_:
-        return ~(attn_mask | key_padding_mask)
-    return _to_float(attn_mask, dtype) + _to_float(key_padding_mask, dtype)
+        return attn_mask | key_padding_mask, None
+    return None, _to_float(attn_mask, dtype) + _to_float(key_padding_mask, dtype)
 
 
 def _pad_mask_column(mask):
     """One more source column that every query may attend (add_bias_kv / add_zero_attn)."""
-    return cat([mask, zeros(tuple(mask.shape[:-1]) + (1,), dtype=mask.dtype)], dim=-1)
+    return cat([mask, zeros(tuple(mask.shape[:-1]) + (1,), dtype=mask.dtype, device=mask.device)], dim=-1)
 
 
 # -- the attention function -------------------------------------------------------------------------
@@ -98,8 +102,9 @@ def _split_heads(p, n, num_heads, batch_first):
     return p.unbind(0)
 
 
-def _chunk(w, i, n, e):
-    return None if w is None else w.narrow(0, i * e, e) if n > 1 else w
+def _rows(w, start, n):
+    """Rows [start, start + n) of a packed weight or bias (a view), None for None."""
+    return None if w is None else w.narrow(0, start, n)
 
 
 def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_heads, in_proj_weight, in_proj_bias,
@@ -180,64 +185,78 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     if use_causal:
         attn_mask = None
 
-    # -- projections: one matmul for self-attention, two for a shared key/value
+    # -- projections: one matmul for self-attention, two for a shared key/value; each projection holds
+    # n of q, k, v (n * E features), split into heads by views
     E = embed_dim
     if not use_separate_proj_weight:
         if in_proj_weight is None:
             raise ValueError(f"{op}: in_proj_weight is None (pass use_separate_proj_weight=True and q/k/v weights)")
         if key is value and query is key:
-            q, k, v = _split_heads(F.linear(query, in_proj_weight, in_proj_bias), 3, num_heads, batch_first)
+            projs = [(F.linear(query, in_proj_weight, in_proj_bias), 3)]
         elif key is value:
-            q, = _split_heads(F.linear(query, in_proj_weight.narrow(0, 0, E),
-                                       None if in_proj_bias is None else in_proj_bias.narrow(0, 0, E)),
-                              1, num_heads, batch_first)
-            k, v = _split_heads(F.linear(key, in_proj_weight.narrow(0, E, 2 * E),
-                                         None if in_proj_bias is None else in_proj_bias.narrow(0, E, 2 * E)),
-                                2, num_heads, batch_first)
+            projs = [(F.linear(query, _rows(in_proj_weight, 0, E), _rows(in_proj_bias, 0, E)), 1),
+                     (F.linear(key, _rows(in_proj_weight, E, 2 * E), _rows(in_proj_bias, E, 2 * E)), 2)]
         else:
-            q, k, v = (_split_heads(F.linear(x, _chunk(in_proj_weight, i, 3, E), _chunk(in_proj_bias, i, 3, E)),
-                                    1, num_heads, batch_first)[0] for i, x in enumerate((query, key, value)))
+            projs = [(F.linear(x, _rows(in_proj_weight, i * E, E), _rows(in_proj_bias, i * E, E)), 1)
+                     for i, x in enumerate((query, key, value))]
     else:
         if q_proj_weight is None or k_proj_weight is None or v_proj_weight is None:
             raise ValueError(f"{op}: use_separate_proj_weight=True needs q_proj_weight, k_proj_weight and "
                              "v_proj_weight")
         ws = (q_proj_weight, k_proj_weight, v_proj_weight)
-        q, k, v = (_split_heads(F.linear(x, w, _chunk(in_proj_bias, i, 3, E)), 1, num_heads, batch_first)[0]
-                   for i, (x, w) in enumerate(zip((query, key, value), ws)))
-
-    if key_padding_mask is not None:
-        key_padding_mask = key_padding_mask.view(bsz, 1, 1, src_len)
-    # -- extra key/value positions (a learned bias row, then a zero row), each with an unmasked column
-    extra = []
+        projs = [(F.linear(x, w, _rows(in_proj_bias, i * E, E)), 1) for i, (x, w) in enumerate(zip((query, key, value),
+                                                                                                 ws))]
     if (bias_k is None) != (bias_v is None):
         raise ValueError(f"{op}: bias_k and bias_v must be given together")
+    if key_padding_mask is not None:
+        key_padding_mask = key_padding_mask.view(bsz, 1, 1, src_len)
+    if not training:
+        dropout_p = 0.0
+    scale = 1.0 / head_dim ** 0.5
+    extra = bias_k is not None or add_zero_attn
+    if use_causal:
+        fill, add = ones((tgt_len, src_len), dtype=_dt.bool_, device=query.device).triu(1), None
+    else:
+        fill, add = _fill_or_add(attn_mask, key_padding_mask, dtype)
+    if not need_weights and not extra and (add is None or not add.requires_grad):
+        # one node from the projections to the merged heads (a causal mask leaves no row empty)
+        out = F._attention([t for t, _ in projs], (num_heads, batch_first), fill, add, scale, dropout_p,
+                           check_dead=not use_causal)
+        out = F.linear(out, out_proj_weight, out_proj_bias)
+        if not batched:
+            out = out.squeeze(0 if batch_first else 1)
+        return out, None
+
+    q, k, v = [x for t, n in projs for x in _split_heads(t, n, num_heads, batch_first)]
+    # -- extra key/value positions (a learned bias row, then a zero row), each with an unmasked column
+    extras = []
     if bias_k is not None:
-        extra.append((bias_k.reshape(1, num_heads, 1, head_dim).expand(bsz, num_heads, 1, head_dim),
-                      bias_v.reshape(1, num_heads, 1, head_dim).expand(bsz, num_heads, 1, head_dim)))
+        extras.append((bias_k.reshape(1, num_heads, 1, head_dim).expand(bsz, num_heads, 1, head_dim),
+                       bias_v.reshape(1, num_heads, 1, head_dim).expand(bsz, num_heads, 1, head_dim)))
     if add_zero_attn:
-        z = zeros(bsz, num_heads, 1, head_dim, dtype=dtype)
-        extra.append((z, z))
-    for ek, ev in extra:
+        z = zeros(bsz, num_heads, 1, head_dim, dtype=dtype, device=query.device)
+        extras.append((z, z))
+    for ek, ev in extras:
         k, v = cat([k, ek], dim=2), cat([v, ev], dim=2)
         attn_mask = None if attn_mask is None else _pad_mask_column(attn_mask)
         key_padding_mask = None if key_padding_mask is None else _pad_mask_column(key_padding_mask)
 
-    mask = _merge_masks(attn_mask, key_padding_mask, dtype)
-    if not training:
-        dropout_p = 0.0
+    fill, add = _fill_or_add(attn_mask, key_padding_mask, dtype)
     weights = None
     if need_weights:
         # explicit softmax (its weights are returned), plain softmax like torch: NaN on fully masked rows
-        scores = (q * (1.0 / head_dim ** 0.5)) @ k.mT
-        if mask is not None:
-            scores = scores.masked_fill(~mask, _NEG_INF) if mask.dtype is _dt.bool_ else scores + mask
+        scores = (q * scale) @ k.mT
+        if fill is not None:
+            scores = scores.masked_fill(fill, _NEG_INF)
+        elif add is not None:
+            scores = scores + add
         weights = F.softmax(scores, dim=-1)
         attn = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
         out = attn @ v
         if average_attn_weights:
             weights = weights.mean(dim=1)
-    else:
-        out = F.scaled_dot_product_attention(q, k, v, mask, dropout_p, is_causal=use_causal)
+    else:  # extra key/value rows, or a float mask that needs its gradient
+        out = F.scaled_dot_product_attention(q, k, v, add if fill is None else ~fill, dropout_p, is_causal=use_causal)
     # merge the heads: (B, H, L, D) -> (L, B, E) or (B, L, E), the one copy
     out = out.permute(0, 2, 1, 3) if batch_first else out.permute(2, 0, 1, 3)
     out = F.linear(out.reshape(out.shape[0], out.shape[1], E), out_proj_weight, out_proj_bias)
@@ -330,8 +349,7 @@ class MultiheadAttention(Module):
 
 def generate_square_subsequent_mask(sz, device=None, dtype=None):
     """(sz, sz) float mask: -inf above the diagonal (a future position), 0 elsewhere."""
-    m = full((sz, sz), _NEG_INF, dtype=dtype or _dt.default_float).triu(1)
-    return m if device is None else m.to(device)
+    return full((sz, sz), _NEG_INF, dtype=dtype or _dt.default_float, device=device).triu(1)
 
 
 def _get_activation_fn(activation):
@@ -354,9 +372,9 @@ def _detect_is_causal_mask(mask, is_causal=None, size=None):
     if tuple(mask.shape) != (sz, sz):
         return False
     if mask.dtype is _dt.bool_:
-        causal = ones((sz, sz), dtype=_dt.bool_).triu(1)
+        causal = ones((sz, sz), dtype=_dt.bool_, device=mask.device).triu(1)
     else:
-        causal = generate_square_subsequent_mask(sz, dtype=mask.dtype)
+        causal = generate_square_subsequent_mask(sz, device=mask.device, dtype=mask.dtype)
     return bool((mask == causal).all().item())
 
 
