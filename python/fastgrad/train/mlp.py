@@ -121,7 +121,8 @@ def run(args):
 
     write_curves_csv(out_path(args, "mlp_loss.csv"), curves)
     write_summary(out_path(args, "mlp_summary.json"),
-                  {"hidden": args.hidden, "steps": args.steps, "init_scale": args.init_scale, "functions": results, "seconds": elapsed})
+                  {"hidden": args.hidden, "steps": args.steps, "init_scale": args.init_scale, "functions": results,
+                   "seconds": elapsed})
     plotted = plot_curves(out_path(args, "mlp_loss.png"), curves,
                           f"MLP 1-{args.hidden}(tanh)-1: training MSE", xlabel="step (full batch)",
                           ylabel="training MSE")
