@@ -5,7 +5,11 @@ from .vae import VAE
 from .gan import GAN, Discriminator, Generator, discriminator_loss, generator_loss
 from .diffusion import DDPM, Denoiser, beta_schedule, timestep_embedding
 from .contrastive import ContrastiveEncoder, info_nce, knn_accuracy
+from .dqn import DQNAgent, QNetwork, ReplayBuffer  # zoo part B: reinforcement learning
+from .policy import PolicyNetwork, REINFORCEAgent, ValueNetwork, discounted_returns
 
 __all__ = ["MLP"]
 __all__ += ["AutoEncoder", "VAE", "GAN", "Generator", "Discriminator", "discriminator_loss", "generator_loss", "DDPM",
             "Denoiser", "beta_schedule", "timestep_embedding", "ContrastiveEncoder", "info_nce", "knn_accuracy"]
+__all__ += ["QNetwork", "ReplayBuffer", "DQNAgent", "PolicyNetwork", "ValueNetwork", "REINFORCEAgent",
+            "discounted_returns"]

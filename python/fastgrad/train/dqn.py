@@ -1,0 +1,154 @@
+"""DQN on CartPole-v1: experience replay, a target network, double-DQN targets
+and the Huber loss; epsilon-greedy exploration decaying linearly. Every
+--eval-every steps the greedy policy plays a few episodes and the best
+weights so far are kept; the run stops early once that check averages
+--stop-at. The kept weights are then evaluated greedily over 100 episodes
+(the bar: an average return of at least 195)."""
+import time
+
+import numpy as np
+
+from ._common import no_matplotlib_hint, out_path, plot_curves, progress, write_curves_csv, write_summary
+
+NAME = "dqn"
+DESCRIPTION = "DQN (replay, target net, double-DQN, Huber) on CartPole-v1: greedy return over 100 episodes"
+
+BAR = 195.0
+
+
+def add_arguments(p):
+    p.add_argument("--steps", type=int, default=40000, help="environment steps at most (default 40000)")
+    p.add_argument("--hidden", type=int, nargs="+", default=[128, 128], help="hidden widths (default 128 128)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--gamma", type=float, default=0.99, help="discount (default 0.99)")
+    p.add_argument("--batch-size", type=int, default=64, help="replayed transitions per update (default 64)")
+    p.add_argument("--buffer", type=int, default=50000, help="replay capacity (default 50000)")
+    p.add_argument("--learning-starts", type=int, default=1000, help="random steps before learning (default 1000)")
+    p.add_argument("--train-every", type=int, default=1, help="environment steps between updates (default 1)")
+    p.add_argument("--gradient-steps", type=int, default=1, help="updates each time (default 1)")
+    p.add_argument("--target-every", type=int, default=500, help="steps between target syncs (default 500)")
+    p.add_argument("--eps-steps", type=int, default=10000,
+                   help="steps over which epsilon decays from 1 to --eps-end (default 10000)")
+    p.add_argument("--eps-end", type=float, default=0.05, help="final epsilon (default 0.05)")
+    p.add_argument("--eval-every", type=int, default=2000, help="steps between greedy checks (default 2000)")
+    p.add_argument("--eval-episodes", type=int, default=100, help="final greedy evaluation episodes (default 100)")
+    p.add_argument("--stop-at", type=float, default=475.0,
+                   help="stop once a greedy check averages this return (default 475; 0 never stops early)")
+    p.add_argument("--no-double", action="store_true", help="plain DQN targets (max over the target net)")
+    p.add_argument("--mse", action="store_true", help="squared loss instead of Huber")
+    p.add_argument("--builtin-env", action="store_true", help="use fastgrad's CartPole even if gymnasium is installed")
+
+
+def moving_average(xs, n=100):
+    """Mean of the last n values at each point (fewer at the start)."""
+    c = np.cumsum(np.asarray(xs, dtype=np.float64))
+    out = np.empty(len(xs))
+    for i in range(len(xs)):
+        lo = i - n
+        out[i] = (c[i] - (c[lo] if lo >= 0 else 0.0)) / (i - max(lo, -1))
+    return out.tolist()
+
+
+def train(args, bar_desc="dqn"):
+    """Train as args say; returns a dict of the agent (best weights loaded), curves and checks."""
+    import fastgrad as fg
+    from .. import envs
+    from ..models import DQNAgent, ReplayBuffer
+
+    fg.manual_seed(args.seed)
+    use_gym = False if args.builtin_env else None
+    env = envs.make("CartPole-v1", gymnasium=use_gym)
+    obs_dim, n_actions = env.observation_space.shape[0], env.action_space.n
+    agent = DQNAgent(obs_dim, n_actions, hidden=tuple(args.hidden), lr=args.lr, gamma=args.gamma,
+                     double=not args.no_double, huber=not args.mse, seed=args.seed)
+    buffer = ReplayBuffer(args.buffer, obs_dim, seed=args.seed + 1)
+
+    def check(episodes=10, seed=10_000):
+        rets = envs.evaluate(agent.greedy, lambda: envs.make("CartPole-v1", gymnasium=use_gym), episodes, seed)
+        return float(np.mean(rets))
+
+    returns, losses, checks = [], [], []
+    best, best_state = -1.0, None
+    obs, _ = env.reset(seed=args.seed)
+    ep_return = 0.0
+    bar = progress(args.steps, bar_desc)
+    steps_done = 0
+    for step in range(1, args.steps + 1):
+        frac = min(1.0, step / max(1, args.eps_steps))
+        epsilon = 1.0 + frac * (args.eps_end - 1.0)
+        action = agent.act(obs, epsilon) if step > args.learning_starts else int(agent._rng.integers(n_actions))
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.push(obs, action, reward, next_obs, terminated)
+        ep_return += reward
+        obs = next_obs
+        if terminated or truncated:
+            returns.append(ep_return)
+            bar.set_postfix(ret=f"{ep_return:.0f}", eps=f"{epsilon:.2f}")
+            ep_return = 0.0
+            obs, _ = env.reset()
+        if step > args.learning_starts and step % args.train_every == 0:
+            for _ in range(args.gradient_steps):
+                losses.append(agent.update(buffer.sample(args.batch_size)))
+        if step % args.target_every == 0:
+            agent.sync_target()
+        bar.update(1)
+        steps_done = step
+        if step > args.learning_starts and step % args.eval_every == 0:
+            score = check()
+            checks.append((step, score))
+            if score >= best:
+                best, best_state = score, {k: v.clone() for k, v in agent.q.state_dict().items()}
+            if args.stop_at and score >= args.stop_at:
+                break
+    bar.close()
+    if best_state is not None:
+        # a final check of the last weights too, so the run never ends on a worse copy than it had
+        score = check()
+        checks.append((steps_done, score))
+        if score < best:
+            agent.q.load_state_dict(best_state)
+    env_name = "built-in" if args.builtin_env or not envs.gymnasium_available() else "gymnasium"
+    return dict(agent=agent, returns=returns, losses=losses, checks=checks, steps=steps_done, env_name=env_name)
+
+
+def run(args):
+    from .. import envs
+
+    t0 = time.perf_counter()
+    res = train(args)
+    train_seconds = time.perf_counter() - t0
+    agent = res["agent"]
+    use_gym = False if args.builtin_env else None
+    eval_returns = envs.evaluate(agent.greedy, lambda: envs.make("CartPole-v1", gymnasium=use_gym),
+                                 args.eval_episodes, seed=1_000_000 + args.seed)
+    seconds = time.perf_counter() - t0
+    mean, std = float(np.mean(eval_returns)), float(np.std(eval_returns))
+    returns = res["returns"]
+    curves = {"episode return": returns, "mean of last 100": moving_average(returns)}
+    write_curves_csv(out_path(args, "dqn_returns.csv"), curves, index_name="episode")
+    write_curves_csv(out_path(args, "dqn_loss.csv"), {"huber loss" if not args.mse else "mse loss": res["losses"]},
+                     index_name="update")
+    summary = {"eval_mean_return": mean, "eval_std_return": std, "eval_min_return": float(np.min(eval_returns)),
+               "eval_episodes": len(eval_returns), "bar": BAR, "met_bar": mean >= BAR,
+               "train_episodes": len(returns), "train_steps": res["steps"], "updates": len(res["losses"]),
+               "last100_train_return": float(np.mean(returns[-100:])) if returns else 0.0,
+               "greedy_checks": [[s, r] for s, r in res["checks"]], "env": res["env_name"],
+               "train_seconds": train_seconds, "seconds": seconds}
+    write_summary(out_path(args, "dqn_summary.json"), summary)
+    plotted = plot_curves(out_path(args, "dqn_returns.png"), curves,
+                          f"DQN on CartPole-v1: training return (greedy eval {mean:.1f} over {len(eval_returns)})",
+                          xlabel="episode", ylabel="return", logy=False)
+
+    print(f"\nDQN on CartPole-v1 ({res['env_name']}), MLP 4-{'-'.join(map(str, args.hidden))}-2, seed {args.seed}")
+    print(f"{'train steps':<28}{res['steps']:>10}")
+    print(f"{'train episodes':<28}{len(returns):>10}")
+    print(f"{'updates':<28}{len(res['losses']):>10}")
+    print(f"{'greedy return, 100 eval ep.':<28}{mean:>10.1f}  (std {std:.1f}, bar {BAR:g}: "
+          f"{'met' if mean >= BAR else 'NOT met'})")
+    print(f"{'time':<28}{seconds:>9.1f}s  (training {train_seconds:.1f} s)")
+    print(f"wrote CSV to {args.out}/")
+    if plotted:
+        print(f"figure: {args.out}/dqn_returns.png")
+    else:
+        no_matplotlib_hint()
+    return 0
