@@ -18,6 +18,7 @@
 #include "cpu/optim.h"
 #include "cpu/random.h"
 #include "cpu/reduce.h"
+#include "cpu/rnn.h"
 
 namespace py = pybind11;
 using namespace fg;
@@ -244,6 +245,12 @@ PYBIND11_MODULE(_C, m) {
   m.def("matmul", &fg::matmul, Release());
   m.def("gemm_info", &fg::gemm_info);
   m.def("set_cpu_capability", &fg::set_cpu_capability);
+
+  // ---- recurrent layers (cpu/rnn.h) -------------------------------------------
+  m.def("rnn_forward", &fg::rnn_forward, py::arg("mode"), py::arg("xp"), py::arg("h0"), py::arg("c0"),
+        py::arg("w_hh"), py::arg("b_hh"), py::arg("reverse"), py::arg("keep"), Release());
+  m.def("rnn_backward", &fg::rnn_backward, py::arg("mode"), py::arg("ws"), py::arg("grad"), py::arg("h0"),
+        py::arg("c0"), py::arg("w_hh"), py::arg("b_hh"), py::arg("reverse"), Release());
 
   // ---- random numbers (cpu/random.h) ------------------------------------------
   // Seeds are taken modulo 2**64, so negative Python ints work as in torch.

@@ -164,7 +164,7 @@ class FusedRNNLayer(Function):
 
 
 def _fused_ok(x):
-    return (use_fused and state.forward_level == 0 and x.device.type == "cpu"
+    return (use_fused and x.device.type == "cpu"
             and hasattr(_C, "rnn_forward"))
 
 
@@ -422,6 +422,10 @@ class RNNBase(Module):
             B = input.shape[0] if self.batch_first else input.shape[1]
         else:
             B = 1
+        T = input.shape[1] if batched and self.batch_first else input.shape[0]
+        if T == 0:
+            raise ValueError(f"{name}: Expected sequence length to be larger than 0 in RNN, got input of shape "
+                             f"{list(input.shape)}")
         D = 2 if self.bidirectional else 1
         expected = (self.num_layers * D, B, self.hidden_size)
         if hx is None:
@@ -495,12 +499,18 @@ class RNNBase(Module):
         return out, (h_n if n_states == 1 else (h_n, c_n))
 
 
+def _no_proj(proj_size):
+    if proj_size is not None:
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+
+
 class RNN(RNNBase):
     """Elman RNN: h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) (or relu).
     forward(input, hx=None) -> (output, h_n)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, device=None, dtype=None):
+                 dropout=0.0, bidirectional=False, device=None, dtype=None, proj_size=None):
+        _no_proj(proj_size)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
@@ -527,7 +537,8 @@ class GRU(RNNBase):
     """Gated recurrent unit. forward(input, hx=None) -> (output, h_n)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, device=None, dtype=None):
+                 bidirectional=False, device=None, dtype=None, proj_size=None):
+        _no_proj(proj_size)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
                          device, dtype)
 

@@ -1,0 +1,320 @@
+// rnn.cpp - the time loops of RNN/LSTM/GRU layers, forward and backward
+// (see rnn.h); the per-element cell math is in rnn_math.h.
+//
+// Work per step: one GEMM (B, H) x (H, G*H) going forward, one (B, G*H) x
+// (G*H, H) going back, both through gemm() (threaded, bit-identical for any
+// thread count), and the pointwise cell math over the B rows (split across
+// threads by rows, so also deterministic). dW_hh is one GEMM over all T*B
+// rows at the end rather than T small ones (K = B is too thin to be fast).
+//
+// Workspace layout (rnn_forward keep=true), regions one after another, each
+// in time order (row (t, b) belongs to time step t of the sequence):
+//   LSTM  gates (T*B, 4H) activated i, f, g, o | c (T*B, H) | h_prev (T*B, H)
+//   GRU   r, z, n, hn (T*B, 4H)                | h_prev (T*B, H)
+//   RNN   y (T*B, H)                           | h_prev (T*B, H)
+// h_prev[t] is the hidden state that step t read (h0 for the first step of
+// the direction), so dW_hh = dgates^T @ h_prev row for row.
+#define FG_RNN_ISA scalar
+#include "cpu/rnn_math.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cpu/gemm.h"
+#include "cpu/rnn.h"
+#include "errors.h"
+#include "parallel.h"
+
+namespace fg {
+namespace rnn_detail {
+
+Kernels<float> kernels_scalar_f32() { return scalar::kernels<float>(); }
+Kernels<double> kernels_scalar_f64() { return scalar::kernels<double>(); }
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// dispatch
+// ---------------------------------------------------------------------------
+
+// The build gemm() uses (FASTGRAD_CPU_CAPABILITY / set_cpu_capability).
+template <class S>
+Kernels<S> pick_kernels() {
+  const std::string cap = gemm_info();
+  if constexpr (sizeof(S) == 4) {
+    if (cap == "avx512") return kernels_avx512_f32();
+    if (cap == "avx2") return kernels_avx2_f32();
+    return kernels_scalar_f32();
+  } else {
+    if (cap == "avx512") return kernels_avx512_f64();
+    if (cap == "avx2") return kernels_avx2_f64();
+    return kernels_scalar_f64();
+  }
+}
+
+int gates_of(RnnMode m) { return m == RnnMode::Lstm ? 4 : (m == RnnMode::Gru ? 3 : 1); }
+
+int64_t ws_cols(RnnMode m, int64_t H) { return m == RnnMode::Lstm ? 6 * H : (m == RnnMode::Gru ? 5 * H : 2 * H); }
+
+// Rows per parallel_for chunk: enough gate elements (~8K) per chunk that the
+// pool hand-off stays small next to the exps.
+int64_t row_grain(int64_t GH) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(GH, 1)); }
+
+RnnMode check_mode(int mode, const char* op) {
+  if (mode < 0 || mode > 3) throw std::invalid_argument(std::string(op) + ": unknown mode " + std::to_string(mode));
+  return static_cast<RnnMode>(mode);
+}
+
+void check_float(const Array& a, DType dt, const char* op, const char* what) {
+  if (a.device().type != DeviceType::CPU)
+    throw std::invalid_argument(std::string(op) + ": " + what + " must be on the CPU");
+  if (a.dtype != dt)
+    throw TypeError(std::string(op) + ": " + what + " has dtype " + dtype_name(a.dtype) + ", expected " +
+                    dtype_name(dt));
+}
+
+void check_shape(const Array& a, const Shape& want, const char* op, const char* what) {
+  if (a.shape != want)
+    throw std::invalid_argument(std::string(op) + ": " + what + " has shape " + shape_str(a.shape) + ", expected " +
+                                shape_str(want));
+}
+
+// ---------------------------------------------------------------------------
+// forward
+// ---------------------------------------------------------------------------
+
+template <class S>
+void forward_impl(RnnMode mode, const Array& xp, const Array& h0, const Array* c0, const Array& w, const Array* b,
+                  bool reverse, Array& out, Array* ws) {
+  const Kernels<S> K = pick_kernels<S>();
+  const int64_t T = xp.shape[0], B = xp.shape[1], GH = xp.shape[2], H = h0.shape[1], BH = B * H;
+  const int64_t sT = xp.strides[0], sB = xp.strides[1];
+  const S* X = xp.data<S>();
+  const S* W = w.data<S>();
+  S* Y = out.data<S>();
+  S* HN = Y + T * BH;
+  S* CN = HN + BH;
+  const bool relu = mode == RnnMode::Relu;
+
+  S* wsA = ws ? ws->data<S>() : nullptr;  // first region (gates / rznh / y)
+  S* wsC = nullptr;                         // LSTM c region
+  S* wsHp = nullptr;                        // h_prev region
+  if (ws) {
+    const int64_t a_cols = mode == RnnMode::Lstm || mode == RnnMode::Gru ? 4 * H : H;
+    wsC = wsA + T * B * a_cols;
+    wsHp = mode == RnnMode::Lstm ? wsC + T * BH : wsC;
+  }
+  // Scratch: the recurrent product of one step, GRU's per-step r, z, n, hn
+  // without a workspace, LSTM's two alternating c buffers, GRU's zero bias.
+  Array gbuf_arr = empty({B, GH}, xp.dtype);
+  Array aux_arr = empty({mode == RnnMode::Gru ? 4 * BH : 2 * BH}, xp.dtype);
+  Array zb_arr = zeros({GH}, xp.dtype);
+  S* gbuf = gbuf_arr.data<S>();
+  S* aux = aux_arr.data<S>();
+  const S* bias = b ? b->data<S>() : zb_arr.data<S>();
+
+  const S* hprev = h0.data<S>();
+  const S* cprev = c0 ? c0->data<S>() : nullptr;
+  const int64_t grain = row_grain(GH);
+  for (int64_t k = 0; k < T; ++k) {
+    const int64_t t = reverse ? T - 1 - k : k;
+    S* yt = Y + t * BH;
+    S* g = mode == RnnMode::Lstm && ws ? wsA + t * B * GH : (mode == RnnMode::Tanh || relu ? yt : gbuf);
+    gemm<S>(B, GH, H, hprev, H, 1, W, 1, H, g, GH, 1, S(1), S(0));  // h_prev @ W_hh^T
+    if (ws) std::memcpy(wsHp + t * BH, hprev, sizeof(S) * BH);
+    const S* xt = X + t * sT;
+    if (mode == RnnMode::Lstm) {
+      S* ct = ws ? wsC + t * BH : aux + (k & 1) * BH;
+      parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
+        for (int64_t i = b0; i < b1; ++i)
+          K.lstm_fwd(H, xt + i * sB, g + i * GH, cprev + i * H, ct + i * H, yt + i * H);
+      });
+      cprev = ct;
+    } else if (mode == RnnMode::Gru) {
+      S* r = ws ? wsA + t * B * 4 * H : aux;
+      parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
+        for (int64_t i = b0; i < b1; ++i)
+          K.gru_fwd(H, xt + i * sB, g + i * GH, bias, hprev + i * H, r + i * 4 * H, yt + i * H);
+      });
+    } else {
+      parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
+        for (int64_t i = b0; i < b1; ++i) K.rnn_fwd(H, xt + i * sB, yt + i * H, relu);
+      });
+    }
+    hprev = yt;
+  }
+  std::memcpy(HN, hprev, sizeof(S) * BH);
+  if (mode == RnnMode::Lstm) std::memcpy(CN, cprev, sizeof(S) * BH);
+  if (ws && (mode == RnnMode::Tanh || relu)) std::memcpy(wsA, Y, sizeof(S) * T * BH);
+}
+
+// ---------------------------------------------------------------------------
+// backward
+// ---------------------------------------------------------------------------
+
+template <class S>
+void backward_impl(RnnMode mode, const Array& ws, const Array& grad, const Array* c0, const Array& w, bool reverse,
+                   Array& dxp, Array& dh0, Array* dc0, Array& dw, Array* db) {
+  const Kernels<S> K = pick_kernels<S>();
+  const int64_t T = ws.shape[0], B = ws.shape[1], H = w.shape[1], GH = w.shape[0], BH = B * H;
+  const S* W = w.data<S>();
+  const S* gY = grad.data<S>();
+  const S* wsA = ws.data<S>();
+  const int64_t a_cols = mode == RnnMode::Lstm || mode == RnnMode::Gru ? 4 * H : H;
+  const S* wsC = wsA + T * B * a_cols;
+  const S* wsHp = mode == RnnMode::Lstm ? wsC + T * BH : wsC;
+  const bool relu = mode == RnnMode::Relu;
+  S* DX = dxp.data<S>();
+  S* dh = dh0.data<S>();  // the running gradient of h; ends as dh0
+  S* dc = dc0 ? dc0->data<S>() : nullptr;
+  std::memcpy(dh, gY + T * BH, sizeof(S) * BH);
+  if (dc) std::memcpy(dc, gY + T * BH + BH, sizeof(S) * BH);
+  Array dhh_arr = empty({mode == RnnMode::Gru ? T * B * GH : 0}, ws.dtype);  // GRU: grads of h W_hh^T + b_hh
+  S* DHH = dhh_arr.data<S>();
+
+  const int64_t grain = row_grain(GH);
+  for (int64_t k = T - 1; k >= 0; --k) {
+    const int64_t t = reverse ? T - 1 - k : k;
+    const S* dyt = gY + t * BH;
+    S* dg = DX + t * B * GH;
+    if (mode == RnnMode::Lstm) {
+      const S* ct = wsC + t * BH;
+      const S* cp = k > 0 ? wsC + (reverse ? t + 1 : t - 1) * BH : c0->data<S>();
+      const S* gt = wsA + t * B * GH;
+      parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
+        for (int64_t i = b0; i < b1; ++i)
+          K.lstm_bwd(H, gt + i * GH, ct + i * H, cp + i * H, dyt + i * H, dh + i * H, dc + i * H, dg + i * GH);
+      });
+      gemm<S>(B, H, GH, dg, GH, 1, W, H, 1, dh, H, 1, S(1), S(0));  // dh_prev = dgates @ W_hh
+    } else if (mode == RnnMode::Gru) {
+      const S* rt = wsA + t * B * 4 * H;
+      const S* hp = wsHp + t * BH;
+      S* dhht = DHH + t * B * GH;
+      parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
+        for (int64_t i = b0; i < b1; ++i)
+          K.gru_bwd(H, rt + i * 4 * H, hp + i * H, dyt + i * H, dh + i * H, dg + i * GH, dhht + i * GH);
+      });
+      gemm<S>(B, H, GH, dhht, GH, 1, W, H, 1, dh, H, 1, S(1), S(1));  // dh_prev = dh * z + dhh @ W_hh
+    } else {
+      const S* yt = wsA + t * BH;
+      parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
+        for (int64_t i = b0; i < b1; ++i) K.rnn_bwd(H, yt + i * H, dyt + i * H, dh + i * H, dg + i * H, relu);
+      });
+      gemm<S>(B, H, GH, dg, GH, 1, W, H, 1, dh, H, 1, S(1), S(0));
+    }
+  }
+  // dW_hh = sum over all rows of dgates^T h_prev, as one (GH, T*B) x (T*B, H) product
+  const S* G = mode == RnnMode::Gru ? DHH : DX;
+  gemm<S>(GH, H, T * B, G, 1, GH, wsHp, H, 1, dw.data<S>(), H, 1, S(1), S(0));
+  if (db) {  // GRU's b_hh: column sums of dhh, rows in a fixed order
+    S* d = db->data<S>();
+    for (int64_t r = 0; r < T * B; ++r) {
+      const S* row = DHH + r * GH;
+      for (int64_t j = 0; j < GH; ++j) d[j] += row[j];
+    }
+  }
+}
+
+}  // namespace
+}  // namespace rnn_detail
+
+// ---------------------------------------------------------------------------
+// front ends
+// ---------------------------------------------------------------------------
+
+std::pair<Array, std::optional<Array>> rnn_forward(int mode_id, const Array& xp_in, const Array& h0_in,
+                                                   const std::optional<Array>& c0_in, const Array& w_in,
+                                                   const std::optional<Array>& b_in, bool reverse, bool keep) {
+  using namespace rnn_detail;
+  const char* op = "rnn_forward";
+  const RnnMode mode = check_mode(mode_id, op);
+  const DType dt = xp_in.dtype;
+  if (dt != DType::Float32 && dt != DType::Float64)
+    throw TypeError(std::string(op) + ": expected float32 or float64, got " + dtype_name(dt));
+  check_float(xp_in, dt, op, "input projection");
+  check_float(h0_in, dt, op, "h0");
+  check_float(w_in, dt, op, "weight_hh");
+  if (xp_in.ndim() != 3) throw std::invalid_argument(std::string(op) + ": input projection must be 3-D (T, B, G*H), got " + shape_str(xp_in.shape));
+  if (h0_in.ndim() != 2) throw std::invalid_argument(std::string(op) + ": h0 must be 2-D (B, H), got " + shape_str(h0_in.shape));
+  const int64_t T = xp_in.shape[0], B = xp_in.shape[1], H = h0_in.shape[1], G = gates_of(mode);
+  if (T <= 0) throw std::invalid_argument(std::string(op) + ": expected sequence length to be larger than 0");
+  check_shape(h0_in, {B, H}, op, "h0");
+  check_shape(xp_in, {T, B, G * H}, op, "input projection");
+  check_shape(w_in, {G * H, H}, op, "weight_hh");
+  if ((mode == RnnMode::Lstm) != c0_in.has_value())
+    throw std::invalid_argument(std::string(op) + ": c0 is required for LSTM and only for LSTM");
+  if (c0_in) {
+    check_float(*c0_in, dt, op, "c0");
+    check_shape(*c0_in, {B, H}, op, "c0");
+  }
+  if (b_in) {
+    if (mode != RnnMode::Gru) throw std::invalid_argument(std::string(op) + ": b_hh is passed separately only for GRU");
+    check_float(*b_in, dt, op, "bias_hh");
+    check_shape(*b_in, {G * H}, op, "bias_hh");
+  }
+  const Array xp = xp_in.strides[2] == 1 || G * H == 1 ? xp_in : contiguous(xp_in);
+  const Array h0 = contiguous(h0_in), w = contiguous(w_in);
+  std::optional<Array> c0, b;
+  if (c0_in) c0 = contiguous(*c0_in);
+  if (b_in) b = contiguous(*b_in);
+  const int64_t n_states = mode == RnnMode::Lstm ? 2 : 1;
+  Array out = empty({T * B * H + n_states * B * H}, dt);
+  std::optional<Array> ws;
+  if (keep) ws = empty({T, B, ws_cols(mode, H)}, dt);
+  if (B > 0 && H > 0) {
+    if (dt == DType::Float32)
+      forward_impl<float>(mode, xp, h0, c0 ? &*c0 : nullptr, w, b ? &*b : nullptr, reverse, out, ws ? &*ws : nullptr);
+    else
+      forward_impl<double>(mode, xp, h0, c0 ? &*c0 : nullptr, w, b ? &*b : nullptr, reverse, out, ws ? &*ws : nullptr);
+  }
+  return {out, ws};
+}
+
+std::tuple<Array, Array, std::optional<Array>, Array, std::optional<Array>> rnn_backward(
+    int mode_id, const Array& ws, const Array& grad_in, const Array& h0, const std::optional<Array>& c0_in,
+    const Array& w_in, const std::optional<Array>& b_in, bool reverse) {
+  using namespace rnn_detail;
+  const char* op = "rnn_backward";
+  const RnnMode mode = check_mode(mode_id, op);
+  const DType dt = ws.dtype;
+  if (dt != DType::Float32 && dt != DType::Float64)
+    throw TypeError(std::string(op) + ": expected float32 or float64, got " + dtype_name(dt));
+  check_float(grad_in, dt, op, "grad");
+  check_float(w_in, dt, op, "weight_hh");
+  if (ws.ndim() != 3 || !ws.is_contiguous()) throw std::invalid_argument(std::string(op) + ": not a workspace of rnn_forward");
+  const int64_t T = ws.shape[0], B = ws.shape[1], G = gates_of(mode);
+  if (w_in.ndim() != 2) throw std::invalid_argument(std::string(op) + ": weight_hh must be 2-D");
+  const int64_t H = w_in.shape[1];
+  check_shape(w_in, {G * H, H}, op, "weight_hh");
+  check_shape(ws, {T, B, ws_cols(mode, H)}, op, "workspace");
+  check_shape(h0, {B, H}, op, "h0");
+  const int64_t n_states = mode == RnnMode::Lstm ? 2 : 1;
+  check_shape(grad_in, {T * B * H + n_states * B * H}, op, "grad");
+  if ((mode == RnnMode::Lstm) != c0_in.has_value())
+    throw std::invalid_argument(std::string(op) + ": c0 is required for LSTM and only for LSTM");
+  const Array grad = contiguous(grad_in), w = contiguous(w_in);
+  std::optional<Array> c0;
+  if (c0_in) {
+    check_float(*c0_in, dt, op, "c0");
+    check_shape(*c0_in, {B, H}, op, "c0");
+    c0 = contiguous(*c0_in);
+  }
+  Array dxp = empty({T, B, G * H}, dt), dh0 = empty({B, H}, dt), dw = empty({G * H, H}, dt);
+  std::optional<Array> dc0, db;
+  if (mode == RnnMode::Lstm) dc0 = empty({B, H}, dt);
+  if (b_in) db = zeros({G * H}, dt);
+  if (B == 0 || H == 0) {
+    dw = zeros({G * H, H}, dt);
+  } else if (dt == DType::Float32) {
+    backward_impl<float>(mode, ws, grad, c0 ? &*c0 : nullptr, w, reverse, dxp, dh0, dc0 ? &*dc0 : nullptr, dw,
+                         db ? &*db : nullptr);
+  } else {
+    backward_impl<double>(mode, ws, grad, c0 ? &*c0 : nullptr, w, reverse, dxp, dh0, dc0 ? &*dc0 : nullptr, dw,
+                          db ? &*db : nullptr);
+  }
+  return {dxp, dh0, dc0, dw, db};
+}
+
+}  // namespace fg
