@@ -162,6 +162,19 @@ def test_sdpa_fully_masked_rows_are_zero(dtype):
     assert np.isfinite(to_np(q.grad)).all() and not to_np(q.grad)[0, 2].any()
 
 
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_sdpa_grad_of_one_input(which):
+    r = rng(13)
+    arrs = [r.standard_normal(s) for s in ((2, 5, 4), (2, 6, 4), (2, 6, 3))]
+    fin = [fg.tensor(a, requires_grad=i == which) for i, a in enumerate(arrs)]
+    tin = [torch.tensor(a, requires_grad=i == which) for i, a in enumerate(arrs)]
+    ct = r.standard_normal((2, 5, 3))
+    (F.scaled_dot_product_attention(*fin, is_causal=True) * fg.tensor(ct)).sum().backward()
+    (TF.scaled_dot_product_attention(*tin, is_causal=True) * torch.tensor(ct)).sum().backward()
+    close(fin[which].grad, tin[which].grad, "float64", "grad")
+    assert all(t.grad is None for i, t in enumerate(fin) if i != which)
+
+
 def test_sdpa_non_contiguous_and_gradcheck():
     q = fg.randn(2, 5, 3, 4, dtype=fg.float64).transpose(1, 2)  # (2, 3, 5, 4) view
     k = fg.randn(2, 4, 3, 6, dtype=fg.float64).permute(0, 2, 3, 1)

@@ -539,7 +539,6 @@ class _Attention(Function):
         ctx.heads, ctx.fill, ctx.add, ctx.dead, ctx.scale, ctx.keep = heads, fill, add, dead, scale, keep
         ctx.save_for_backward(*inputs)
         q, k, v = _attn_split([t._data for t in inputs], heads)
-        dt = q.dtype
         qs = _C.mul(q, _scalar_like(scale, q))  # scaling q (L x E) is cheaper than the scores (L x S)
         s = _C.matmul(qs, _mT(k))
         if fill is not None:
@@ -564,16 +563,24 @@ class _Attention(Function):
         if _grad_state.grad_enabled:
             return _attn_vjp_composite(ctx, inputs, g)
         q, k, v = _attn_split([t._data for t in inputs], ctx.heads)
-        go = _attn_unmerge(g._data, ctx.heads, q.shape)
+        go = _attn_unmerge(g._data, ctx.heads)
         p, keep = ctx.p, ctx.keep
-        pd = p if keep is None else _C.mul(p, keep)
-        dv = _C.matmul(_mT(pd), go)
-        dp = _C.matmul(go, _mT(v))
-        if keep is not None:
-            dp = _C.mul(dp, keep)
-        ds = _C.softmax_backward(dp, p, p.ndim - 1)  # 0 wherever p is 0: masked keys and dead rows
-        dq = _C.mul(_C.matmul(ds, k), _scalar_like(ctx.scale, ds))
-        dk = _C.matmul(_mT(ds), ctx.qs)
+        # which of q, k, v need a gradient (a heads-layout input stands for all its groups)
+        nq, nk, nv = (ctx.needs_input_grad if ctx.heads is None else
+                      [x for t, n, need in zip(inputs, _attn_layout([t.shape for t in inputs], ctx.heads)[1],
+                                               ctx.needs_input_grad) for x in [need] * n])
+        dq = dk = dv = None
+        if nv:
+            dv = _C.matmul(_mT(p if keep is None else _C.mul(p, keep)), go)
+        if nq or nk:
+            dp = _C.matmul(go, _mT(v))
+            if keep is not None:
+                dp = _C.mul(dp, keep)
+            ds = _C.softmax_backward(dp, p, p.ndim - 1)  # 0 wherever p is 0: masked keys and dead rows
+            if nq:
+                dq = _C.mul(_C.matmul(ds, k), _scalar_like(ctx.scale, ds))
+            if nk:
+                dk = _C.matmul(_mT(ds), ctx.qs)
         return tuple(None if t is None else Tensor._wrap(t)
                      for t in _attn_join_grads((dq, dk, dv), inputs, ctx.heads, ctx.needs_input_grad))
 
@@ -597,9 +604,6 @@ class _Attention(Function):
             t = (p if keep is None else p * keep) @ tv
             out = t if out is None else out + t
         return _attn_merge_t(out, ctx.heads)
-
-
-_NEG_INF = float("-inf")
 
 
 def _attn_layout(shapes, heads):
@@ -663,7 +667,7 @@ def _attn_merge_t(o, heads):
     return o.reshape(o.shape[0], o.shape[1], o.shape[2] * o.shape[3])
 
 
-def _attn_unmerge(g, heads, qshape):
+def _attn_unmerge(g, heads):
     """The output's gradient as (B, H, L, D) (a view when it can be)."""
     if heads is None:
         return g
@@ -683,7 +687,7 @@ def _attn_join_grads(grads, inputs, heads, needs):
     for t, n, need in zip(inputs, ns, needs):
         if need:
             d0, d1 = t.shape[0], t.shape[1]
-            buf = _C.empty([d0, d1, n * e], grads[0].dtype, grads[0].device)
+            buf = _C.empty([d0, d1, n * e], grads[j].dtype, grads[j].device)
             b5 = _C.permute(_C.reshape(buf, [d0, d1, n, h, e // h]), [2, 0, 3, 1, 4] if bf else [2, 1, 3, 0, 4])
             for i in range(n):
                 _C.copy_into(_C.select(b5, 0, i), grads[j + i])
