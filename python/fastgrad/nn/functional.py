@@ -519,6 +519,9 @@ def _scalar_like(value, a):
     return _C.scalar(value, a.dtype) if a.device == "cpu" else _C.full([], value, a.dtype, a.device)
 
 
+_NEG_INF = float("-inf")
+
+
 class _Attention(Function):
     """softmax(q k^T * scale, masked) (dropout) @ v as one node: the core of scaled_dot_product_attention
     and of MultiheadAttention, without the intermediate nodes' extra passes (the mask's backward, the
