@@ -16,6 +16,7 @@
 #include "cpu/gemm.h"
 #include "cpu/index.h"
 #include "cpu/optim.h"
+#include "cpu/pool.h"
 #include "cpu/random.h"
 #include "cpu/reduce.h"
 #include "cpu/rnn.h"
@@ -282,4 +283,29 @@ PYBIND11_MODULE(_C, m) {
   m.def("rmsprop_step", &fg::rmsprop_step, py::arg("params"), py::arg("grads"), py::arg("square_avgs"),
         py::arg("momentum_bufs"), py::arg("grad_avgs"), py::arg("lr"), py::arg("alpha"), py::arg("eps"),
         py::arg("weight_decay"), py::arg("momentum"), py::arg("centered"), py::arg("maximize"), Release());
+
+  // ---- pooling and upsampling (cpu/pool.h) ------------------------------------
+  // (N, C, H, W) or (C, H, W); 1-d variants are these on (N, C, 1, L) views.
+  // divisor_override 0 = none; scale <= 0 = none.
+  m.def("max_pool2d", &fg::max_pool2d, py::arg("x"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
+        py::arg("ph"), py::arg("pw"), py::arg("dh"), py::arg("dw"), py::arg("ceil_mode"), Release());
+  m.def("adaptive_max_pool2d", &fg::adaptive_max_pool2d, Release());
+  m.def("max_pool2d_backward", &fg::max_pool2d_backward, Release());
+  m.def("max_pool2d_gather", &fg::max_pool2d_gather, Release());
+  m.def("avg_pool2d", &fg::avg_pool2d, py::arg("x"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
+        py::arg("ph"), py::arg("pw"), py::arg("ceil_mode"), py::arg("count_include_pad"),
+        py::arg("divisor_override"), Release());
+  m.def("avg_pool2d_backward", &fg::avg_pool2d_backward, py::arg("grad_out"), py::arg("input_shape"), py::arg("kh"),
+        py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("ph"), py::arg("pw"), py::arg("ceil_mode"),
+        py::arg("count_include_pad"), py::arg("divisor_override"), Release());
+  m.def("adaptive_avg_pool2d", &fg::adaptive_avg_pool2d, Release());
+  m.def("adaptive_avg_pool2d_backward", &fg::adaptive_avg_pool2d_backward, Release());
+  m.def("upsample_nearest2d", &fg::upsample_nearest2d, py::arg("x"), py::arg("oh"), py::arg("ow"),
+        py::arg("scale_h"), py::arg("scale_w"), py::arg("exact"), Release());
+  m.def("upsample_nearest2d_backward", &fg::upsample_nearest2d_backward, py::arg("grad_out"),
+        py::arg("input_shape"), py::arg("scale_h"), py::arg("scale_w"), py::arg("exact"), Release());
+  m.def("upsample_bilinear2d", &fg::upsample_bilinear2d, py::arg("x"), py::arg("oh"), py::arg("ow"),
+        py::arg("align_corners"), py::arg("scale_h"), py::arg("scale_w"), Release());
+  m.def("upsample_bilinear2d_backward", &fg::upsample_bilinear2d_backward, py::arg("grad_out"),
+        py::arg("input_shape"), py::arg("align_corners"), py::arg("scale_h"), py::arg("scale_w"), Release());
 }

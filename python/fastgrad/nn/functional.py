@@ -227,6 +227,12 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     return (x1 - x2 + eps).norm(p, dim=-1, keepdim=keepdim)
 
 
+# -- pooling and upsampling (ops/pool.py) -----------------------------------------------------------
+from ..ops.pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d,  # noqa: E402,F401
+                        adaptive_max_pool2d, avg_pool1d, avg_pool2d, interpolate, max_pool1d, max_pool2d,
+                        pixel_shuffle, pixel_unshuffle, upsample, upsample_bilinear, upsample_nearest)
+
+
 # -- losses -------------------------------------------------------------------------------------------
 
 
