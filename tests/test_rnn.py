@@ -418,15 +418,21 @@ def test_native_entry_points_validate():
     x = fg.randn(3, 2, 8)._data
     h = fg.randn(2, 2)._data
     w = fg.randn(8, 2)._data
-    err(lambda: C.rnn_forward(2, x, h, None, w, None, False, False), ValueError, "rnn_forward", "c0")
-    err(lambda: C.rnn_forward(2, x, h, h, fg.randn(8, 3)._data, None, False, False), ValueError, "weight_hh", "[8, 3]")
-    err(lambda: C.rnn_forward(2, x, fg.randn(3, 2)._data, h, w, None, False, False), ValueError, "h0")
-    err(lambda: C.rnn_forward(2, x, h, fg.randn(2, 2, dtype=fg.float64)._data, w, None, False, False), TypeError,
-        "c0", "float64")
-    err(lambda: C.rnn_forward(7, x, h, h, w, None, False, False), ValueError, "mode")
-    out, ws = C.rnn_forward(2, x, h, h, w, None, False, True)
-    err(lambda: C.rnn_backward(2, ws, fg.randn(5)._data, h, h, w, None, False), ValueError, "rnn_backward", "grad")
-    err(lambda: C.rnn_backward(3, ws, out, h, None, fg.randn(6, 2)._data, None, False), ValueError, "workspace")
+    b = fg.randn(8)._data
+    err(lambda: C.rnn_forward(2, x, h, None, w, None, None, False, False), ValueError, "rnn_forward", "c0")
+    err(lambda: C.rnn_forward(2, x, h, h, fg.randn(8, 3)._data, None, None, False, False), ValueError, "weight_hh",
+        "[8, 3]")
+    err(lambda: C.rnn_forward(2, x, fg.randn(3, 2)._data, h, w, None, None, False, False), ValueError, "h0")
+    err(lambda: C.rnn_forward(2, x, h, fg.randn(2, 2, dtype=fg.float64)._data, w, None, None, False, False),
+        TypeError, "c0", "float64")
+    err(lambda: C.rnn_forward(2, x, h, h, w, b, None, False, False), ValueError, "bias")
+    err(lambda: C.rnn_forward(2, x, h, h, w, b, fg.randn(7)._data, False, False), ValueError, "bias_hh", "[7]")
+    err(lambda: C.rnn_forward(7, x, h, h, w, None, None, False, False), ValueError, "mode")
+    err(lambda: C.rnn_forward(2, fg.randn(3, 2, 8, dtype=fg.int64)._data, h, h, w, None, None, False, False),
+        TypeError, "int64")
+    out, ws = C.rnn_forward(2, x, h, h, w, b, b, False, True)
+    err(lambda: C.rnn_backward(2, ws, fg.randn(5)._data, h, h, w, True, False), ValueError, "rnn_backward", "grad")
+    err(lambda: C.rnn_backward(3, ws, out, h, None, fg.randn(6, 2)._data, True, False), ValueError, "workspace")
 
 
 # -- learning -------------------------------------------------------------------------------------

@@ -86,8 +86,8 @@ void check_shape(const Array& a, const Shape& want, const char* op, const char* 
 // ---------------------------------------------------------------------------
 
 template <class S>
-void forward_impl(RnnMode mode, const Array& xp, const Array& h0, const Array* c0, const Array& w, const Array* b,
-                  bool reverse, Array& out, Array* ws) {
+void forward_impl(RnnMode mode, const Array& xp, const Array& h0, const Array* c0, const Array& w,
+                  const Array* b_ih, const Array* b_hh, bool reverse, Array& out, Array* ws) {
   const Kernels<S> K = pick_kernels<S>();
   const int64_t T = xp.shape[0], B = xp.shape[1], GH = xp.shape[2], H = h0.shape[1], BH = B * H;
   const int64_t sT = xp.strides[0], sB = xp.strides[1];
@@ -107,13 +107,28 @@ void forward_impl(RnnMode mode, const Array& xp, const Array& h0, const Array* c
     wsHp = mode == RnnMode::Lstm ? wsC + T * BH : wsC;
   }
   // Scratch: the recurrent product of one step, GRU's per-step r, z, n, hn
-  // without a workspace, LSTM's two alternating c buffers, GRU's zero bias.
+  // without a workspace, LSTM's two alternating c buffers.
   Array gbuf_arr = empty({B, GH}, xp.dtype);
   Array aux_arr = empty({mode == RnnMode::Gru ? 4 * BH : 2 * BH}, xp.dtype);
-  Array zb_arr = zeros({GH}, xp.dtype);
   S* gbuf = gbuf_arr.data<S>();
   S* aux = aux_arr.data<S>();
-  const S* bias = b ? b->data<S>() : zb_arr.data<S>();
+  // Biases (zeros when the layer has none): GRU keeps b_ih (bx) and b_hh
+  // (bh) apart, since b_hn sits inside r * (.); the others add one sum.
+  Array bias_arr = zeros({2 * GH}, xp.dtype);
+  S* bx = bias_arr.data<S>();
+  S* bh = bx + GH;
+  if (b_ih) {
+    const S* bi = b_ih->data<S>();
+    const S* bb = b_hh->data<S>();
+    for (int64_t j = 0; j < GH; ++j) {
+      if (mode == RnnMode::Gru) {
+        bx[j] = bi[j];
+        bh[j] = bb[j];
+      } else {
+        bx[j] = bi[j] + bb[j];
+      }
+    }
+  }
 
   const S* hprev = h0.data<S>();
   const S* cprev = c0 ? c0->data<S>() : nullptr;
@@ -129,18 +144,18 @@ void forward_impl(RnnMode mode, const Array& xp, const Array& h0, const Array* c
       S* ct = ws ? wsC + t * BH : aux + (k & 1) * BH;
       parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
         for (int64_t i = b0; i < b1; ++i)
-          K.lstm_fwd(H, xt + i * sB, g + i * GH, cprev + i * H, ct + i * H, yt + i * H);
+          K.lstm_fwd(H, xt + i * sB, bx, g + i * GH, cprev + i * H, ct + i * H, yt + i * H);
       });
       cprev = ct;
     } else if (mode == RnnMode::Gru) {
       S* r = ws ? wsA + t * B * 4 * H : aux;
       parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
         for (int64_t i = b0; i < b1; ++i)
-          K.gru_fwd(H, xt + i * sB, g + i * GH, bias, hprev + i * H, r + i * 4 * H, yt + i * H);
+          K.gru_fwd(H, xt + i * sB, bx, g + i * GH, bh, hprev + i * H, r + i * 4 * H, yt + i * H);
       });
     } else {
       parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
-        for (int64_t i = b0; i < b1; ++i) K.rnn_fwd(H, xt + i * sB, yt + i * H, relu);
+        for (int64_t i = b0; i < b1; ++i) K.rnn_fwd(H, xt + i * sB, bx, yt + i * H, relu);
       });
     }
     hprev = yt;
@@ -154,9 +169,17 @@ void forward_impl(RnnMode mode, const Array& xp, const Array& h0, const Array* c
 // backward
 // ---------------------------------------------------------------------------
 
+// d[j] += sum of the n rows of m (n, cols), row by row: a fixed order, and
+// done per step while the step's gradients are still in cache.
+template <class S>
+void add_rows(int64_t n, int64_t cols, const S* m, S* d) {
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t j = 0; j < cols; ++j) d[j] += m[r * cols + j];
+}
+
 template <class S>
 void backward_impl(RnnMode mode, const Array& ws, const Array& grad, const Array* c0, const Array& w, bool reverse,
-                   Array& dxp, Array& dh0, Array* dc0, Array& dw, Array* db) {
+                   Array& dxp, Array& dh0, Array* dc0, Array& dw, Array* db_ih, Array* db_hh) {
   const Kernels<S> K = pick_kernels<S>();
   const int64_t T = ws.shape[0], B = ws.shape[1], H = w.shape[1], GH = w.shape[0], BH = B * H;
   const S* W = w.data<S>();
@@ -188,6 +211,7 @@ void backward_impl(RnnMode mode, const Array& ws, const Array& grad, const Array
           K.lstm_bwd(H, gt + i * GH, ct + i * H, cp + i * H, dyt + i * H, dh + i * H, dc + i * H, dg + i * GH);
       });
       gemm<S>(B, H, GH, dg, GH, 1, W, H, 1, dh, H, 1, S(1), S(0));  // dh_prev = dgates @ W_hh
+      if (db_ih) add_rows(B, GH, dg, db_ih->data<S>());
     } else if (mode == RnnMode::Gru) {
       const S* rt = wsA + t * B * 4 * H;
       const S* hp = wsHp + t * BH;
@@ -197,24 +221,24 @@ void backward_impl(RnnMode mode, const Array& ws, const Array& grad, const Array
           K.gru_bwd(H, rt + i * 4 * H, hp + i * H, dyt + i * H, dh + i * H, dg + i * GH, dhht + i * GH);
       });
       gemm<S>(B, H, GH, dhht, GH, 1, W, H, 1, dh, H, 1, S(1), S(1));  // dh_prev = dh * z + dhh @ W_hh
+      if (db_ih) {
+        add_rows(B, GH, dg, db_ih->data<S>());
+        add_rows(B, GH, dhht, db_hh->data<S>());
+      }
     } else {
       const S* yt = wsA + t * BH;
       parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
         for (int64_t i = b0; i < b1; ++i) K.rnn_bwd(H, yt + i * H, dyt + i * H, dh + i * H, dg + i * H, relu);
       });
       gemm<S>(B, H, GH, dg, GH, 1, W, H, 1, dh, H, 1, S(1), S(0));
+      if (db_ih) add_rows(B, GH, dg, db_ih->data<S>());
     }
   }
   // dW_hh = sum over all rows of dgates^T h_prev, as one (GH, T*B) x (T*B, H) product
   const S* G = mode == RnnMode::Gru ? DHH : DX;
   gemm<S>(GH, H, T * B, G, 1, GH, wsHp, H, 1, dw.data<S>(), H, 1, S(1), S(0));
-  if (db) {  // GRU's b_hh: column sums of dhh, rows in a fixed order
-    S* d = db->data<S>();
-    for (int64_t r = 0; r < T * B; ++r) {
-      const S* row = DHH + r * GH;
-      for (int64_t j = 0; j < GH; ++j) d[j] += row[j];
-    }
-  }
+  // b_ih and b_hh enter the same sum outside GRU: the same gradient
+  if (db_ih && mode != RnnMode::Gru) std::memcpy(db_hh->data<S>(), db_ih->data<S>(), sizeof(S) * GH);
 }
 
 }  // namespace
@@ -226,7 +250,8 @@ void backward_impl(RnnMode mode, const Array& ws, const Array& grad, const Array
 
 std::pair<Array, std::optional<Array>> rnn_forward(int mode_id, const Array& xp_in, const Array& h0_in,
                                                    const std::optional<Array>& c0_in, const Array& w_in,
-                                                   const std::optional<Array>& b_in, bool reverse, bool keep) {
+                                                   const std::optional<Array>& b_ih_in,
+                                                   const std::optional<Array>& b_hh_in, bool reverse, bool keep) {
   using namespace rnn_detail;
   const char* op = "rnn_forward";
   const RnnMode mode = check_mode(mode_id, op);
@@ -236,8 +261,11 @@ std::pair<Array, std::optional<Array>> rnn_forward(int mode_id, const Array& xp_
   check_float(xp_in, dt, op, "input projection");
   check_float(h0_in, dt, op, "h0");
   check_float(w_in, dt, op, "weight_hh");
-  if (xp_in.ndim() != 3) throw std::invalid_argument(std::string(op) + ": input projection must be 3-D (T, B, G*H), got " + shape_str(xp_in.shape));
-  if (h0_in.ndim() != 2) throw std::invalid_argument(std::string(op) + ": h0 must be 2-D (B, H), got " + shape_str(h0_in.shape));
+  if (xp_in.ndim() != 3)
+    throw std::invalid_argument(std::string(op) + ": input projection must be 3-D (T, B, G*H), got " +
+                                shape_str(xp_in.shape));
+  if (h0_in.ndim() != 2)
+    throw std::invalid_argument(std::string(op) + ": h0 must be 2-D (B, H), got " + shape_str(h0_in.shape));
   const int64_t T = xp_in.shape[0], B = xp_in.shape[1], H = h0_in.shape[1], G = gates_of(mode);
   if (T <= 0) throw std::invalid_argument(std::string(op) + ": expected sequence length to be larger than 0");
   check_shape(h0_in, {B, H}, op, "h0");
@@ -249,41 +277,49 @@ std::pair<Array, std::optional<Array>> rnn_forward(int mode_id, const Array& xp_
     check_float(*c0_in, dt, op, "c0");
     check_shape(*c0_in, {B, H}, op, "c0");
   }
-  if (b_in) {
-    if (mode != RnnMode::Gru) throw std::invalid_argument(std::string(op) + ": b_hh is passed separately only for GRU");
-    check_float(*b_in, dt, op, "bias_hh");
-    check_shape(*b_in, {G * H}, op, "bias_hh");
+  if (b_ih_in.has_value() != b_hh_in.has_value())
+    throw std::invalid_argument(std::string(op) + ": pass both biases or neither");
+  if (b_ih_in) {
+    check_float(*b_ih_in, dt, op, "bias_ih");
+    check_shape(*b_ih_in, {G * H}, op, "bias_ih");
+    check_float(*b_hh_in, dt, op, "bias_hh");
+    check_shape(*b_hh_in, {G * H}, op, "bias_hh");
   }
   const Array xp = xp_in.strides[2] == 1 || G * H == 1 ? xp_in : contiguous(xp_in);
   const Array h0 = contiguous(h0_in), w = contiguous(w_in);
-  std::optional<Array> c0, b;
+  std::optional<Array> c0, b_ih, b_hh;
   if (c0_in) c0 = contiguous(*c0_in);
-  if (b_in) b = contiguous(*b_in);
+  if (b_ih_in) b_ih = contiguous(*b_ih_in), b_hh = contiguous(*b_hh_in);
   const int64_t n_states = mode == RnnMode::Lstm ? 2 : 1;
   Array out = empty({T * B * H + n_states * B * H}, dt);
   std::optional<Array> ws;
   if (keep) ws = empty({T, B, ws_cols(mode, H)}, dt);
   if (B > 0 && H > 0) {
+    const Array* c = c0 ? &*c0 : nullptr;
+    const Array* bi = b_ih ? &*b_ih : nullptr;
+    const Array* bh = b_hh ? &*b_hh : nullptr;
+    Array* wsp = ws ? &*ws : nullptr;
     if (dt == DType::Float32)
-      forward_impl<float>(mode, xp, h0, c0 ? &*c0 : nullptr, w, b ? &*b : nullptr, reverse, out, ws ? &*ws : nullptr);
+      forward_impl<float>(mode, xp, h0, c, w, bi, bh, reverse, out, wsp);
     else
-      forward_impl<double>(mode, xp, h0, c0 ? &*c0 : nullptr, w, b ? &*b : nullptr, reverse, out, ws ? &*ws : nullptr);
+      forward_impl<double>(mode, xp, h0, c, w, bi, bh, reverse, out, wsp);
   }
   return {out, ws};
 }
 
-std::tuple<Array, Array, std::optional<Array>, Array, std::optional<Array>> rnn_backward(
-    int mode_id, const Array& ws, const Array& grad_in, const Array& h0, const std::optional<Array>& c0_in,
-    const Array& w_in, const std::optional<Array>& b_in, bool reverse) {
+RnnGrads rnn_backward(int mode_id, const Array& ws, const Array& grad_in, const Array& h0,
+                      const std::optional<Array>& c0_in, const Array& w_in, bool bias, bool reverse) {
   using namespace rnn_detail;
   const char* op = "rnn_backward";
   const RnnMode mode = check_mode(mode_id, op);
   const DType dt = ws.dtype;
   if (dt != DType::Float32 && dt != DType::Float64)
     throw TypeError(std::string(op) + ": expected float32 or float64, got " + dtype_name(dt));
+  check_float(ws, dt, op, "workspace");
   check_float(grad_in, dt, op, "grad");
   check_float(w_in, dt, op, "weight_hh");
-  if (ws.ndim() != 3 || !ws.is_contiguous()) throw std::invalid_argument(std::string(op) + ": not a workspace of rnn_forward");
+  if (ws.ndim() != 3 || !ws.is_contiguous())
+    throw std::invalid_argument(std::string(op) + ": not a workspace of rnn_forward");
   const int64_t T = ws.shape[0], B = ws.shape[1], G = gates_of(mode);
   if (w_in.ndim() != 2) throw std::invalid_argument(std::string(op) + ": weight_hh must be 2-D");
   const int64_t H = w_in.shape[1];
@@ -302,19 +338,22 @@ std::tuple<Array, Array, std::optional<Array>, Array, std::optional<Array>> rnn_
     c0 = contiguous(*c0_in);
   }
   Array dxp = empty({T, B, G * H}, dt), dh0 = empty({B, H}, dt), dw = empty({G * H, H}, dt);
-  std::optional<Array> dc0, db;
+  std::optional<Array> dc0, db_ih, db_hh;
   if (mode == RnnMode::Lstm) dc0 = empty({B, H}, dt);
-  if (b_in) db = zeros({G * H}, dt);
+  if (bias) db_ih = zeros({G * H}, dt), db_hh = zeros({G * H}, dt);
   if (B == 0 || H == 0) {
     dw = zeros({G * H, H}, dt);
-  } else if (dt == DType::Float32) {
-    backward_impl<float>(mode, ws, grad, c0 ? &*c0 : nullptr, w, reverse, dxp, dh0, dc0 ? &*dc0 : nullptr, dw,
-                         db ? &*db : nullptr);
   } else {
-    backward_impl<double>(mode, ws, grad, c0 ? &*c0 : nullptr, w, reverse, dxp, dh0, dc0 ? &*dc0 : nullptr, dw,
-                          db ? &*db : nullptr);
+    Array* dc = dc0 ? &*dc0 : nullptr;
+    Array* dbi = db_ih ? &*db_ih : nullptr;
+    Array* dbh = db_hh ? &*db_hh : nullptr;
+    const Array* c = c0 ? &*c0 : nullptr;
+    if (dt == DType::Float32)
+      backward_impl<float>(mode, ws, grad, c, w, reverse, dxp, dh0, dc, dw, dbi, dbh);
+    else
+      backward_impl<double>(mode, ws, grad, c, w, reverse, dxp, dh0, dc, dw, dbi, dbh);
   }
-  return {dxp, dh0, dc0, dw, db};
+  return {dxp, dh0, dc0, dw, db_ih, db_hh};
 }
 
 }  // namespace fg

@@ -22,11 +22,11 @@ namespace rnn_detail {
 // (or G*H) contiguous elements; see each routine below for its Args.
 template <class T>
 struct Kernels {
-  void (*lstm_fwd)(int64_t H, const T* xp, T* g, const T* cp, T* c, T* h);
+  void (*lstm_fwd)(int64_t H, const T* xp, const T* b, T* g, const T* cp, T* c, T* h);
   void (*lstm_bwd)(int64_t H, const T* g, const T* c, const T* cp, const T* dy, const T* dhr, T* dc, T* dg);
-  void (*gru_fwd)(int64_t H, const T* xp, const T* hh, const T* b, const T* hp, T* ws, T* h);
+  void (*gru_fwd)(int64_t H, const T* xp, const T* bx, const T* hh, const T* b, const T* hp, T* ws, T* h);
   void (*gru_bwd)(int64_t H, const T* ws, const T* hp, const T* dy, T* dh, T* dxp, T* dhh);
-  void (*rnn_fwd)(int64_t H, const T* xp, T* y, bool relu);
+  void (*rnn_fwd)(int64_t H, const T* xp, const T* b, T* y, bool relu);
   void (*rnn_bwd)(int64_t H, const T* y, const T* dy, const T* dhr, T* dpre, bool relu);
 };
 
@@ -109,17 +109,17 @@ template <class T> inline T tnh(T x) { return T(1) - T(2) / (fast_exp(T(2) * x) 
 
 // Forward of one row.
 // Args:
-//   xp  (4H) input projection x W_ih^T + b_ih + b_hh
+//   xp  (4H) input projection x W_ih^T;  b (4H) b_ih + b_hh (zeros if none)
 //   g   (4H) in: h_prev W_hh^T; out: the activated gates i, f, g, o
 //   cp  (H)  c_prev;  c (H) out: c = f * c_prev + i * g;  h (H) out: o * tanh(c)
 template <class T>
-void lstm_fwd(int64_t H, const T* __restrict xp, T* __restrict g, const T* __restrict cp, T* __restrict c,
-              T* __restrict h) {
+void lstm_fwd(int64_t H, const T* __restrict xp, const T* __restrict b, T* __restrict g, const T* __restrict cp,
+              T* __restrict c, T* __restrict h) {
   for (int64_t j = 0; j < H; ++j) {
-    T i = sigm(xp[j] + g[j]);
-    T f = sigm(xp[H + j] + g[H + j]);
-    T gg = tnh(xp[2 * H + j] + g[2 * H + j]);
-    T o = sigm(xp[3 * H + j] + g[3 * H + j]);
+    T i = sigm(xp[j] + g[j] + b[j]);
+    T f = sigm(xp[H + j] + g[H + j] + b[H + j]);
+    T gg = tnh(xp[2 * H + j] + g[2 * H + j] + b[2 * H + j]);
+    T o = sigm(xp[3 * H + j] + g[3 * H + j] + b[3 * H + j]);
     g[j] = i, g[H + j] = f, g[2 * H + j] = gg, g[3 * H + j] = o;
     T cn = f * cp[j] + i * gg;
     c[j] = cn;
@@ -155,17 +155,17 @@ void lstm_bwd(int64_t H, const T* __restrict g, const T* __restrict c, const T* 
 
 // Forward of one row.
 // Args:
-//   xp (3H) x W_ih^T + b_ih;  hh (3H) h_prev W_hh^T;  b (3H) b_hh (zeros if none)
+//   xp (3H) x W_ih^T;  bx (3H) b_ih;  hh (3H) h_prev W_hh^T;  b (3H) b_hh (biases: zeros if none)
 //   hp (H) h_prev;  ws (4H) out: r, z, n, h_prev W_hn^T + b_hn (for backward)
 //   h (H) out: n + z * (h_prev - n)  (= (1 - z) n + z h_prev, as torch computes it)
 template <class T>
-void gru_fwd(int64_t H, const T* __restrict xp, const T* __restrict hh, const T* __restrict b,
-             const T* __restrict hp, T* __restrict ws, T* __restrict h) {
+void gru_fwd(int64_t H, const T* __restrict xp, const T* __restrict bx, const T* __restrict hh,
+             const T* __restrict b, const T* __restrict hp, T* __restrict ws, T* __restrict h) {
   for (int64_t j = 0; j < H; ++j) {
-    T r = sigm(xp[j] + (hh[j] + b[j]));
-    T z = sigm(xp[H + j] + (hh[H + j] + b[H + j]));
+    T r = sigm((xp[j] + bx[j]) + (hh[j] + b[j]));
+    T z = sigm((xp[H + j] + bx[H + j]) + (hh[H + j] + b[H + j]));
     T hn = hh[2 * H + j] + b[2 * H + j];
-    T n = tnh(xp[2 * H + j] + r * hn);
+    T n = tnh((xp[2 * H + j] + bx[2 * H + j]) + r * hn);
     ws[j] = r, ws[H + j] = z, ws[2 * H + j] = n, ws[3 * H + j] = hn;
     h[j] = n + z * (hp[j] - n);
   }
@@ -195,16 +195,16 @@ void gru_bwd(int64_t H, const T* __restrict ws, const T* __restrict hp, const T*
 // Elman RNN
 // ---------------------------------------------------------------------------
 
-// y (H) in: h_prev W_hh^T; out: act(xp + y).
+// y (H) in: h_prev W_hh^T; out: act(xp + y + b), b = b_ih + b_hh (zeros if none).
 template <class T>
-void rnn_fwd(int64_t H, const T* __restrict xp, T* __restrict y, bool relu) {
+void rnn_fwd(int64_t H, const T* __restrict xp, const T* __restrict b, T* __restrict y, bool relu) {
   if (relu) {
     for (int64_t j = 0; j < H; ++j) {
-      T v = xp[j] + y[j];
+      T v = xp[j] + y[j] + b[j];
       y[j] = v > T(0) ? v : T(0);
     }
   } else {
-    for (int64_t j = 0; j < H; ++j) y[j] = tnh(xp[j] + y[j]);
+    for (int64_t j = 0; j < H; ++j) y[j] = tnh(xp[j] + y[j] + b[j]);
   }
 }
 

@@ -79,9 +79,12 @@ def _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh):
     return stack(ys, 0), h, c
 
 
-def _packed_composite(mode, reverse, xp, h0, w_hh, c0=None, b_hh=None):
-    """_layer_composite with the fused op's output layout: flat [y | h_n | c_n]."""
-    y, h, c = _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh)
+def _packed_composite(mode, reverse, xp, h0, w_hh, c0=None, b_ih=None, b_hh=None):
+    """The fused op's function in fastgrad ops: xp = x W_ih^T without bias;
+    returns its flat [y | h_n | c_n]."""
+    if b_ih is not None:
+        xp = xp + (b_ih if mode == "GRU" else b_ih + b_hh)
+    y, h, c = _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh if mode == "GRU" else None)
     parts = [y.reshape(-1), h.reshape(-1)]
     if c is not None:
         parts.append(c.reshape(-1))
@@ -95,68 +98,61 @@ def _packed_composite(mode, reverse, xp, h0, w_hh, c0=None, b_hh=None):
 class FusedRNNLayer(Function):
     """One layer and direction over a whole sequence in one native call.
 
-    Inputs: xp (T, B, G*H) input projection (any strides on T and B), h0
-    (B, H), w_hh (G*H, H), then c0 (B, H) for LSTM, then b_hh (G*H,) for
-    GRU with bias. Output: flat [y (T, B, H) | h_n (B, H) | c_n (B, H)]
-    (c_n for LSTM only), so one node carries all three (the tape has one
-    output per node). The native forward keeps a workspace (activated gates,
-    cell states, previous hiddens) that the native backward uses; with
-    create_graph the vjp recomputes the layer in fastgrad ops instead.
+    Inputs: xp (T, B, G*H) = x W_ih^T without bias (any strides on T and B),
+    h0 (B, H), w_hh (G*H, H), then c0 (B, H) for LSTM, then b_ih and b_hh
+    (G*H,) when the layer has biases (added in the native cell math: no pass
+    over (T, B, G*H) for them). Output: flat [y (T, B, H) | h_n (B, H) |
+    c_n (B, H)] (c_n for LSTM only), so one node carries all three (the tape
+    has one output per node). The native forward keeps a workspace
+    (activated gates, cell states, previous hiddens) for the native backward;
+    with create_graph the vjp, and in forward mode the jvp, recompute the
+    layer in fastgrad ops instead (_packed_composite).
     """
 
-    def forward(ctx, xp, h0, w_hh, *rest, mode, reverse, has_c, has_bhh):
-        ctx.mode, ctx.reverse, ctx.has_c, ctx.has_bhh = mode, reverse, has_c, has_bhh
+    def forward(ctx, xp, h0, w_hh, *rest, mode, reverse, has_c, has_bias):
+        ctx.mode, ctx.reverse, ctx.has_c, ctx.has_bias = mode, reverse, has_c, has_bias
         c0 = rest[0]._data if has_c else None
-        b_hh = rest[-1]._data if has_bhh else None
+        b_ih, b_hh = (rest[-2]._data, rest[-1]._data) if has_bias else (None, None)
         keep = state.grad_enabled and (xp._requires_grad or h0._requires_grad or w_hh._requires_grad
                                        or any(t._requires_grad for t in rest))
-        out, ws = _C.rnn_forward(_MODE_ID[mode], xp._data, h0._data, c0, w_hh._data, b_hh, reverse, keep)
+        out, ws = _C.rnn_forward(_MODE_ID[mode], xp._data, h0._data, c0, w_hh._data, b_ih, b_hh, reverse, keep)
         ctx.ws = ws
         ctx.save_for_backward(xp, h0, w_hh, *rest)
         return out
 
-    def _inputs(ctx):
-        xp, h0, w_hh, *rest = ctx.saved_tensors
+    def _recompute(ctx, xp, h0, w_hh, *rest):
         c0 = rest[0] if ctx.has_c else None
-        b_hh = rest[-1] if ctx.has_bhh else None
-        return xp, h0, w_hh, c0, b_hh
-
-    def _recompute(ctx, xp, h0, w_hh, c0, b_hh):
-        return _packed_composite(ctx.mode, ctx.reverse, xp, h0, w_hh, c0, b_hh)
+        b_ih, b_hh = (rest[-2], rest[-1]) if ctx.has_bias else (None, None)
+        return _packed_composite(ctx.mode, ctx.reverse, xp, h0, w_hh, c0, b_ih, b_hh)
 
     def vjp(ctx, g):
-        xp, h0, w_hh, c0, b_hh = ctx._inputs()
-        ins = [xp, h0, w_hh] + ([c0] if ctx.has_c else []) + ([b_hh] if ctx.has_bhh else [])
+        ins = ctx.saved_tensors
         if state.grad_enabled or ctx.ws is None:
             # create_graph: the gradient must itself be a graph of the inputs
             from ...autograd import grad
 
             wanted = [t for t, need in zip(ins, ctx.needs_input_grad) if need]
-            out = ctx._recompute(xp, h0, w_hh, c0, b_hh)
+            out = ctx._recompute(*ins)
             gs = iter(grad([out], wanted, [g], create_graph=True, allow_unused=True))
             return tuple(next(gs) if need else None for need in ctx.needs_input_grad)
-        dxp, dh0, dc0, dw, db = _C.rnn_backward(_MODE_ID[ctx.mode], ctx.ws, g._data, h0._data,
-                                                None if c0 is None else c0._data, w_hh._data,
-                                                None if b_hh is None else b_hh._data, ctx.reverse)
+        xp, h0, w_hh = ins[:3]
+        c0 = ins[3]._data if ctx.has_c else None
+        dxp, dh0, dc0, dw, dbi, dbh = _C.rnn_backward(_MODE_ID[ctx.mode], ctx.ws, g._data, h0._data, c0,
+                                                      w_hh._data, ctx.has_bias, ctx.reverse)
         w = Tensor._wrap
         res = [w(dxp), w(dh0), w(dw)]
         if ctx.has_c:
             res.append(w(dc0))
-        if ctx.has_bhh:
-            res.append(w(db))
+        if ctx.has_bias:
+            res += [w(dbi), w(dbh)]
         return tuple(r if need else None for r, need in zip(res, ctx.needs_input_grad))
 
     def jvp(ctx, *tangents):
         from ...autograd.functional import jvp
 
-        xp, h0, w_hh, c0, b_hh = ctx._inputs()
-        prim = [xp, h0, w_hh] + ([c0] if ctx.has_c else []) + ([b_hh] if ctx.has_bhh else [])
+        prim = ctx.saved_tensors
         tans = [zeros_like(p) if t is None else t for p, t in zip(prim, tangents)]
-
-        def f(xp, h0, w_hh, *rest):
-            return ctx._recompute(xp, h0, w_hh, rest[0] if ctx.has_c else None, rest[-1] if ctx.has_bhh else None)
-
-        return jvp(f, [p.detach() for p in prim], tans)[1]
+        return jvp(ctx._recompute, [p.detach() for p in prim], tans)[1]
 
     def release(ctx):
         super().release()
@@ -164,19 +160,29 @@ class FusedRNNLayer(Function):
 
 
 def _fused_ok(x):
-    return (use_fused and x.device.type == "cpu"
-            and hasattr(_C, "rnn_forward"))
+    return use_fused and x.device.type == "cpu" and hasattr(_C, "rnn_forward")
 
 
-def _run_layer(mode, reverse, xp, h0, w_hh, c0, b_hh):
-    """(y (T, B, H), h_n, c_n) of one layer and direction; xp is (T, B, G*H)."""
-    if not _fused_ok(xp):
-        return _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh)
+def _run_layer(mode, reverse, x, batch_major, h0, w_ih, w_hh, c0, b_ih, b_hh):
+    """(y (T, B, H), h_n, c_n) of one layer and direction. x: (T, B, in), or
+    (B, T, in) when batch_major: its projection is one (T*B, in) matmul in
+    x's own layout either way."""
+    if not _fused_ok(x):
+        if b_ih is None:
+            xp = F.linear(x, w_ih)
+        else:
+            xp = F.linear(x, w_ih, b_ih if mode == "GRU" else b_ih + b_hh)
+        if batch_major:
+            xp = xp.transpose(0, 1)
+        return _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh if mode == "GRU" else None)
+    xp = F.linear(x, w_ih)
+    if batch_major:
+        xp = xp.transpose(0, 1)
     T, B, _ = xp.shape
     H = w_hh.shape[1]
-    extra = ([c0] if c0 is not None else []) + ([b_hh] if b_hh is not None else [])
+    extra = ([c0] if c0 is not None else []) + ([b_ih, b_hh] if b_ih is not None else [])
     out = FusedRNNLayer.apply(xp, h0, w_hh, *extra, mode=mode, reverse=reverse, has_c=c0 is not None,
-                              has_bhh=b_hh is not None)
+                              has_bias=b_ih is not None)
     n = T * B * H
     y = out[:n].view(T, B, H)
     h = out[n:n + B * H].view(B, H)
@@ -458,8 +464,8 @@ class RNNBase(Module):
         batched = input.ndim == 3
         mode, H = self.mode, self.hidden_size
         D = 2 if self.bidirectional else 1
-        # Layer 0 projects the input in its own layout (a contiguous (B*T, I)
-        # matmul even for batch_first); everything after it is time-major.
+        # Layer 0 reads the input in its own layout (batch_first included);
+        # every later layer's input is time-major.
         x = input if batched else input.unsqueeze(1)
         batch_major = batched and self.batch_first
         h_n, c_n = [], []
@@ -468,19 +474,12 @@ class RNNBase(Module):
             for d in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
                 w_ih, w_hh = getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)
-                b_hh = None
+                b_ih = b_hh = None
                 if self.bias:
                     b_ih, b_hh = getattr(self, "bias_ih" + sfx), getattr(self, "bias_hh" + sfx)
-                    xp = F.linear(x, w_ih, b_ih if mode == "GRU" else b_ih + b_hh)
-                    if mode != "GRU":
-                        b_hh = None
-                else:
-                    xp = F.linear(x, w_ih)
-                if batch_major:
-                    xp = xp.transpose(0, 1)
                 k = layer * D + d
                 c0 = states[1][k] if n_states > 1 else None
-                y, h, c = _run_layer(mode, d == 1, xp, states[0][k], w_hh, c0, b_hh)
+                y, h, c = _run_layer(mode, d == 1, x, batch_major, states[0][k], w_ih, w_hh, c0, b_ih, b_hh)
                 ys.append(y)
                 h_n.append(h)
                 c_n.append(c)
