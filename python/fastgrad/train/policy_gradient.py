@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from ._common import no_matplotlib_hint, out_path, plot_curves, progress, write_curves_csv, write_summary
-from .dqn import moving_average
+from .dqn import moving_average, write_checks_csv
 
 NAME = "policy-gradient"
 DESCRIPTION = "REINFORCE with a value baseline on CartPole-v1: greedy return over 100 episodes"
@@ -114,6 +114,7 @@ def run(args):
     returns = res["returns"]
     curves = {"episode return": returns, "mean of last 100": moving_average(returns)}
     write_curves_csv(out_path(args, "policy_gradient_returns.csv"), curves, index_name="episode")
+    write_checks_csv(out_path(args, "policy_gradient_greedy_checks.csv"), res["checks"], "update")
     write_curves_csv(out_path(args, "policy_gradient_losses.csv"),
                      {k: [s[k] for s in res["stats"]] for k in ("policy_loss", "value_loss", "entropy")},
                      index_name="update")
