@@ -96,6 +96,8 @@ def path(request, monkeypatch):
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_layer_matches_torch(mode, num_layers, bidirectional, batch_first, dtype, path):
+    if path == "composite" and dtype == np.float32:
+        pytest.skip("the composite path is checked in float64 (its float32 ops are tested on their own)")
     T, B, I, H = 5, 3, 4, 6
     tm, m = make_pair(mode, I, H, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first,
                       dtype=dtype)
@@ -168,7 +170,7 @@ def test_fused_and_composite_agree():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batched", [True, False])
 @pytest.mark.parametrize("bias", [True, False])
-def test_cell_matches_torch(mode, dtype, batched, bias):
+def test_cell_matches_torch(mode, dtype, batched, bias, path):
     tm, m = make_pair(mode, 5, 7, cell=True, bias=bias, dtype=dtype)
     rng = np.random.default_rng(5)
     shape = (3, 5) if batched else (5,)

@@ -163,31 +163,33 @@ def _fused_ok(x):
     return use_fused and x.device.type == "cpu" and hasattr(_C, "rnn_forward")
 
 
+def _fused_layer(mode, reverse, x, batch_major, h0, w_ih, w_hh, c0, b_ih, b_hh):
+    """FusedRNNLayer on x's projection; returns its output viewed as
+    (T + 1 or T + 2, B, H): y's T steps, then h_n, then c_n (LSTM)."""
+    xp = F.linear(x, w_ih)
+    if batch_major:
+        xp = xp.transpose(0, 1)
+    extra = ([c0] if c0 is not None else []) + ([b_ih, b_hh] if b_ih is not None else [])
+    out = FusedRNNLayer.apply(xp, h0, w_hh, *extra, mode=mode, reverse=reverse, has_c=c0 is not None,
+                              has_bias=b_ih is not None)
+    return out.view(-1, xp.shape[1], w_hh.shape[1])
+
+
 def _run_layer(mode, reverse, x, batch_major, h0, w_ih, w_hh, c0, b_ih, b_hh):
     """(y (T, B, H), h_n, c_n) of one layer and direction. x: (T, B, in), or
     (B, T, in) when batch_major: its projection is one (T*B, in) matmul in
     x's own layout either way."""
-    if not _fused_ok(x):
-        if b_ih is None:
-            xp = F.linear(x, w_ih)
-        else:
-            xp = F.linear(x, w_ih, b_ih if mode == "GRU" else b_ih + b_hh)
-        if batch_major:
-            xp = xp.transpose(0, 1)
-        return _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh if mode == "GRU" else None)
-    xp = F.linear(x, w_ih)
+    if _fused_ok(x) and h0.shape[0] > 0:
+        v = _fused_layer(mode, reverse, x, batch_major, h0, w_ih, w_hh, c0, b_ih, b_hh)
+        T = v.shape[0] - (2 if mode == "LSTM" else 1)
+        return v[:T], v[T], (v[T + 1] if mode == "LSTM" else None)
+    if b_ih is None:
+        xp = F.linear(x, w_ih)
+    else:
+        xp = F.linear(x, w_ih, b_ih if mode == "GRU" else b_ih + b_hh)
     if batch_major:
         xp = xp.transpose(0, 1)
-    T, B, _ = xp.shape
-    H = w_hh.shape[1]
-    extra = ([c0] if c0 is not None else []) + ([b_ih, b_hh] if b_ih is not None else [])
-    out = FusedRNNLayer.apply(xp, h0, w_hh, *extra, mode=mode, reverse=reverse, has_c=c0 is not None,
-                              has_bias=b_ih is not None)
-    n = T * B * H
-    y = out[:n].view(T, B, H)
-    h = out[n:n + B * H].view(B, H)
-    c = out[n + B * H:].view(B, H) if mode == "LSTM" else None
-    return y, h, c
+    return _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh if mode == "GRU" else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,12 +277,20 @@ class RNNCellBase(Module):
                 states.append(s)
         return x, states, unbatched
 
-    def _xp(self, x):
-        """x W_ih^T + the biases that fold into it (all but GRU's b_hh)."""
+    def _cell(self, x, h, c):
+        """One step: (h', c') (c' None except for LSTM). On the CPU through
+        the native layer op with T = 1 (6 ops instead of ~16: per-op
+        overhead is what a cell stepped from Python pays for)."""
+        mode, H = self._mode, self.hidden_size
+        if _fused_ok(x) and x.shape[0] > 0:
+            v = _fused_layer(mode, False, x.unsqueeze(0), False, h, self.weight_ih, self.weight_hh, c,
+                             self.bias_ih, self.bias_hh)
+            return v[1], (v[2] if mode == "LSTM" else None)
         if self.bias_ih is None:
-            return F.linear(x, self.weight_ih)
-        b = self.bias_ih if self._mode == "GRU" else self.bias_ih + self.bias_hh
-        return F.linear(x, self.weight_ih, b)
+            xp = F.linear(x, self.weight_ih)
+        else:
+            xp = F.linear(x, self.weight_ih, self.bias_ih if mode == "GRU" else self.bias_ih + self.bias_hh)
+        return _step(mode, xp, h, c, self.weight_hh.t(), self.bias_hh if mode == "GRU" else None, H)
 
 
 class RNNCell(RNNCellBase):
@@ -295,7 +305,7 @@ class RNNCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         x, (h,), unbatched = self._prepare(input, hx, 1)
-        h, _ = _step(self._mode, self._xp(x), h, None, self.weight_hh.t(), None, self.hidden_size)
+        h, _ = self._cell(x, h, None)
         return h.squeeze(0) if unbatched else h
 
 
@@ -310,7 +320,7 @@ class LSTMCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         x, (h, c), unbatched = self._prepare(input, hx, 2)
-        h, c = _step("LSTM", self._xp(x), h, c, self.weight_hh.t(), None, self.hidden_size)
+        h, c = self._cell(x, h, c)
         return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
 
 
@@ -325,7 +335,7 @@ class GRUCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         x, (h,), unbatched = self._prepare(input, hx, 1)
-        h, _ = _step("GRU", self._xp(x), h, None, self.weight_hh.t(), self.bias_hh, self.hidden_size)
+        h, _ = self._cell(x, h, None)
         return h.squeeze(0) if unbatched else h
 
 
@@ -462,7 +472,7 @@ class RNNBase(Module):
     def _forward(self, input, hx, n_states):
         states, B = self._states(input, hx, n_states)
         batched = input.ndim == 3
-        mode, H = self.mode, self.hidden_size
+        mode = self.mode
         D = 2 if self.bidirectional else 1
         # Layer 0 reads the input in its own layout (batch_first included);
         # every later layer's input is time-major.
