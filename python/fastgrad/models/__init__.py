@@ -7,9 +7,12 @@ from .diffusion import DDPM, Denoiser, beta_schedule, timestep_embedding
 from .contrastive import ContrastiveEncoder, info_nce, knn_accuracy
 from .dqn import DQNAgent, QNetwork, ReplayBuffer  # zoo part B: reinforcement learning
 from .policy import PolicyNetwork, REINFORCEAgent, ValueNetwork, discounted_returns
+from .cnn import DigitsCNN  # zoo part B: vision
+from .resnet import BasicBlock, PlainNet, ResNet
 
 __all__ = ["MLP"]
 __all__ += ["AutoEncoder", "VAE", "GAN", "Generator", "Discriminator", "discriminator_loss", "generator_loss", "DDPM",
             "Denoiser", "beta_schedule", "timestep_embedding", "ContrastiveEncoder", "info_nce", "knn_accuracy"]
 __all__ += ["QNetwork", "ReplayBuffer", "DQNAgent", "PolicyNetwork", "ValueNetwork", "REINFORCEAgent",
             "discounted_returns"]
+__all__ += ["DigitsCNN", "BasicBlock", "ResNet", "PlainNet"]
