@@ -23,7 +23,9 @@ void* allocate(size_t nbytes, Device device);
 void deallocate(void* ptr, size_t nbytes, Device device);
 MemoryStats memory_stats(Device device);
 void reset_peak(Device device);
-// Returns every cached block to the system.
+// Returns every cached CPU block to the system.
 void empty_cache();
+// Returns the cached blocks of one device (CUDA: to cudaFree).
+void empty_device_cache(Device device);
 
 }  // namespace fg

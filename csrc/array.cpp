@@ -6,6 +6,8 @@
 #include <stdexcept>
 
 #include "allocator.h"
+#include "cuda/elementwise.h"
+#include "cuda/runtime.h"
 #include "iter.h"
 #include "parallel.h"
 
@@ -109,13 +111,15 @@ void fill_typed(const Array& a, T v) {
 
 Array zeros(const Shape& shape, DType dtype, Device device) {
   Array a = empty(shape, dtype, device);
-  on_device("zeros", device, [&] { std::memset(a.storage->data, 0, a.storage->nbytes); });
+  on_device("zeros", device, [&] { std::memset(a.storage->data, 0, a.storage->nbytes); },
+            [&] { cuda::memset0(a.storage->data, a.storage->nbytes, device.index); });
   return a;
 }
 
 Array full(const Shape& shape, double value, DType dtype, Device device) {
   Array a = empty(shape, dtype, device);
-  on_device("full", device, [&] { dispatch(dtype, [&](auto t) { fill_typed(a, static_cast<decltype(t)>(value)); }); });
+  on_device("full", device, [&] { dispatch(dtype, [&](auto t) { fill_typed(a, static_cast<decltype(t)>(value)); }); },
+            [&] { cuda::fill(a, value); });
   return a;
 }
 
@@ -484,9 +488,22 @@ void cast_loop(const NdLoop<2>& loop) {
 }
 }  // namespace
 
+Device common_device(const char* op, const Array& a, const Array& b) {
+  if (a.device() == b.device()) return a.device();
+  if (a.device().type == DeviceType::CPU && a.ndim() == 0) return b.device();
+  if (b.device().type == DeviceType::CPU && b.ndim() == 0) return a.device();
+  check_same_device(op, a.device(), b.device());  // raises
+  return a.device();
+}
+
+void check_operand_device(const char* op, const Array& target, const Array& operand) {
+  if (operand.device() == target.device() || (operand.device().type == DeviceType::CPU && operand.ndim() == 0)) return;
+  check_same_device(op, target.device(), operand.device());  // raises
+}
+
 void copy_into(const Array& dst, const Array& src_in, const char* op) {
-  check_same_device(op, dst.device(), src_in.device());
-  Array src = src_in;
+  // copy_ between devices (as torch's): the source moves to dst's device first.
+  Array src = src_in.device() == dst.device() ? src_in : to_device(src_in, dst.device());
   if (src.shape != dst.shape) {
     try {
       src = expand(src_in, dst.shape);
@@ -502,7 +519,25 @@ void copy_into(const Array& dst, const Array& src_in, const char* op) {
     dispatch(dst.dtype, [&](auto d) {
       dispatch(src.dtype, [&](auto s) { cast_loop<decltype(d), decltype(s)>(loop); });
     });
+  }, [&] { cuda::copy_cast(dst, src, op); });
+}
+
+Array to_device(const Array& a, Device device) {
+  if (a.device() == device) return a;
+  const char* op = "to";
+  Array src = contiguous(a);  // on its own device: copies move one dense block
+  Array dst = empty(a.shape, a.dtype, device);
+  const size_t n = dst.storage->nbytes;
+  if (n == 0) return dst;
+  on_device(op, device.type == DeviceType::CUDA ? device : a.device(), [&] {}, [&] {
+    if (device.type == DeviceType::CPU)
+      cuda::memcpy_d2h(dst.raw(), src.raw(), n, a.device().index);
+    else if (a.device().type == DeviceType::CPU)
+      cuda::memcpy_h2d(dst.raw(), src.raw(), n, device.index);
+    else
+      cuda::memcpy_d2d(dst.raw(), src.raw(), n, device.index);
   });
+  return dst;
 }
 
 Array contiguous(const Array& a) {

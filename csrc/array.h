@@ -88,6 +88,16 @@ Array contiguous(const Array& a);
 Array copy(const Array& a);                 // always a fresh contiguous copy
 Array astype(const Array& a, DType dtype);  // fresh copy converted to dtype
 void copy_into(const Array& dst, const Array& src, const char* op = "copy_");  // broadcast + cast
+// A contiguous copy of `a` on `device` (host <-> device or between devices);
+// `a` itself when it already lives there.
+Array to_device(const Array& a, Device device);
+
+// The device an op on a and b runs on. As in PyTorch, a 0-d CPU array (a
+// Python scalar) may join an array on another device, which then wins; any
+// other mix raises ValueError naming op (check_same_device's message).
+Device common_device(const char* op, const Array& a, const Array& b);
+// For in-place ops: `operand` must live on target's device or be a 0-d CPU array.
+void check_operand_device(const char* op, const Array& target, const Array& operand);
 
 // NumPy-style broadcast of two shapes; raises ValueError naming op.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);

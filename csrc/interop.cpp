@@ -22,9 +22,9 @@ py::dtype numpy_dtype(DType t) {
 }
 }  // namespace
 
-py::array to_numpy(const Array& a) {
-  if (a.device().type != DeviceType::CPU)
-    throw std::runtime_error("numpy: tensor is on " + a.device().str() + "; call .cpu() first");
+py::array to_numpy(const Array& a_in) {
+  // A device array is copied to the host (a fresh array, not shared).
+  const Array a = a_in.device().type == DeviceType::CPU ? a_in : to_device(a_in, Device{});
   auto* keep = new std::shared_ptr<Storage>(a.storage);
   py::capsule owner(keep, [](void* p) { delete static_cast<std::shared_ptr<Storage>*>(p); });
   std::vector<py::ssize_t> strides;
@@ -172,7 +172,8 @@ void fill_managed(Managed* m, const Array& a, ExportCtx* ctx) {
   // The element [0, ..., 0] pointer with byte_offset 0, as NumPy and PyTorch
   // export CPU memory (some consumers ignore byte_offset).
   t.data = a.raw();
-  t.device = {dlpack::kDLCPU, 0};
+  t.device = a.device().type == DeviceType::CUDA ? dlpack::DLDevice{dlpack::kDLCUDA, a.device().index}
+                                                 : dlpack::DLDevice{dlpack::kDLCPU, 0};
   t.ndim = a.ndim();
   t.dtype = dl_dtype(a.dtype);
   t.shape = ctx->shape.data();
@@ -204,9 +205,8 @@ alignas(64) char g_empty_data[64];
 }  // namespace
 
 py::object to_dlpack(const Array& a_in, bool versioned, bool copy) {
-  if (a_in.device().type != DeviceType::CPU)
-    throw std::runtime_error("to_dlpack: tensor is on " + a_in.device().str() +
-                             "; fastgrad was built without CUDA");
+  // CUDA arrays export as kDLCUDA: our kernels run on the default stream,
+  // which the consumer's stream argument (handled in Python) syncs with.
   Array a = copy ? fg::copy(a_in) : a_in;
   const int64_t numel = a.numel();
   Strides strides = numel == 0 ? contiguous_strides(a.shape) : a.strides;
@@ -291,9 +291,18 @@ Array from_dlpack(const py::object& obj) {
 
   // Validate everything before taking ownership: on any error the capsule
   // stays unconsumed and its own destructor frees the tensor.
-  if (t->device.device_type != dlpack::kDLCPU)
+  Device device;
+  if (t->device.device_type == dlpack::kDLCUDA) {
+#ifdef FASTGRAD_WITH_CUDA
+    device = Device{DeviceType::CUDA, static_cast<int>(t->device.device_id)};
+#else
     throw std::runtime_error("from_dlpack: cannot import a tensor on device " + dl_device_str(t->device) +
-                             ": fastgrad was built without CUDA and imports CPU tensors only");
+                             ": fastgrad was built without CUDA");
+#endif
+  } else if (t->device.device_type != dlpack::kDLCPU) {
+    throw std::runtime_error("from_dlpack: cannot import a tensor on device " + dl_device_str(t->device) +
+                             ": fastgrad imports CPU and CUDA tensors only");
+  }
   DType dtype = from_dl_dtype(t->dtype);
   if (t->ndim < 0) throw std::invalid_argument("from_dlpack: negative ndim " + std::to_string(t->ndim));
   if (t->ndim > 0 && !t->shape) throw std::invalid_argument("from_dlpack: shape is NULL for a " +
@@ -320,7 +329,7 @@ Array from_dlpack(const py::object& obj) {
     auto* m = static_cast<dlpack::DLManagedTensor*>(ptr);
     release = [m, armed] { if (*armed) call_producer_deleter(m); };
   }
-  Array a = wrap_external(data, shape, strides, dtype, Device{}, std::move(release));
+  Array a = wrap_external(data, shape, strides, dtype, device, std::move(release));
   if (PyCapsule_SetName(cap, versioned ? kUsedVersionedName : kUsedLegacyName) != 0) throw py::error_already_set();
   *armed = true;
   return a;

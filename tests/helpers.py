@@ -20,12 +20,18 @@ Input specs (the `inputs` sequence of both helpers), one per argument:
   list               a list argument (cat/stack) of specs
   anything else      passed unchanged to both (Python scalars, None, ...)
 """
+import os
+
 import numpy as np
 import torch
 
 import fastgrad as fg
 
 FLOAT_DTYPES = (np.float32, np.float64)
+
+# FASTGRAD_TEST_DEVICE=cuda runs every check_op's fastgrad side on that
+# device (inputs are created there; results are copied back to compare).
+TEST_DEVICE = os.environ.get("FASTGRAD_TEST_DEVICE", "cpu")
 
 _FG_DTYPE = {np.dtype(np.float32): fg.float32, np.dtype(np.float64): fg.float64, np.dtype(np.int64): fg.int64,
              np.dtype(np.int32): fg.int32, np.dtype(np.bool_): fg.bool}
@@ -131,7 +137,7 @@ def _build(arrays, lib, requires_grad):
 
     def mk(a, grad):
         if lib == "fg":
-            t = fg.tensor(a)
+            t = fg.tensor(a, device=TEST_DEVICE)
         else:
             t = torch.tensor(a)
         if grad and a.dtype.kind == "f":

@@ -30,6 +30,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "cuda/elementwise.h"
 #include "errors.h"
 #include "iter.h"
 #include "parallel.h"
@@ -378,7 +379,7 @@ Array unary(const char* op, const Array& a, DType compute, F f) {
       run_map<R, T>(out, {&a}, f);
     });
     return out;
-  });
+  }, [&] { return cuda::unary(op, a, compute); });
 }
 
 template <class F>
@@ -389,10 +390,10 @@ Array float_unary(const char* op, const Array& a, F f) {
 // Out-of-place binary op with broadcasting, computing in `compute`.
 template <unsigned K, class F>
 Array binary(const char* op, const Array& a, const Array& b, DType compute, F f) {
-  check_same_device(op, a.device(), b.device());
+  const Device dev = common_device(op, a, b);
   Shape shape = broadcast_shapes(a.shape, b.shape, op);
   check_binary(op, K, compute, a.dtype, b.dtype);
-  return on_device(op, a.device(), [&] {
+  return on_device(op, dev, [&] {
     Array x = expand(a, shape), y = expand(b, shape);
     Array out;
     dispatch_kinds<K>(compute, [&](auto tag) {
@@ -402,7 +403,7 @@ Array binary(const char* op, const Array& a, const Array& b, DType compute, F f)
       run_map<R, T, T>(out, {&x, &y}, f);
     });
     return out;
-  });
+  }, [&] { return cuda::binary(op, a, b, shape, compute); });
 }
 
 // ---- in-place helpers ----
@@ -441,7 +442,7 @@ std::pair<uintptr_t, uintptr_t> byte_extent(const Array& x) {
 // b viewed at a's shape, copied first when it overlaps a's memory other than
 // element for element (a.add_(a.flip(0)) must read the old values).
 Array inplace_operand(const char* op, const Array& a, const Array& b) {
-  check_same_device(op, a.device(), b.device());
+  check_operand_device(op, a, b);
   Array e;
   try {
     e = expand(b, a.shape);
@@ -469,7 +470,7 @@ void inplace_binary(const char* op, const Array& a, const Array& b, DType comput
       using T = decltype(tag);
       run_map<T, T, T>(a, {&a, &y}, f);
     });
-  });
+  }, [&] { cuda::inplace_binary(op, a, inplace_operand(op, a, b), compute); });
   a.bump_version();
 }
 
@@ -602,7 +603,7 @@ namespace {
 // floor/ceil/round/trunc: identity on integers, TypeError on bool (torch).
 template <class F>
 Array rounding(const char* op, const Array& a, F f) {
-  if (is_integral(a.dtype)) return on_device(op, a.device(), [&] { return copy(a); });
+  if (is_integral(a.dtype)) return on_device(op, a.device(), [&] { return copy(a); }, [&] { return copy(a); });
   return unary<kFloat>(op, a, a.dtype, f);
 }
 }  // namespace
@@ -618,7 +619,7 @@ namespace {
 template <class F>
 Array classify(const char* op, const Array& a, bool value_for_ints, F f) {
   if (!is_floating(a.dtype))
-    return on_device(op, a.device(), [&] { return full(a.shape, value_for_ints ? 1.0 : 0.0, DType::Bool, a.device()); });
+    return full(a.shape, value_for_ints ? 1.0 : 0.0, DType::Bool, a.device());  // any device
   return unary<kFloat>(op, a, a.dtype, f);
 }
 }  // namespace
@@ -647,6 +648,7 @@ Array bitwise_not(const Array& a) {
 // ---------------------------------------------------------------------------
 
 Array leaky_relu(const Array& a, double negative_slope) {
+  if (is_cuda(a.device())) return cuda::unary_param("leaky_relu", a, negative_slope);
   return unary<kFloat>("leaky_relu", a, a.dtype, [negative_slope](auto x) {
     using T = decltype(x);
     return x > T(0) ? x : x * static_cast<T>(negative_slope);
@@ -654,6 +656,7 @@ Array leaky_relu(const Array& a, double negative_slope) {
 }
 
 Array elu(const Array& a, double alpha) {
+  if (is_cuda(a.device())) return cuda::unary_param("elu", a, alpha);
   return unary<kFloat>("elu", a, a.dtype, [alpha](auto x) {
     using T = decltype(x);
     return x > T(0) ? x : static_cast<T>(alpha) * std::expm1(x);
@@ -661,6 +664,7 @@ Array elu(const Array& a, double alpha) {
 }
 
 Array softplus(const Array& a, double beta, double threshold) {
+  if (is_cuda(a.device())) return cuda::unary_param("softplus", a, beta, threshold);
   return unary<kFloat>("softplus", a, a.dtype, [beta, threshold](auto x) {
     using T = decltype(x);
     const T b = static_cast<T>(beta);
@@ -676,11 +680,16 @@ Array clamp(const Array& a, std::optional<double> min, std::optional<double> max
     Array out = empty(a.shape, a.dtype, a.device());
     clamp_into("clamp", out, a, min, max);
     return out;
+  }, [&] {
+    Array out = empty(a.shape, a.dtype, a.device());
+    cuda::clamp_into("clamp", out, a, min, max);
+    return out;
   });
 }
 
 Array pow_scalar(const Array& a, const std::variant<int64_t, double>& exponent) {
   const char* op = "pow";
+  if (is_cuda(a.device())) return cuda::pow_scalar(a, exponent);
   if (const int64_t* ie = std::get_if<int64_t>(&exponent); ie && !is_floating(a.dtype)) {
     // Integer tensor, integer exponent: the result stays integer (bool -> int64).
     if (*ie < 0) throw std::runtime_error("pow: Integers to negative integer powers are not allowed.");
@@ -799,8 +808,7 @@ Array bitwise_xor(const Array& a, const Array& b) {
 Array where(const Array& cond, const Array& a, const Array& b) {
   if (cond.dtype != DType::Bool)
     throw TypeError(std::string("where: expected condition to be a bool tensor, got ") + dtype_name(cond.dtype));
-  check_same_device("where", cond.device(), a.device());
-  check_same_device("where", cond.device(), b.device());
+  const Device dev = common_device("where", cond, common_device("where", a, b) == a.device() ? a : b);
   Shape shape;
   try {
     shape = broadcast_shapes(broadcast_shapes(cond.shape, a.shape, "where"), b.shape, "where");
@@ -808,7 +816,7 @@ Array where(const Array& cond, const Array& a, const Array& b) {
     throw std::invalid_argument("where: shapes " + shape_str(cond.shape) + " (condition), " + shape_str(a.shape) +
                                 " and " + shape_str(b.shape) + " cannot be broadcast together");
   }
-  return on_device("where", a.device(), [&] {
+  return on_device("where", dev, [&] {
     Array c = expand(cond, shape), x = expand(a, shape), y = expand(b, shape);
     Array out = empty(shape, promote(a.dtype, b.dtype), a.device());
     dispatch(out.dtype, [&](auto tag) {
@@ -816,7 +824,7 @@ Array where(const Array& cond, const Array& a, const Array& b) {
       run_map<T, bool, T, T>(out, {&c, &x, &y}, [](bool k, T u, T v) { return k ? u : v; });
     });
     return out;
-  });
+  }, [&] { return cuda::where(cond, a, b, shape); });
 }
 
 // ---------------------------------------------------------------------------
@@ -834,7 +842,8 @@ void div_(const Array& a, const Array& b) { inplace_binary<kFloat>("div_", a, b,
 void clamp_(const Array& a, std::optional<double> min, std::optional<double> max) {
   check_clamp_args("clamp_", a, min, max);
   check_inplace_target("clamp_", a);
-  on_device("clamp_", a.device(), [&] { clamp_into("clamp_", a, a, min, max); });
+  on_device("clamp_", a.device(), [&] { clamp_into("clamp_", a, a, min, max); },
+            [&] { cuda::clamp_into("clamp_", a, a, min, max); });
   a.bump_version();
 }
 

@@ -19,6 +19,7 @@
 // Products with M == 1 or N == 1 (memory-bound) and tiny products (where
 // packing costs more than it saves) take direct loops instead.
 #include "cpu/gemm.h"
+#include "cuda/gemm.h"
 
 #include <algorithm>
 #include <atomic>
@@ -735,7 +736,7 @@ Array matmul(const Array& a_in, const Array& b_in) {
   Array out = empty(rshape, rt, a.device());  // contiguous: memory of (batch, M, N)
   on_device(op, a.device(), [&] {
     dispatch_number(rt, op, [&](auto t) { matmul_typed<decltype(t)>(a, b, batch, M, N, K, out); });
-  });
+  }, [&] { cuda::matmul(a, b, batch, M, N, K, out); });
   return out;
 }
 

@@ -25,6 +25,7 @@
 #include <string>
 #include <type_traits>
 
+#include "cuda/index.h"
 #include "errors.h"
 #include "iter.h"
 #include "parallel.h"
@@ -489,6 +490,7 @@ Array triangle(const Array& a, int64_t k, bool lower, const char* op) {
   if (a.ndim() < 2)
     throw std::invalid_argument(std::string(op) + ": input tensor must have at least 2 dimensions, got shape " +
                                 shape_str(a.shape));
+  if (is_cuda(a.device())) return to_device(triangle(cuda::to_host(a), k, lower, op), a.device());
   Array out = empty(a.shape, a.dtype, a.device());
   if (out.numel() == 0) return out;
   const int nd = a.ndim();
@@ -729,6 +731,7 @@ Array triu(const Array& a, int64_t k) { return triangle(a, k, false, "triu"); }
 
 Array gather(const Array& a_in, int64_t dim_in, const Array& index_in) {
   check_devices("gather", a_in, index_in);
+  if (is_cuda(a_in.device())) return to_device(gather(cuda::to_host(a_in), dim_in, cuda::to_host(index_in)), a_in.device());
   check_index_dtype(index_in, "gather", false);
   const int dim = wrap_dim(dim_in, a_in.ndim(), "gather");
   Array out = empty(index_in.shape, a_in.dtype, a_in.device());
@@ -776,6 +779,8 @@ Array gather(const Array& a_in, int64_t dim_in, const Array& index_in) {
 Array scatter_add(const Array& a_in, int64_t dim_in, const Array& index_in, const Array& src_in) {
   check_devices("scatter_add", a_in, index_in);
   check_devices("scatter_add", a_in, src_in);
+  if (is_cuda(a_in.device()))
+    return to_device(scatter_add(cuda::to_host(a_in), dim_in, cuda::to_host(index_in), cuda::to_host(src_in)), a_in.device());
   check_index_dtype(index_in, "scatter_add", false);
   if (src_in.dtype != a_in.dtype)
     throw TypeError(std::string("scatter_add: expected src of the same dtype as self (") + dtype_name(a_in.dtype) +
@@ -803,6 +808,8 @@ Array scatter_add(const Array& a_in, int64_t dim_in, const Array& index_in, cons
 
 Array index_select(const Array& a_in, int64_t dim_in, const Array& index_in) {
   check_devices("index_select", a_in, index_in);
+  if (is_cuda(a_in.device()))
+    return to_device(index_select(cuda::to_host(a_in), dim_in, cuda::to_host(index_in)), a_in.device());
   check_index_dtype(index_in, "index_select", true);
   if (index_in.ndim() > 1)
     throw std::out_of_range("index_select: index is supposed to be a 0-d or 1-d tensor, got shape " +
@@ -820,6 +827,8 @@ Array index_select(const Array& a_in, int64_t dim_in, const Array& index_in) {
 Array index_add(const Array& a_in, int64_t dim_in, const Array& index_in, const Array& src_in) {
   check_devices("index_add", a_in, index_in);
   check_devices("index_add", a_in, src_in);
+  if (is_cuda(a_in.device()))
+    return to_device(index_add(cuda::to_host(a_in), dim_in, cuda::to_host(index_in), cuda::to_host(src_in)), a_in.device());
   check_index_dtype(index_in, "index_add", true);
   if (src_in.dtype != a_in.dtype)
     throw TypeError(std::string("index_add: expected source of the same dtype as self (") + dtype_name(a_in.dtype) +
@@ -848,6 +857,7 @@ Array index_add(const Array& a_in, int64_t dim_in, const Array& index_in, const 
 
 Array masked_fill(const Array& a, const Array& mask, double value) {
   check_devices("masked_fill", a, mask);
+  if (is_cuda(a.device())) return to_device(masked_fill(cuda::to_host(a), cuda::to_host(mask), value), a.device());
   if (mask.dtype != DType::Bool)
     throw TypeError(std::string("masked_fill: expected a bool mask, got ") + dtype_name(mask.dtype));
   Shape shape = broadcast_shapes(a.shape, mask.shape, "masked_fill");
@@ -876,6 +886,7 @@ Array masked_fill(const Array& a, const Array& mask, double value) {
 
 Array masked_select(const Array& a, const Array& mask) {
   check_devices("masked_select", a, mask);
+  if (is_cuda(a.device())) return to_device(masked_select(cuda::to_host(a), cuda::to_host(mask)), a.device());
   if (mask.dtype != DType::Bool)
     throw TypeError(std::string("masked_select: expected a bool mask, got ") + dtype_name(mask.dtype));
   Shape shape = broadcast_shapes(a.shape, mask.shape, "masked_select");
@@ -919,6 +930,7 @@ Array masked_select(const Array& a, const Array& mask) {
 }
 
 Array nonzero(const Array& a) {
+  if (is_cuda(a.device())) return to_device(nonzero(cuda::to_host(a)), a.device());
   const int nd = a.ndim();
   const int64_t n = a.numel();
   if (n == 0) return empty({0, nd}, DType::Int64, a.device());
@@ -978,6 +990,7 @@ Array nonzero(const Array& a) {
 }
 
 Array one_hot(const Array& index, int64_t num_classes) {
+  if (is_cuda(index.device())) return to_device(one_hot(cuda::to_host(index), num_classes), index.device());
   if (index.dtype != DType::Int64)
     throw TypeError(std::string("one_hot: expected an int64 index tensor, got ") + dtype_name(index.dtype));
   if (num_classes < -1)
@@ -1039,6 +1052,8 @@ Array one_hot(const Array& index, int64_t num_classes) {
 // ---- advanced indexing -----------------------------------------------------------
 
 Array index_gather(const Array& a, const std::vector<std::optional<Array>>& indices) {
+  if (is_cuda(a.device())) return to_device(index_gather(cuda::to_host(a), cuda::to_host(indices)), a.device());
+  if (cuda::any_cuda(indices)) throw std::invalid_argument("index_gather: indices on a CUDA device cannot index a cpu tensor");
   IndexPlan plan = make_plan(a, indices, true, "index_gather");
   if (plan.adims.empty()) return copy(a);
   return take(a, plan, "index_gather");
@@ -1047,6 +1062,15 @@ Array index_gather(const Array& a, const std::vector<std::optional<Array>>& indi
 void index_put(const Array& a, const std::vector<std::optional<Array>>& indices, const Array& values,
                bool accumulate) {
   const char* op = "index_put";
+  if (!is_cuda(a.device()) && cuda::any_cuda(indices))
+    throw std::invalid_argument("index_put: indices on a CUDA device cannot index a cpu tensor");
+  if (is_cuda(a.device())) {  // phase 1: on a host copy, written back (see cuda/index.h)
+    Array h = cuda::to_host(a);
+    index_put(h, cuda::to_host(indices), cuda::to_host(values), accumulate);
+    copy_into(a, h, op);
+    a.bump_version();
+    return;
+  }
   IndexPlan plan = make_plan(a, indices, true, op);
   Array v = prepare_values(a, plan, values, op);
   check_no_overlap(a, op);

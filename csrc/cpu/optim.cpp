@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "cpu/gemm.h"
+#include "cuda/optim.h"
 #include "device.h"
 #include "errors.h"
 #include "parallel.h"
@@ -96,7 +97,7 @@ void check_contiguous(const char* op, const char* what, size_t i, const Array& a
 void check_params(const char* op, const std::vector<Array>& params) {
   for (size_t i = 0; i < params.size(); ++i) {
     const Array& p = params[i];
-    on_device(op, p.device(), [] {});  // raises for devices without a backend
+    on_device(op, p.device(), [] {}, [] {});  // raises for devices without a backend
     if (!is_floating(p.dtype))
       throw TypeError(std::string(op) + ": param " + std::to_string(i) + " has dtype " + dtype_name(p.dtype) +
                       "; optimizers update float32 or float64 params");
@@ -219,7 +220,9 @@ void sgd_step(const std::vector<Array>& params, const std::vector<Array>& grads,
   const auto cf = sgd_consts<float>(lr, momentum, dampening, weight_decay, nesterov, maximize);
   const auto cd = sgd_consts<double>(lr, momentum, dampening, weight_decay, nesterov, maximize);
   const Isa isa = current_isa();
-  for_each_piece(params, [&](size_t i, int64_t b, int64_t e) {
+  if (!params.empty() && is_cuda(params[0].device()))
+    cuda_only(op, params[0].device(), [&] { cuda::sgd_step(cf, cd, params, grads, momentum_bufs, has_momentum, first_step); });
+  else for_each_piece(params, [&](size_t i, int64_t b, int64_t e) {
     dispatch_float(params[i].dtype, op, [&](auto tag) {
       using T = decltype(tag);
       const auto& c = for_dtype<T, SgdConsts>(cf, cd);
@@ -283,7 +286,9 @@ void adam_step(const std::vector<Array>& params, const std::vector<Array>& grads
   const auto cf = adam_consts<float>(step, lr, beta1, beta2, eps, weight_decay, maximize, decoupled);
   const auto cd = adam_consts<double>(step, lr, beta1, beta2, eps, weight_decay, maximize, decoupled);
   const Isa isa = current_isa();
-  for_each_piece(params, [&](size_t i, int64_t b, int64_t e) {
+  if (!params.empty() && is_cuda(params[0].device()))
+    cuda_only(op, params[0].device(), [&] { cuda::adam_step(cf, cd, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, amsgrad); });
+  else for_each_piece(params, [&](size_t i, int64_t b, int64_t e) {
     dispatch_float(params[i].dtype, op, [&](auto tag) {
       using T = decltype(tag);
       const auto& c = for_dtype<T, AdamConsts>(cf, cd);
@@ -333,7 +338,9 @@ void adagrad_step(const std::vector<Array>& params, const std::vector<Array>& gr
   const auto cf = adagrad_consts<float>(step, lr, lr_decay, weight_decay, eps, maximize);
   const auto cd = adagrad_consts<double>(step, lr, lr_decay, weight_decay, eps, maximize);
   const Isa isa = current_isa();
-  for_each_piece(params, [&](size_t i, int64_t b, int64_t e) {
+  if (!params.empty() && is_cuda(params[0].device()))
+    cuda_only(op, params[0].device(), [&] { cuda::adagrad_step(cf, cd, params, grads, state_sums); });
+  else for_each_piece(params, [&](size_t i, int64_t b, int64_t e) {
     dispatch_float(params[i].dtype, op, [&](auto tag) {
       using T = decltype(tag);
       const auto& c = for_dtype<T, AdagradConsts>(cf, cd);
@@ -382,7 +389,11 @@ void rmsprop_step(const std::vector<Array>& params, const std::vector<Array>& gr
   const auto cf = rmsprop_consts<float>(lr, alpha, eps, weight_decay, momentum, maximize);
   const auto cd = rmsprop_consts<double>(lr, alpha, eps, weight_decay, momentum, maximize);
   const Isa isa = current_isa();
-  for_each_piece(params, [&](size_t i, int64_t b, int64_t e) {
+  if (!params.empty() && is_cuda(params[0].device()))
+    cuda_only(op, params[0].device(), [&] {
+      cuda::rmsprop_step(cf, cd, params, grads, square_avgs, momentum_bufs, grad_avgs, centered, has_momentum);
+    });
+  else for_each_piece(params, [&](size_t i, int64_t b, int64_t e) {
     dispatch_float(params[i].dtype, op, [&](auto tag) {
       using T = decltype(tag);
       const auto& c = for_dtype<T, RmspropConsts>(cf, cd);

@@ -31,6 +31,7 @@
 // The innermost loops shared with the AVX2 build (vectorisable exp, NaN-aware
 // max, pairwise lane sums, the softmax kernels) live in reduce_kernels.h.
 #include "cpu/reduce.h"
+#include "cuda/reduce.h"
 
 #include <algorithm>
 #include <cmath>
@@ -734,6 +735,7 @@ void check_nonempty(const Array& a, const Spec& s, bool all_dims, const char* op
 template <template <class> class OpT>
 Array simple_reduce(const Array& a, const std::vector<int64_t>& dims, bool keepdim, const char* op,
                     bool no_identity) {
+  if (is_cuda(a.device())) return cuda_only(op, a.device(), [&] { return cuda::reduce(op, a, dims, keepdim); });
   return on_device(op, a.device(), [&] {
     Spec s = make_spec(a, dims, keepdim, op);
     if (no_identity) check_nonempty(a, s, dims.empty(), op);
@@ -841,6 +843,7 @@ void argext_kernel(const T* x, int64_t outer, int64_t n, int64_t inner, T* vals,
 
 template <bool Max>
 std::pair<Array, Array> max_min_dim(const Array& a0, int64_t dim, bool keepdim, const char* op) {
+  if (is_cuda(a0.device())) return cuda_only(op, a0.device(), [&] { return cuda::max_min_dim(a0, dim, keepdim, Max, op); });
   return on_device(op, a0.device(), [&] {
     int d = wrap_dim(dim, a0.ndim(), op);
     if (a0.ndim() > 0 && a0.shape[d] == 0)
@@ -861,6 +864,7 @@ std::pair<Array, Array> max_min_dim(const Array& a0, int64_t dim, bool keepdim, 
 
 template <bool Max>
 Array arg_ext(const Array& a0, std::optional<int64_t> dim, bool keepdim, const char* op) {
+  if (is_cuda(a0.device())) return cuda_only(op, a0.device(), [&] { return cuda::arg_ext(a0, dim, keepdim, Max, op); });
   return on_device(op, a0.device(), [&] {
     if (a0.dtype == DType::Bool) throw TypeError(std::string(op) + ": does not support bool input");
     if (!dim) {  // over the flattened array
@@ -934,6 +938,7 @@ void scan_kernel(const T* x, O* y, int64_t outer, int64_t n, int64_t inner, A in
 
 template <bool Prod>
 Array scan(const Array& a0, int64_t dim, const char* op) {
+  if (is_cuda(a0.device())) return cuda_only(op, a0.device(), [&] { return cuda::scan(a0, dim, Prod, op); });
   return on_device(op, a0.device(), [&] {
     int d = wrap_dim(dim, a0.ndim(), op);
     DType ot = is_floating(a0.dtype) ? a0.dtype : DType::Int64;
@@ -1008,6 +1013,7 @@ void for_softmax_tasks(const Split3& s, const Rows& rows, const Cols& cols) {
 
 Array softmax_impl(const Array& a0, int64_t dim, bool log, const char* op) {
   require_float(a0, op);
+  if (is_cuda(a0.device())) return cuda_only(op, a0.device(), [&] { return cuda::softmax(a0, dim, log, op); });
   return on_device(op, a0.device(), [&] {
     int d = wrap_dim(dim, a0.ndim(), op);
     Array out = empty(a0.shape, a0.dtype);
@@ -1039,6 +1045,7 @@ Array softmax_bw_impl(const Array& g0, const Array& o0, int64_t dim, bool log, c
     throw std::invalid_argument(std::string(op) + ": grad shape " + shape_str(g0.shape) +
                                 " does not match output shape " + shape_str(o0.shape));
   check_same_device(op, g0.device(), o0.device());
+  if (is_cuda(g0.device())) return cuda_only(op, g0.device(), [&] { return cuda::softmax_backward(g0, o0, dim, log, op); });
   return on_device(op, g0.device(), [&] {
     int d = wrap_dim(dim, g0.ndim(), op);
     Array gi = empty(g0.shape, g0.dtype);
@@ -1066,6 +1073,7 @@ Array softmax_bw_impl(const Array& g0, const Array& o0, int64_t dim, bool log, c
 // ---- public entry points -----------------------------------------------------------
 
 Array sum(const Array& a0, const std::vector<int64_t>& dims, bool keepdim, std::optional<DType> dtype) {
+  if (is_cuda(a0.device())) return cuda_only("sum", a0.device(), [&] { return cuda::sum(a0, dims, keepdim, dtype); });
   return on_device("sum", a0.device(), [&] {
     // With an explicit dtype PyTorch converts the input first, then sums in
     // that type; the conversion here is that one extra copy.
@@ -1089,6 +1097,7 @@ Array sum(const Array& a0, const std::vector<int64_t>& dims, bool keepdim, std::
 
 Array mean(const Array& a, const std::vector<int64_t>& dims, bool keepdim) {
   require_float(a, "mean");
+  if (is_cuda(a.device())) return cuda_only("mean", a.device(), [&] { return cuda::reduce("mean", a, dims, keepdim); });
   return on_device("mean", a.device(), [&] {
     Spec s = make_spec(a, dims, keepdim, "mean");
     Array out = empty(s.out_shape, a.dtype);
@@ -1101,6 +1110,7 @@ Array mean(const Array& a, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Array prod(const Array& a, const std::vector<int64_t>& dims, bool keepdim) {
+  if (is_cuda(a.device())) return cuda_only("prod", a.device(), [&] { return cuda::reduce("prod", a, dims, keepdim); });
   return on_device("prod", a.device(), [&] {
     Spec s = make_spec(a, dims, keepdim, "prod");
     Array out = empty(s.out_shape, is_floating(a.dtype) ? a.dtype : DType::Int64);
@@ -1133,6 +1143,7 @@ Array any(const Array& a, const std::vector<int64_t>& dims, bool keepdim) {
 
 Array var(const Array& a, const std::vector<int64_t>& dims, double correction, bool keepdim) {
   require_float(a, "var");
+  if (is_cuda(a.device())) return cuda_only("var", a.device(), [&] { return cuda::reduce("var", a, dims, keepdim, correction); });
   return on_device("var", a.device(), [&] {
     Spec s = make_spec(a, dims, keepdim, "var");
     Array out = empty(s.out_shape, a.dtype);
@@ -1149,6 +1160,7 @@ Array var(const Array& a, const std::vector<int64_t>& dims, double correction, b
 
 Array logsumexp(const Array& a, const std::vector<int64_t>& dims, bool keepdim) {
   require_float(a, "logsumexp");
+  if (is_cuda(a.device())) return cuda_only("logsumexp", a.device(), [&] { return cuda::reduce("logsumexp", a, dims, keepdim); });
   return on_device("logsumexp", a.device(), [&] {
     Spec s = make_spec(a, dims, keepdim, "logsumexp");
     Array out = empty(s.out_shape, a.dtype);
@@ -1171,6 +1183,7 @@ Array logsumexp(const Array& a, const std::vector<int64_t>& dims, bool keepdim) 
 
 Array norm(const Array& a, double p, const std::vector<int64_t>& dims, bool keepdim) {
   require_float(a, "norm");
+  if (is_cuda(a.device())) return cuda_only("norm", a.device(), [&] { return cuda::reduce("norm", a, dims, keepdim, p); });
   return on_device("norm", a.device(), [&] {
     Spec s = make_spec(a, dims, keepdim, "norm");
     if (std::isinf(p) && a.numel() == 0 && s.n_red == 0)

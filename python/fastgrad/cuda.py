@@ -1,18 +1,102 @@
-"""fg.cuda: GPU availability. This build has no CUDA backend yet, so every
-query answers "none" and moving a tensor to "cuda" raises a clear error."""
+"""fg.cuda: CUDA devices. Every query works without a GPU or a driver
+(is_available() is False there); calls that need a device raise a clear
+RuntimeError instead."""
+from . import _C
 
 
 def is_built():
-    return False
-
-
-def is_available():
-    return False
+    """True when this build of fastgrad has the CUDA kernels compiled in."""
+    return bool(_C.cuda_is_built())
 
 
 def device_count():
-    return 0
+    """Visible CUDA devices; 0 without a driver, a GPU, or a CUDA build."""
+    return int(_C.cuda_device_count())
+
+
+def is_available():
+    return device_count() > 0
+
+
+def _require(op):
+    if not is_built():
+        raise RuntimeError(f"{op}: fastgrad was built without CUDA")
+    if not is_available():
+        raise RuntimeError(f"{op}: no CUDA device is available (no GPU or no driver)")
+
+
+def _index(device, op):
+    """The device index of None (current), an int, 'cuda:N' or a fg.device."""
+    if device is None:
+        return current_device()
+    if isinstance(device, int) and not isinstance(device, bool):
+        return device
+    from .device import device as _device
+
+    d = device if isinstance(device, _device) else _device(device)
+    if d.type != "cuda":
+        raise ValueError(f"{op}: expected a CUDA device, got {d}")
+    return d.index or 0
+
+
+def current_device():
+    _require("current_device")
+    return int(_C.cuda_current_device())
+
+
+def set_device(device):
+    _require("set_device")
+    _C.cuda_set_device(_index(device, "set_device"))
+
+
+def synchronize(device=None):
+    """Waits until every kernel queued on `device` has finished."""
+    _require("synchronize")
+    _C.cuda_synchronize(_index(device, "synchronize"))
+
+
+def get_device_name(device=None):
+    _require("get_device_name")
+    return _C.cuda_device_name(_index(device, "get_device_name"))
 
 
 def empty_cache():
-    pass
+    """Returns the cached free device blocks of every device to the driver."""
+    for i in range(device_count()):
+        _C.empty_device_cache(f"cuda:{i}")
+
+
+def memory_allocated(device=None):
+    """Bytes held by live fastgrad tensors on the device."""
+    return _C.memory_stats(f"cuda:{_index(device, 'memory_allocated')}")["bytes_in_use"]
+
+
+def max_memory_allocated(device=None):
+    return _C.memory_stats(f"cuda:{_index(device, 'max_memory_allocated')}")["peak_bytes"]
+
+
+def reset_peak_memory_stats(device=None):
+    _C.reset_peak(f"cuda:{_index(device, 'reset_peak_memory_stats')}")
+
+
+def manual_seed(seed):
+    """Seeds the generator. fastgrad has ONE Philox stream for every device
+    (a CUDA tensor gets the numbers the CPU would), so this is fg.manual_seed."""
+    from .ops.creation import manual_seed as _seed
+
+    _seed(seed)
+
+
+manual_seed_all = manual_seed
+
+
+def set_allow_tf32(on):
+    """TF32 tensor cores for float32 matmul (off by default: results then
+    match the CPU to float32 rounding)."""
+    _require("set_allow_tf32")
+    _C.cuda_set_allow_tf32(bool(on))
+
+
+def version():
+    """'runtime X.Y, driver X.Y' (or why there is no driver); None without CUDA."""
+    return _C.cuda_version() if is_built() else None

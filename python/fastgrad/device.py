@@ -47,3 +47,43 @@ def to_device(d):
     if d is None:
         return CPU
     return d if isinstance(d, device) else device(d)
+
+
+def check_usable(d, op):
+    """Raises a clear RuntimeError when tensors cannot live on device `d`."""
+    if d.type == "cpu":
+        return
+    from . import cuda
+
+    if not cuda.is_built():
+        raise RuntimeError(f"{op}: fastgrad was built without CUDA; cannot use device {d}")
+    n = cuda.device_count()
+    if n == 0:
+        raise RuntimeError(f"{op}: no CUDA device is available (no GPU or no driver); cannot use device {d}")
+    if (d.index or 0) >= n:
+        raise RuntimeError(f"{op}: invalid device {d} ({n} CUDA device(s) visible)")
+
+
+_ToDevice = None
+
+
+def move(t, d):
+    """`t` copied to device `d`, differentiable (the gradient moves back)."""
+    global _ToDevice
+    if _ToDevice is None:
+        from .autograd.function import Function
+
+        class ToDevice(Function):
+            def forward(ctx, x, dev):
+                ctx.src, ctx.dev_name = x._data.device, dev
+                return _C.to_device(x._data, dev)
+
+            def vjp(ctx, g):
+                return (move(g, device(ctx.src)),)
+
+            def jvp(ctx, t):
+                return move(t, device(ctx.dev_name))
+
+        _ToDevice = ToDevice
+    check_usable(d, "to")
+    return _ToDevice.apply(t, dev=d._c_name())

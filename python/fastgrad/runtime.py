@@ -29,6 +29,8 @@ def config():
         "threads": _C.get_num_threads(),
         "cuda_built": cuda.is_built(),
         "cuda_devices": cuda.device_count(),
+        "cuda_device_names": [_C.cuda_device_name(i) for i in range(cuda.device_count())],
+        "cuda_version": cuda.version(),
     }
 
 
@@ -39,20 +41,27 @@ def from_dlpack(x):
     capsule, falling back to the legacy call for older producers) or a
     DLPack capsule itself; a capsule can be imported only once.
     """
+    from . import cuda
     from .tensor import Tensor
 
     if not hasattr(_C, "from_dlpack"):
         raise RuntimeError("from_dlpack: DLPack import is not available in this build")
     if hasattr(x, "__dlpack__"):
+        kwargs = {}
         if hasattr(x, "__dlpack_device__"):
             dev_type, dev_id = x.__dlpack_device__()
-            if int(dev_type) != 1:  # kDLCPU
+            if int(dev_type) == 2 and cuda.is_built():  # kDLCUDA
+                # Our kernels run on the legacy default stream (1 in DLPack's
+                # terms): the producer makes its pending work visible there.
+                kwargs["stream"] = 1
+            elif int(dev_type) != 1:  # kDLCPU
                 raise RuntimeError(f"from_dlpack: cannot import a tensor on DLPack device ({int(dev_type)}, "
-                                   f"{int(dev_id)}): fastgrad was built without CUDA and imports CPU tensors only")
+                                   f"{int(dev_id)}): fastgrad imports CPU tensors"
+                                   + (" and CUDA tensors only" if cuda.is_built() else " only (built without CUDA)"))
         try:
-            capsule = x.__dlpack__(max_version=(1, 0))
+            capsule = x.__dlpack__(max_version=(1, 0), **kwargs)
         except TypeError:
-            capsule = x.__dlpack__()  # a producer older than DLPack 1.0
+            capsule = x.__dlpack__(**kwargs)  # a producer older than DLPack 1.0
     else:
         capsule = x  # already a capsule
     return Tensor._wrap(_C.from_dlpack(capsule))

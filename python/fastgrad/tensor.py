@@ -282,7 +282,9 @@ class Tensor:
         if device is not None:
             d = to_device(device)
             if d != self.device:
-                raise RuntimeError(f"to: fastgrad was built without CUDA; cannot move a tensor to {d}")
+                from .device import move
+
+                out = move(out, d)
         if dtype is not None:
             dtype = _dt.to_dtype(dtype, "to")
             if dtype is not self.dtype:
@@ -294,6 +296,8 @@ class Tensor:
         return out
 
     def cpu(self):
+        if self._data.device == "cpu":
+            return self
         return self.to("cpu")
 
     def cuda(self, device=None):
@@ -337,6 +341,10 @@ class Tensor:
             raise BufferError(f"__dlpack__: cannot export a tensor on {self.device} to DLPack device "
                               f"{tuple(dl_device)} (fastgrad does not move tensors between devices here)")
         versioned = max_version is not None and tuple(max_version)[0] >= 1
+        if self.is_cuda:
+            from . import cuda
+
+            cuda.synchronize(self.device.index or 0)  # our queued kernels finish before the consumer's stream reads
         return _C.to_dlpack(self._data, versioned, bool(copy))
 
     def __dlpack_device__(self):
@@ -445,9 +453,11 @@ def _infer_from_python(data):
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of `data` (scalars, nested lists, NumPy arrays, tensors)."""
-    to_device(device)  # validates the device string
-    if device is not None and to_device(device).type != "cpu":
-        raise RuntimeError(f"tensor: fastgrad was built without CUDA; cannot create a tensor on {device}")
+    dev = to_device(device)  # validates the device string
+    if dev.type != "cpu":
+        from .device import check_usable
+
+        check_usable(dev, "tensor")
     want = _dt.to_dtype(dtype, "tensor") if dtype is not None else None
     if isinstance(data, Tensor):
         arr = _C.copy(data._data) if want is None or want is data.dtype else _C.astype(data._data, want._c)
@@ -464,6 +474,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
             want = want or inferred
         a = np.asarray(a, dtype=want._np, order="C")  # keeps 0-d arrays 0-d
         arr = _C.copy(_C.from_numpy(a))  # our allocator owns (and counts) every tensor it creates
+    if dev.type != "cpu":
+        arr = _C.to_device(arr, dev._c_name())
     t = Tensor._wrap(arr)
     if requires_grad:
         t.requires_grad_(True)

@@ -6,7 +6,10 @@ from ..tensor import Tensor, tensor_method  # noqa: F401  (re-exported for the o
 _wrap = Tensor._wrap
 
 
-def scalar_tensor(value, dtype):
+def scalar_tensor(value, dtype, like=None):
+    """A 0-d tensor of `value`, on the device of the tensor `like` (CPU when None)."""
+    if like is not None and like._data.device != "cpu":
+        return _wrap(_C.full([], value, dtype._c, like._data.device))
     return _wrap(_C.scalar(value, dtype._c))
 
 
@@ -22,13 +25,13 @@ def binary_operands(a, b, op):
             b = _coerce(b, op)
             return binary_operands(a, b, op)
         rt = _dt.result_type(a, b)
-        b = scalar_tensor(b, rt)
+        b = scalar_tensor(b, rt, a)
     elif tb:
         if not isinstance(a, (int, float, bool)):
             a = _coerce(a, op)
             return binary_operands(a, b, op)
         rt = _dt.result_type(a, b)
-        a = scalar_tensor(a, rt)
+        a = scalar_tensor(a, rt, b)
     else:
         raise TypeError(f"{op}: expected at least one tensor argument")
     if a.dtype is not rt:
@@ -55,7 +58,7 @@ def as_tensor_arg(x, op, like=None):
         return x
     if isinstance(x, (int, float, bool)):
         dt = _dt.result_type(like, x) if like is not None else _dt.scalar_dtype(x)
-        return scalar_tensor(x, dt)
+        return scalar_tensor(x, dt, like)
     return _coerce(x, op) if not isinstance(x, (list, tuple)) else __import__("fastgrad").tensor(x)
 
 

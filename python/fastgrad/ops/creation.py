@@ -22,8 +22,18 @@ def _size(size, op):
 def _dev(device, op):
     d = to_device(device)
     if d.type != "cpu":
-        raise RuntimeError(f"{op}: fastgrad was built without CUDA; cannot create a tensor on {d}")
+        from ..device import check_usable
+
+        check_usable(d, op)
     return d._c_name()
+
+
+def _on(arr, device, op):
+    """arr (made on the CPU) moved to `device`: host-built ranges and random
+    numbers (one Philox stream for every device, so a CUDA tensor gets the
+    values the CPU would)."""
+    dev = _dev(device, op)
+    return arr if dev == "cpu" else _C.to_device(arr, dev)
 
 
 def _finish(arr, requires_grad):
@@ -59,25 +69,26 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     return _finish(_C.full(_size((size,), "full"), fill_value, dt._c, _dev(device, "full")), requires_grad)
 
 
-def _like(fn, input, dtype, requires_grad, *args):
-    return fn(input.shape, *args, dtype=dtype if dtype is not None else input.dtype, requires_grad=requires_grad)
+def _like(fn, input, dtype, requires_grad, *args, device=None):
+    return fn(input.shape, *args, dtype=dtype if dtype is not None else input.dtype, requires_grad=requires_grad,
+              device=input.device if device is None else device)
 
 
 def zeros_like(input, dtype=None, device=None, requires_grad=False):
-    return _like(zeros, input, dtype, requires_grad)
+    return _like(zeros, input, dtype, requires_grad, device=device)
 
 
 def ones_like(input, dtype=None, device=None, requires_grad=False):
-    return _like(ones, input, dtype, requires_grad)
+    return _like(ones, input, dtype, requires_grad, device=device)
 
 
 def empty_like(input, dtype=None, device=None, requires_grad=False):
-    return _like(empty, input, dtype, requires_grad)
+    return _like(empty, input, dtype, requires_grad, device=device)
 
 
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
     return full(input.shape, fill_value, dtype=dtype if dtype is not None else input.dtype,
-                requires_grad=requires_grad)
+                requires_grad=requires_grad, device=input.device if device is None else device)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
@@ -93,17 +104,15 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     dt = _dtype(dtype, _dt.int64 if is_int else _dt.default_float, "arange")
     # computed in float64 (or int64) then cast, as PyTorch does
     a = np.arange(*vals, dtype=np.int64 if is_int else np.float64)
-    _dev(device, "arange")
-    return _finish(_C.astype(_C.from_numpy(a), dt._c), requires_grad)
+    return _finish(_on(_C.astype(_C.from_numpy(a), dt._c), device, "arange"), requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     if steps < 0:
         raise ValueError(f"linspace: number of steps must be non-negative, got {steps}")
     dt = _dtype(dtype, _dt.default_float, "linspace")
-    _dev(device, "linspace")
     a = np.linspace(float(start), float(end), int(steps), dtype=np.float64)
-    return _finish(_C.astype(_C.from_numpy(a), dt._c), requires_grad)
+    return _finish(_on(_C.astype(_C.from_numpy(a), dt._c), device, "linspace"), requires_grad)
 
 
 def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
@@ -116,8 +125,7 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     if n < 0 or m < 0:
         raise ValueError(f"eye: n and m must be non-negative, got {n} and {m}")
     dt = _dtype(dtype, _dt.default_float, "eye")
-    _dev(device, "eye")
-    return _finish(_C.astype(_C.from_numpy(np.eye(n, m)), dt._c), requires_grad)
+    return _finish(_on(_C.astype(_C.from_numpy(np.eye(n, m)), dt._c), device, "eye"), requires_grad)
 
 
 # -- random ----------------------------------------------------------------------------------------
@@ -149,21 +157,21 @@ def _float_dtype(dtype, op):
 def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
     dt = _float_dtype(dtype, "rand")
     _dev(device, "rand")
-    return _finish(_C.rand(_size(size, "rand"), dt._c), requires_grad)
+    return _finish(_on(_C.rand(_size(size, "rand"), dt._c), device, "rand"), requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
     dt = _float_dtype(dtype, "randn")
     _dev(device, "randn")
-    return _finish(_C.randn(_size(size, "randn"), dt._c), requires_grad)
+    return _finish(_on(_C.randn(_size(size, "randn"), dt._c), device, "randn"), requires_grad)
 
 
-def rand_like(input, dtype=None):
-    return rand(input.shape, dtype=dtype or input.dtype)
+def rand_like(input, dtype=None, device=None):
+    return rand(input.shape, dtype=dtype or input.dtype, device=device or input.device)
 
 
-def randn_like(input, dtype=None):
-    return randn(input.shape, dtype=dtype or input.dtype)
+def randn_like(input, dtype=None, device=None):
+    return randn(input.shape, dtype=dtype or input.dtype, device=device or input.device)
 
 
 def randint(low=0, high=None, size=None, dtype=None, device=None, generator=None, requires_grad=False):
@@ -175,7 +183,7 @@ def randint(low=0, high=None, size=None, dtype=None, device=None, generator=None
         raise TypeError("randint: missing the 'size' argument")
     dt = _dtype(dtype, _dt.int64, "randint")
     _dev(device, "randint")
-    return _wrap(_C.randint(int(low), int(high), _size((size,), "randint"), dt._c))
+    return _wrap(_on(_C.randint(int(low), int(high), _size((size,), "randint"), dt._c), device, "randint"))
 
 
 def normal(mean=0.0, std=1.0, size=None, dtype=None, device=None, generator=None, requires_grad=False):
@@ -183,41 +191,62 @@ def normal(mean=0.0, std=1.0, size=None, dtype=None, device=None, generator=None
         m = mean if isinstance(mean, Tensor) else None
         s = std if isinstance(std, Tensor) else None
         shape = (m if m is not None else s).shape
-        return randn(shape, dtype=(m if m is not None else s).dtype) * std + mean
+        like = m if m is not None else s
+        return randn(shape, dtype=like.dtype, device=like.device) * std + mean
     if size is None:
         raise TypeError("normal: 'size' is required when mean and std are numbers")
     if std < 0:
         raise ValueError(f"normal: std must be >= 0, got {std}")
     dt = _float_dtype(dtype, "normal")
-    return _finish(_C.normal(float(mean), float(std), _size((size,), "normal"), dt._c), requires_grad)
+    _dev(device, "normal")
+    return _finish(_on(_C.normal(float(mean), float(std), _size((size,), "normal"), dt._c), device, "normal"),
+                   requires_grad)
 
 
 def randperm(n, dtype=None, device=None, generator=None):
     if n < 0:
         raise ValueError(f"randperm: n must be non-negative, got {n}")
-    out = _wrap(_C.randperm(int(n)))
+    _dev(device, "randperm")
+    out = _wrap(_on(_C.randperm(int(n)), device, "randperm"))
     return out if dtype is None else out.to(dtype)
 
 
 def bernoulli(input, p=None, generator=None):
     probs = input if p is None else full_like(input, p)
+    if probs.is_cuda:  # drawn on the host: the CPU's stream, then moved
+        return _wrap(_C.to_device(_C.bernoulli(_C.to_device(probs._data, "cpu")), probs._data.device))
     return _wrap(_C.bernoulli(probs._data))
 
 
 @tensor_method
 def uniform_(self, a=0.0, b=1.0, generator=None):
+    if self.is_cuda:  # drawn on the host (the CPU's stream), then copied in
+        host = _C.empty(list(self.shape), self._data.dtype, "cpu")
+        _C.uniform_(host, float(a), float(b))
+        _C.copy_into(self._data, host)
+        return self
     _C.uniform_(self._data, float(a), float(b))
     return self
 
 
 @tensor_method
 def normal_(self, mean=0.0, std=1.0, generator=None):
+    if self.is_cuda:  # drawn on the host (the CPU's stream), then copied in
+        host = _C.empty(list(self.shape), self._data.dtype, "cpu")
+        _C.normal_(host, float(mean), float(std))
+        _C.copy_into(self._data, host)
+        return self
     _C.normal_(self._data, float(mean), float(std))
     return self
 
 
-Tensor.new_zeros = lambda self, *size, dtype=None, **kw: zeros(*size, dtype=dtype or self.dtype)
-Tensor.new_ones = lambda self, *size, dtype=None, **kw: ones(*size, dtype=dtype or self.dtype)
-Tensor.new_full = lambda self, size, fill_value, dtype=None, **kw: full(size, fill_value, dtype=dtype or self.dtype)
-Tensor.new_empty = lambda self, *size, dtype=None, **kw: empty(*size, dtype=dtype or self.dtype)
-Tensor.new_tensor = lambda self, data, dtype=None, **kw: __import__("fastgrad").tensor(data, dtype=dtype or self.dtype)
+Tensor.new_zeros = lambda self, *size, dtype=None, device=None, **kw: zeros(
+    *size, dtype=dtype or self.dtype, device=device or self.device)
+Tensor.new_ones = lambda self, *size, dtype=None, device=None, **kw: ones(
+    *size, dtype=dtype or self.dtype, device=device or self.device)
+Tensor.new_full = lambda self, size, fill_value, dtype=None, device=None, **kw: full(
+    size, fill_value, dtype=dtype or self.dtype, device=device or self.device)
+Tensor.new_empty = lambda self, *size, dtype=None, device=None, **kw: empty(
+    *size, dtype=dtype or self.dtype, device=device or self.device)
+Tensor.new_tensor = lambda self, data, dtype=None, device=None, **kw: __import__("fastgrad").tensor(
+    data, dtype=dtype or self.dtype, device=device or self.device)

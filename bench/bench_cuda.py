@@ -1,0 +1,111 @@
+"""CUDA benchmarks: fastgrad vs PyTorch on the same GPU, side by side.
+
+GEMM (float32, TF32 off on both sides), elementwise bandwidth (add, exp on
+256M floats; torch's copy as the reference bandwidth), and one Adam step on
+10M params (torch.optim.Adam(fused=True)). Medians of repeated runs, timed
+with time.perf_counter between device synchronisations.
+Run: PYTHONPATH=python python bench/bench_cuda.py [--quick]
+"""
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import fastgrad as fg
+
+QUICK = "--quick" in sys.argv
+
+
+def median_time(fn, sync, reps=5, warmup=1):
+    for _ in range(warmup):
+        fn()
+    sync()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def main():
+    if not fg.cuda.is_available():
+        print("no CUDA device: nothing to benchmark")
+        return
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    have_torch = torch is not None and torch.cuda.is_available()
+    fsync = fg.cuda.synchronize
+    tsync = torch.cuda.synchronize if have_torch else (lambda: None)
+    if have_torch:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    print(f"device: {fg.cuda.get_device_name()}  ({fg.cuda.version()})")
+
+    print("\nGEMM float32 (TF32 off)          fastgrad TFLOP/s   torch TFLOP/s   ratio")
+    for n in (1024, 2048, 4096) if QUICK else (1024, 2048, 4096, 8192):
+        a = fg.randn(n, n, device="cuda")
+        b = fg.randn(n, n, device="cuda")
+        reps = 3 if n >= 8192 else 5
+        tf = median_time(lambda: a @ b, fsync, reps)
+        flop = 2.0 * n ** 3
+        line = f"  {n:5d}^3                        {flop / tf / 1e12:10.2f}"
+        if have_torch:
+            ta, tb = torch.randn(n, n, device="cuda"), torch.randn(n, n, device="cuda")
+            tt = median_time(lambda: ta @ tb, tsync, reps)
+            line += f"        {flop / tt / 1e12:10.2f}   {tt / tf:6.3f}"
+            del ta, tb
+        print(line)
+        # correctness spot check against torch (same inputs)
+        if have_torch and n == 1024:
+            ref = torch.from_dlpack(a) @ torch.from_dlpack(b)
+            err = (torch.from_dlpack(a @ b) - ref).abs().max().item()
+            print(f"    max |fastgrad - torch| at 1024: {err:.3g}")
+        del a, b
+
+    n = (1 << 26) if QUICK else (1 << 28)
+    print(f"\nelementwise on {n >> 20}M float32         fastgrad GB/s   torch GB/s")
+    x = fg.randn(n, device="cuda")
+    y = fg.randn(n, device="cuda")
+    gb3, gb2 = 3 * 4 * n / 1e9, 2 * 4 * n / 1e9
+    t_add = median_time(lambda: x + y, fsync)
+    t_exp = median_time(lambda: fg.exp(x), fsync)
+    line_add, line_exp = f"  add (2 reads, 1 write)        {gb3 / t_add:10.1f}", f"  exp (1 read, 1 write)         {gb2 / t_exp:10.1f}"
+    if have_torch:
+        tx, ty = torch.from_dlpack(x), torch.from_dlpack(y)
+        line_add += f"     {gb3 / median_time(lambda: tx + ty, tsync):10.1f}"
+        line_exp += f"     {gb2 / median_time(lambda: torch.exp(tx), tsync):10.1f}"
+        out = torch.empty_like(tx)
+        print(f"  torch copy_ (reference)                       {gb2 / median_time(lambda: out.copy_(tx), tsync):10.1f}")
+        del tx, ty, out
+    print(line_add)
+    print(line_exp)
+    del x, y
+
+    npar = 10_000_000
+    print(f"\nAdam step on {npar // 1_000_000}M params (10 tensors)    fastgrad ms   torch fused ms")
+    shapes = [npar // 10] * 10
+    ps = [fg.randn(s, device="cuda").requires_grad_() for s in shapes]
+    for p in ps:
+        p.grad = fg.randn(p.shape, device="cuda")
+    opt = fg.optim.Adam(ps, lr=1e-3)
+    tf = median_time(opt.step, fsync, reps=10)
+    line = f"  Adam                                     {tf * 1e3:8.2f}"
+    if have_torch:
+        tps = [torch.randn(s, device="cuda", requires_grad=True) for s in shapes]
+        for p in tps:
+            p.grad = torch.randn_like(p)
+        topt = torch.optim.Adam(tps, lr=1e-3, fused=True)
+        tt = median_time(topt.step, tsync, reps=10)
+        line += f"        {tt * 1e3:8.2f}   (ratio {tt / tf:.3f})"
+    print(line)
+    print("\nmemory:", {k: v for k, v in fg.memory.stats("cuda").items()})
+    _ = np  # numpy: kept for quick interactive checks
+
+
+if __name__ == "__main__":
+    main()
