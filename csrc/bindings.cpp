@@ -11,8 +11,8 @@
 #include "errors.h"
 #include "interop.h"
 #include "parallel.h"
-#include "cuda/runtime.h"
 // op families: one header per csrc/cpu/ file
+#include "cpu/conv.h"
 #include "cpu/elementwise.h"
 #include "cpu/gemm.h"
 #include "cpu/index.h"
@@ -127,25 +127,7 @@ PYBIND11_MODULE(_C, m) {
     return r;
   });
   m.def("reset_peak", [](const std::string& d) { reset_peak(parse_device(d)); });
-  m.def("empty_cache", [] { empty_cache(); }, Release());
-
-  // ---- devices (device.h, cuda/runtime.h) ----------------------------------------
-  m.def("to_device", [](const Array& a, const std::string& d) { return to_device(a, parse_device(d)); }, Release());
-#ifdef FASTGRAD_WITH_CUDA
-  m.def("cuda_is_built", [] { return true; });
-  m.def("cuda_device_count", &fg::cuda::device_count);
-  m.def("cuda_set_device", &fg::cuda::set_device);
-  m.def("cuda_current_device", &fg::cuda::current_device);
-  m.def("cuda_synchronize", &fg::cuda::synchronize, py::arg("index") = -1, Release());
-  m.def("cuda_device_name", &fg::cuda::device_name);
-  m.def("cuda_version", &fg::cuda::version_info);
-  m.def("cuda_set_allow_tf32", &fg::cuda::set_allow_tf32);
-  m.def("cuda_allow_tf32", &fg::cuda::allow_tf32);
-#else
-  m.def("cuda_is_built", [] { return false; });
-  m.def("cuda_device_count", [] { return 0; });
-#endif
-  m.def("empty_device_cache", [](const std::string& d) { empty_device_cache(parse_device(d)); }, Release());
+  m.def("empty_cache", &empty_cache, Release());
 
   // ---- elementwise (cpu/elementwise.h) ---------------------------------------
   m.def("neg", &fg::neg, Release());
@@ -271,6 +253,17 @@ PYBIND11_MODULE(_C, m) {
         py::arg("w_hh"), py::arg("b_hh"), py::arg("reverse"), py::arg("keep"), Release());
   m.def("rnn_backward", &fg::rnn_backward, py::arg("mode"), py::arg("ws"), py::arg("grad"), py::arg("h0"),
         py::arg("c0"), py::arg("w_hh"), py::arg("b_hh"), py::arg("reverse"), Release());
+
+  // ---- convolution (cpu/conv.h) -----------------------------------------------
+  // 1-D or 2-D by the input's rank; padding holds (begin, end) per spatial dim.
+  m.def("conv_forward", &fg::conv_forward, py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"),
+        py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("op") = "conv2d", Release());
+  m.def("conv_input_grad", &fg::conv_input_grad, py::arg("g"), py::arg("w"), py::arg("bias"),
+        py::arg("input_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        py::arg("op") = "conv2d_backward_input", Release());
+  m.def("conv_weight_grad", &fg::conv_weight_grad, py::arg("g"), py::arg("x"), py::arg("kernel_size"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        py::arg("op") = "conv2d_backward_weight", Release());
 
   // ---- random numbers (cpu/random.h) ------------------------------------------
   // Seeds are taken modulo 2**64, so negative Python ints work as in torch.

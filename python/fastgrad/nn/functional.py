@@ -13,6 +13,7 @@ from ..ops import reduce as _rd
 from ..ops.creation import ones, rand, zeros
 from ..ops.index import one_hot  # noqa: F401  (re-exported, as torch.nn.functional.one_hot)
 from ..ops.shape import pad  # noqa: F401
+from ..ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d  # noqa: F401  (convolution section)
 from ..tensor import Tensor
 
 # -- activations ----------------------------------------------------------------------------------
@@ -128,7 +129,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return input
     if p == 1.0:
         return input * 0
-    keep = rand(input.shape, dtype=input.dtype, device=input.device) >= p
+    keep = rand(input.shape, dtype=input.dtype) >= p
     return input * keep * (1.0 / (1.0 - p))
 
 

@@ -1,0 +1,618 @@
+// conv.cpp - convolution forward, input gradient (= transposed convolution)
+// and weight gradient on the CPU; see conv.h for the API and shapes.
+//
+// Every op is lowered to GEMMs on "column" matrices (im2col):
+//
+//   col[(c, i, j), p] = x[c, oy * sh - pt + i * dh, ox * sw - pl + j * dw]   (0 outside x)
+//
+// with p = (oy, ox) an output position. For one image and one group:
+//
+//   forward       y   (Og, P)  = w   (Og, Kg) @ col (Kg, P)
+//   input grad    col (Kg, P)  = w^T (Kg, Og) @ g   (Og, P),  then col2im adds col back into dx
+//   weight grad   dw  (Og, Kg) += g  (Og, P)  @ col^T (P, Kg)
+//
+// (Kg = C / groups * kh * kw.) The column matrix is built for a block of
+// output rows at a time, sized so that it stays in L2 while the GEMM packs it.
+// A 1x1 convolution with stride 1 and no padding has col == x: the GEMM reads
+// x in place. The GEMM reads w, w^T, g and x through their strides.
+//
+// Threads: images (x blocks of rows, forward only) are independent work
+// units; a unit runs its GEMMs single-threaded. With fewer units than
+// threads can share evenly, units run one after another and each GEMM uses
+// all threads instead. The weight gradient sums over images: fixed chunks of
+// images (chosen from the shape, never the thread count) each sum into their
+// own buffer, and the buffers are added in chunk order, so results are
+// bit-identical for any thread count (the GEMM itself is, see gemm.h).
+#include "cpu/conv.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+
+#include "cpu/gemm.h"
+#include "device.h"
+#include "errors.h"
+#include "parallel.h"
+
+namespace fg {
+namespace {
+
+// ---- geometry ---------------------------------------------------------------------
+
+// One convolution's sizes, always seen as 2-D (1-D convolutions have H = OH =
+// kh = 1). Only the leading padding matters once OH / OW are known.
+struct Geom {
+  int64_t N, C, H, W;   // input
+  int64_t O, kh, kw;    // weight (O, C / groups, kh, kw)
+  int64_t OH, OW;       // output
+  int64_t sh, sw, pt, pl, dh, dw;
+  int64_t groups;
+
+  int64_t Cg() const { return C / groups; }
+  int64_t Og() const { return O / groups; }
+  int64_t Kg() const { return Cg() * kh * kw; }
+  int64_t P() const { return OH * OW; }
+  // col == x: a 1x1 kernel, stride 1, no padding, output as large as the input.
+  bool pointwise() const {
+    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && OH == H && OW == W;
+  }
+};
+
+// Parameters as given, normalised to 2-D.
+struct Params {
+  int sd;  // spatial dims: 1 or 2
+  int64_t sh, sw, pt, pb, pl, pr, dh, dw, groups;
+};
+
+std::string vec_str(const std::vector<int64_t>& v) { return shape_str(Shape(v.begin(), v.end())); }
+
+Params parse_params(const std::string& op, int sd, const std::vector<int64_t>& stride,
+                    const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups) {
+  const size_t n = static_cast<size_t>(sd);
+  if (stride.size() != n || dilation.size() != n || padding.size() != 2 * n)
+    throw std::invalid_argument(op + ": expected " + std::to_string(sd) + " stride and dilation values and " +
+                                std::to_string(2 * sd) + " padding values, got stride " + vec_str(stride) +
+                                ", padding " + vec_str(padding) + ", dilation " + vec_str(dilation));
+  // The bound keeps every size computation below far from int64 overflow.
+  constexpr int64_t kMax = int64_t(1) << 31;
+  for (int64_t s : stride)
+    if (s < 1 || s > kMax) throw std::invalid_argument(op + ": stride must be positive, got " + vec_str(stride));
+  for (int64_t d : dilation)
+    if (d < 1 || d > kMax) throw std::invalid_argument(op + ": dilation must be positive, got " + vec_str(dilation));
+  for (int64_t p : padding)
+    if (p < 0 || p > kMax) throw std::invalid_argument(op + ": padding must be non-negative, got " + vec_str(padding));
+  if (groups < 1) throw std::invalid_argument(op + ": groups must be positive, got " + std::to_string(groups));
+  Params p{sd, 1, stride[n - 1], 0, 0, padding[2 * n - 2], padding[2 * n - 1], 1, dilation[n - 1], groups};
+  if (sd == 2) {
+    p.sh = stride[0];
+    p.pt = padding[0];
+    p.pb = padding[1];
+    p.dh = dilation[0];
+  }
+  return p;
+}
+
+// 1-D arrays get a unit H dim (a view) so that one 2-D kernel serves both.
+Array as_2d(const Array& a, int sd) { return sd == 1 ? unsqueeze(a, 2) : a; }
+
+void check_dtypes(const std::string& op, const char* what_a, const Array& a, const char* what_b, const Array& b) {
+  if (!is_floating(a.dtype) || !is_floating(b.dtype))
+    throw TypeError(op + ": expected float32 or float64 tensors, got " + what_a + " " + dtype_name(a.dtype) + " and " +
+                    what_b + " " + dtype_name(b.dtype));
+  if (a.dtype != b.dtype)
+    throw TypeError(op + ": " + what_a + " (" + dtype_name(a.dtype) + ") and " + what_b + " (" +
+                    dtype_name(b.dtype) + ") must have the same dtype");
+  check_same_device(op.c_str(), a.device(), b.device());
+}
+
+void check_bias(const std::string& op, const std::optional<Array>& bias, int64_t channels, const Array& like) {
+  if (!bias) return;
+  if (bias->ndim() != 1 || bias->shape[0] != channels)
+    throw std::invalid_argument(op + ": bias of shape " + shape_str(bias->shape) + " should have shape [" +
+                                std::to_string(channels) + "]");
+  check_dtypes(op, "bias", *bias, "weight", like);
+}
+
+// Output size along one dim; -1 when the dilated kernel exceeds the padded input.
+int64_t out_size(int64_t in, int64_t pad_sum, int64_t k, int64_t s, int64_t d) {
+  const int64_t span = in + pad_sum - d * (k - 1) - 1;
+  return span < 0 ? -1 : span / s + 1;
+}
+
+// Checks x / w against each other and fills the geometry (OH / OW from x).
+// `x_what` names x in messages ("input", or "grad_input" shapes).
+Geom make_geom(const std::string& op, const Params& p, const Shape& xs, const Shape& ws, const char* x_what) {
+  const int nd = p.sd + 2;
+  if (static_cast<int>(xs.size()) != nd)
+    throw std::invalid_argument(op + ": expected " + x_what + " with " + std::to_string(nd) + " dims (N, C" +
+                                (p.sd == 2 ? ", H, W" : ", L") + "), got shape " + shape_str(xs));
+  if (static_cast<int>(ws.size()) != nd)
+    throw std::invalid_argument(op + ": expected a " + std::to_string(nd) + "-D weight for a " + std::to_string(nd) +
+                                "-D " + x_what + ", got weight of shape " + shape_str(ws));
+  Geom g{};
+  g.N = xs[0];
+  g.C = xs[1];
+  g.H = p.sd == 2 ? xs[2] : 1;
+  g.W = xs[nd - 1];
+  g.O = ws[0];
+  g.kh = p.sd == 2 ? ws[2] : 1;
+  g.kw = ws[nd - 1];
+  g.sh = p.sh, g.sw = p.sw, g.pt = p.pt, g.pl = p.pl, g.dh = p.dh, g.dw = p.dw, g.groups = p.groups;
+  if (g.kh < 1 || g.kw < 1)
+    throw std::invalid_argument(op + ": kernel size must be positive, got weight of shape " + shape_str(ws));
+  if (g.O % p.groups != 0)
+    throw std::invalid_argument(op + ": groups=" + std::to_string(p.groups) + " must divide the " +
+                                std::to_string(g.O) + " output channels of weight of shape " + shape_str(ws));
+  if (g.C % p.groups != 0)
+    throw std::invalid_argument(op + ": groups=" + std::to_string(p.groups) + " must divide the " +
+                                std::to_string(g.C) + " channels of " + x_what + " of shape " + shape_str(xs));
+  if (ws[1] * p.groups != g.C)
+    throw std::invalid_argument(op + ": " + x_what + " of shape " + shape_str(xs) + " has " + std::to_string(g.C) +
+                                " channels, but weight of shape " + shape_str(ws) + " with groups=" +
+                                std::to_string(p.groups) + " expects " + std::to_string(ws[1] * p.groups));
+  g.OH = out_size(g.H, p.pt + p.pb, g.kh, p.sh, p.dh);
+  g.OW = out_size(g.W, p.pl + p.pr, g.kw, p.sw, p.dw);
+  if (g.OH < 1 || g.OW < 1) {
+    const std::string pad = p.sd == 2 ? vec_str({p.pt, p.pb, p.pl, p.pr}) : vec_str({p.pl, p.pr});
+    throw std::invalid_argument(op + ": the kernel (weight of shape " + shape_str(ws) + ", dilation " +
+                                (p.sd == 2 ? vec_str({p.dh, p.dw}) : vec_str({p.dw})) +
+                                ") is larger than the padded " + x_what + " (shape " + shape_str(xs) +
+                                ", padding " + pad + ")");
+  }
+  return g;
+}
+
+// The output shape for `like`'s rank: (N, O, [OH,] OW).
+Shape out_shape(const Geom& g, int sd) {
+  return sd == 2 ? Shape{g.N, g.O, g.OH, g.OW} : Shape{g.N, g.O, g.OW};
+}
+
+// If (H, W) walk memory with one stride, sets *sp to it: the spatial dims
+// then form one matrix dim of P = H * W entries, which the GEMM can read.
+bool fold_hw(int64_t H, int64_t W, int64_t sH, int64_t sW, int64_t* sp) {
+  if (H == 1 || W == 1) {
+    *sp = W == 1 ? sH : sW;
+    return true;
+  }
+  *sp = sW;
+  return sH == W * sW;
+}
+
+// ---- scratch memory ------------------------------------------------------------------
+// A per-thread, grow-only buffer for column matrices: a convolution then costs
+// no allocation (and no fresh pages) per image.
+class Scratch {
+ public:
+  ~Scratch() { std::free(ptr_); }
+  void* get(size_t nbytes) {
+    if (nbytes > cap_) {
+      std::free(ptr_);
+      cap_ = (nbytes + 4095) / 4096 * 4096;
+      ptr_ = std::aligned_alloc(64, cap_);
+      if (!ptr_) {
+        cap_ = 0;
+        throw OutOfMemory("conv: could not allocate a " + std::to_string(nbytes) + "-byte column buffer");
+      }
+    }
+    return ptr_;
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t cap_ = 0;
+};
+thread_local Scratch t_col;
+
+template <class T>
+T* col_buffer(int64_t n) {
+  return static_cast<T*>(t_col.get(static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T)));
+}
+
+// Output rows per column block: the block's column matrix (Kg x rows * OW)
+// fits in about half of a 1.25 MiB L2. Depends on the shape only.
+template <class T>
+int64_t rows_per_block(const Geom& g) {
+  constexpr int64_t kBudget = 512 * 1024;
+  const int64_t row_bytes = std::max<int64_t>(1, g.Kg() * g.OW * int64_t(sizeof(T)));
+  return std::clamp<int64_t>(kBudget / row_bytes, 1, g.OH);
+}
+
+// Whether `units` equal work units should be spread over the threads (each
+// unit single-threaded) rather than run in turn with threaded GEMMs: only
+// when they split evenly enough. A thread left idle a third of the time (3
+// units on 2 threads) loses to the GEMM's own threading.
+bool split_units(int64_t units) {
+  const int nt = get_num_threads();
+  return nt > 1 && !in_parallel_region() && units >= 2 && (units % nt == 0 || units >= 4 * nt);
+}
+
+void run_units(int64_t units, const std::function<void(int64_t)>& unit) {
+  if (split_units(units)) {
+    parallel_for(units, 1, [&](int64_t u0, int64_t u1) {
+      for (int64_t u = u0; u < u1; ++u) unit(u);
+    });
+  } else {
+    for (int64_t u = 0; u < units; ++u) unit(u);
+  }
+}
+
+// ---- im2col / col2im -----------------------------------------------------------------------
+
+// The output columns ox whose input column ox * s + off lies in [0, W): [*lo, *hi).
+void valid_cols(int64_t off, int64_t s, int64_t W, int64_t OW, int64_t* lo, int64_t* hi) {
+  int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+  int64_t h = W - off <= 0 ? 0 : (W - off + s - 1) / s;
+  h = std::min(h, OW);
+  *lo = std::min(l, h);
+  *hi = h;
+}
+
+// Builds the column matrix of output rows [oy0, oy1) for one group.
+//
+// Args:
+//   x             the group's first channel of one image; x[c, y, x] = x[c * sC + y * sH + x * sW]
+//   col (out)     (Kg, (oy1 - oy0) * OW) row-major, rows ordered (c, i, j)
+template <class T>
+void im2col(const Geom& g, const T* x, int64_t sC, int64_t sH, int64_t sW, int64_t oy0, int64_t oy1, T* col) {
+  const int64_t OW = g.OW, ncols = (oy1 - oy0) * OW;
+  const bool unit = g.sw == 1 && sW == 1;
+  for (int64_t c = 0; c < g.Cg(); ++c)
+    for (int64_t i = 0; i < g.kh; ++i)
+      for (int64_t j = 0; j < g.kw; ++j) {
+        T* dst = col + ((c * g.kh + i) * g.kw + j) * ncols;
+        const int64_t xoff = j * g.dw - g.pl;
+        int64_t lo, hi;
+        valid_cols(xoff, g.sw, g.W, OW, &lo, &hi);
+        for (int64_t oy = oy0; oy < oy1; ++oy, dst += OW) {
+          const int64_t iy = oy * g.sh - g.pt + i * g.dh;
+          if (iy < 0 || iy >= g.H) {
+            std::fill(dst, dst + OW, T(0));
+            continue;
+          }
+          const T* src = x + c * sC + iy * sH;
+          std::fill(dst, dst + lo, T(0));
+          if (unit) {
+            std::copy(src + lo + xoff, src + hi + xoff, dst + lo);
+          } else {
+            for (int64_t ox = lo; ox < hi; ++ox) dst[ox] = src[(ox * g.sw + xoff) * sW];
+          }
+          std::fill(dst + hi, dst + OW, T(0));
+        }
+      }
+}
+
+// Adds the column matrix of output rows [oy0, oy1) back into the input
+// positions it was gathered from (the adjoint of im2col).
+//
+// Args:
+//   col   (Kg, (oy1 - oy0) * OW) as im2col writes it
+//   x     (Cg, H, W) contiguous: the group's channels of one image, accumulated into
+template <class T>
+void col2im(const Geom& g, const T* col, int64_t oy0, int64_t oy1, T* x) {
+  const int64_t OW = g.OW, ncols = (oy1 - oy0) * OW;
+  for (int64_t c = 0; c < g.Cg(); ++c)
+    for (int64_t i = 0; i < g.kh; ++i)
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const T* src = col + ((c * g.kh + i) * g.kw + j) * ncols;
+        const int64_t xoff = j * g.dw - g.pl;
+        int64_t lo, hi;
+        valid_cols(xoff, g.sw, g.W, OW, &lo, &hi);
+        for (int64_t oy = oy0; oy < oy1; ++oy, src += OW) {
+          const int64_t iy = oy * g.sh - g.pt + i * g.dh;
+          if (iy < 0 || iy >= g.H) continue;
+          T* dst = x + (c * g.H + iy) * g.W;
+          if (g.sw == 1) {
+            T* d = dst + xoff;
+            for (int64_t ox = lo; ox < hi; ++ox) d[ox] += src[ox];
+          } else {
+            for (int64_t ox = lo; ox < hi; ++ox) dst[ox * g.sw + xoff] += src[ox];
+          }
+        }
+      }
+}
+
+// ---- operands as matrices --------------------------------------------------------------------
+
+// The weight as an (O, Kg) matrix: w[o, k] = w[o * rs + k * cs]. The (C/g, kh,
+// kw) dims of a strided view are folded when its strides allow, else the
+// (small) weight is copied.
+struct WeightMat {
+  Array keep;
+  int64_t rs, cs;
+};
+
+WeightMat weight_matrix(const Array& w4) {
+  const int64_t cg = w4.shape[1], kh = w4.shape[2], kw = w4.shape[3];
+  // Folding (c, i, j) into k = (c * kh + i) * kw + j needs stride(c) = kh *
+  // stride(i) and stride(i) = kw * stride(j), ignoring size-1 dims.
+  int64_t cs = 0, expect = 0;
+  bool ok = true, seen = false;
+  for (int d = 3; d >= 1; --d) {
+    if (w4.shape[d] == 1) continue;
+    if (!seen) cs = w4.strides[d];
+    else ok = ok && w4.strides[d] == expect;
+    seen = true;
+    expect = w4.strides[d] * w4.shape[d];
+  }
+  if (!seen) cs = 1;
+  if (ok) return {w4, w4.strides[0], cs};
+  Array c = contiguous(w4);
+  return {c, cg * kh * kw, 1};
+}
+
+// g (N, O, OH, OW) with its (OH, OW) dims folded into one stride (copied when
+// they do not fold, e.g. a transposed view).
+struct OutMat {
+  Array keep;
+  int64_t sn, so, sp;
+};
+
+OutMat out_matrix(const Array& g4) {
+  int64_t sp;
+  if (fold_hw(g4.shape[2], g4.shape[3], g4.strides[2], g4.strides[3], &sp))
+    return {g4, g4.strides[0], g4.strides[1], sp};
+  Array c = contiguous(g4);
+  return {c, c.strides[0], c.strides[1], 1};
+}
+
+// ---- forward -----------------------------------------------------------------------------------------
+
+template <class T>
+void forward_typed(const Geom& g, const Array& x, const Array& w, const std::optional<Array>& bias, Array& y) {
+  const WeightMat wm = weight_matrix(w);
+  const T* W = wm.keep.data<T>();
+  const T* X = x.data<T>();
+  const T* B = bias ? bias->data<T>() : nullptr;
+  const int64_t bst = bias ? bias->strides[0] : 0;
+  T* Y = y.data<T>();
+  const int64_t sN = x.strides[0], sC = x.strides[1], sH = x.strides[2], sW = x.strides[3];
+  const int64_t Og = g.Og(), Cg = g.Cg(), Kg = g.Kg(), P = g.P(), OW = g.OW;
+  int64_t sp = 0;
+  const bool direct = g.pointwise() && fold_hw(g.H, g.W, sH, sW, &sp);
+  const int64_t rb = rows_per_block<T>(g), nblk = (g.OH + rb - 1) / rb;
+
+  run_units(g.N * nblk, [&](int64_t u) {
+    const int64_t n = u / nblk, oy0 = (u % nblk) * rb, oy1 = std::min(g.OH, oy0 + rb);
+    const int64_t ncols = (oy1 - oy0) * OW;
+    const T* xn = X + n * sN;
+    T* col = direct ? nullptr : col_buffer<T>(Kg * ncols);
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      const T* xg = xn + gi * Cg * sC;
+      T* yg = Y + (n * g.O + gi * Og) * P + oy0 * OW;
+      T beta = T(0);
+      if (B) {  // start from the bias; the GEMM adds onto it (beta = 1)
+        for (int64_t o = 0; o < Og; ++o) std::fill(yg + o * P, yg + o * P + ncols, B[(gi * Og + o) * bst]);
+        beta = T(1);
+      }
+      if (direct) {
+        gemm<T>(Og, ncols, Kg, W + gi * Og * wm.rs, wm.rs, wm.cs, xg + oy0 * OW * sp, sC, sp, yg, P, 1, T(1), beta);
+      } else {
+        im2col<T>(g, xg, sC, sH, sW, oy0, oy1, col);
+        gemm<T>(Og, ncols, Kg, W + gi * Og * wm.rs, wm.rs, wm.cs, col, ncols, 1, yg, P, 1, T(1), beta);
+      }
+    }
+  });
+}
+
+// ---- input gradient (transposed convolution) -------------------------------------------------------
+
+template <class T>
+void input_grad_typed(const Geom& g, const Array& gout, const Array& w, const std::optional<Array>& bias,
+                      Array& dx) {
+  const WeightMat wm = weight_matrix(w);
+  const OutMat gm = out_matrix(gout);
+  const T* W = wm.keep.data<T>();
+  const T* G = gm.keep.data<T>();
+  const T* B = bias ? bias->data<T>() : nullptr;
+  const int64_t bst = bias ? bias->strides[0] : 0;
+  T* DX = dx.data<T>();
+  const int64_t Og = g.Og(), Cg = g.Cg(), Kg = g.Kg(), OW = g.OW, HW = g.H * g.W;
+  const bool direct = g.pointwise();
+  const int64_t rb = rows_per_block<T>(g), nblk = (g.OH + rb - 1) / rb;
+
+  // One image per unit: blocks of output rows add into overlapping input
+  // rows, so they stay in one thread, in order.
+  run_units(g.N, [&](int64_t n) {
+    T* dxn = DX + n * g.C * HW;
+    if (B) {
+      for (int64_t c = 0; c < g.C; ++c) std::fill(dxn + c * HW, dxn + (c + 1) * HW, B[c * bst]);
+    } else if (!direct) {
+      std::fill(dxn, dxn + g.C * HW, T(0));
+    }
+    const T beta = B ? T(1) : T(0);
+    for (int64_t blk = 0; blk < nblk; ++blk) {
+      const int64_t oy0 = blk * rb, oy1 = std::min(g.OH, oy0 + rb), ncols = (oy1 - oy0) * OW;
+      T* col = direct ? nullptr : col_buffer<T>(Kg * ncols);
+      for (int64_t gi = 0; gi < g.groups; ++gi) {
+        // w^T (Kg, Og): element (k, o) at o * rs + k * cs.
+        const T* Wt = W + gi * Og * wm.rs;
+        const T* Gg = G + n * gm.sn + gi * Og * gm.so + oy0 * OW * gm.sp;
+        T* dxg = dxn + gi * Cg * HW;
+        if (direct) {
+          gemm<T>(Kg, ncols, Og, Wt, wm.cs, wm.rs, Gg, gm.so, gm.sp, dxg + oy0 * OW, HW, 1, T(1), beta);
+        } else {
+          gemm<T>(Kg, ncols, Og, Wt, wm.cs, wm.rs, Gg, gm.so, gm.sp, col, ncols, 1, T(1), T(0));
+          col2im<T>(g, col, oy0, oy1, dxg);
+        }
+      }
+    }
+  });
+}
+
+// ---- weight gradient ------------------------------------------------------------------------------------
+
+template <class T>
+void weight_grad_typed(const Geom& g, const Array& gout, const Array& x, Array& dw) {
+  const OutMat gm = out_matrix(gout);
+  const T* G = gm.keep.data<T>();
+  const T* X = x.data<T>();
+  T* DW = dw.data<T>();
+  const int64_t sN = x.strides[0], sC = x.strides[1], sH = x.strides[2], sW = x.strides[3];
+  const int64_t Og = g.Og(), Cg = g.Cg(), Kg = g.Kg(), OW = g.OW;
+  const int64_t wsize = g.O * Kg;
+  int64_t sp = 0;
+  const bool direct = g.pointwise() && fold_hw(g.H, g.W, sH, sW, &sp);
+  const int64_t rb = rows_per_block<T>(g), nblk = (g.OH + rb - 1) / rb;
+
+  if (g.N == 0 || wsize == 0) {
+    std::fill(DW, DW + wsize, T(0));
+    return;
+  }
+  // Chunks of images: at most 16, and at most ~32 MiB of partial sums.
+  const int64_t budget = (int64_t(32) << 20) / int64_t(sizeof(T));
+  const int64_t nchunks = std::clamp<int64_t>(std::min<int64_t>(16, budget / wsize), 1, g.N);
+  T* partial = nullptr;
+  Array partial_keep;
+  if (nchunks > 1) {
+    partial_keep = empty({(nchunks - 1) * wsize}, dw.dtype);
+    partial = partial_keep.data<T>();
+  }
+
+  run_units(nchunks, [&](int64_t ch) {
+    T* acc = ch == 0 ? DW : partial + (ch - 1) * wsize;
+    const int64_t n0 = g.N * ch / nchunks, n1 = g.N * (ch + 1) / nchunks;
+    bool first = true;
+    for (int64_t n = n0; n < n1; ++n) {
+      const T* xn = X + n * sN;
+      for (int64_t blk = 0; blk < nblk; ++blk) {
+        const int64_t oy0 = blk * rb, oy1 = std::min(g.OH, oy0 + rb), ncols = (oy1 - oy0) * OW;
+        T* col = direct ? nullptr : col_buffer<T>(Kg * ncols);
+        for (int64_t gi = 0; gi < g.groups; ++gi) {
+          const T* xg = xn + gi * Cg * sC;
+          const T* Gg = G + n * gm.sn + gi * Og * gm.so + oy0 * OW * gm.sp;
+          T* dwg = acc + gi * Og * Kg;
+          const T beta = first ? T(0) : T(1);
+          if (direct) {
+            // col^T (ncols, Kg): element (p, c) = x[c, p]
+            gemm<T>(Og, Kg, ncols, Gg, gm.so, gm.sp, xg + oy0 * OW * sp, sp, sC, dwg, Kg, 1, T(1), beta);
+          } else {
+            im2col<T>(g, xg, sC, sH, sW, oy0, oy1, col);
+            gemm<T>(Og, Kg, ncols, Gg, gm.so, gm.sp, col, 1, ncols, dwg, Kg, 1, T(1), beta);
+          }
+        }
+        first = false;
+      }
+    }
+    if (first) std::fill(acc, acc + wsize, T(0));  // an empty chunk (not reached: chunks <= N)
+  });
+
+  if (nchunks > 1) {
+    // dw += partials, in chunk order for every element.
+    auto add = [&](int64_t i0, int64_t i1) {
+      for (int64_t ch = 1; ch < nchunks; ++ch) {
+        const T* p = partial + (ch - 1) * wsize;
+        for (int64_t i = i0; i < i1; ++i) DW[i] += p[i];
+      }
+    };
+    if (!in_parallel_region() && wsize * nchunks >= 65536) parallel_for(wsize, 4096, add);
+    else add(0, wsize);
+  }
+}
+
+}  // namespace
+
+// ---- entry points ---------------------------------------------------------------------------------------
+
+Array conv_forward(const Array& x, const Array& w, const std::optional<Array>& bias,
+                   const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                   const std::vector<int64_t>& dilation, int64_t groups, const std::string& op) {
+  const int sd = x.ndim() == 3 ? 1 : 2;
+  const Params p = parse_params(op, sd, stride, padding, dilation, groups);
+  const Geom g = make_geom(op, p, x.shape, w.shape, "input");
+  check_dtypes(op, "input", x, "weight", w);
+  check_bias(op, bias, g.O, w);
+  Array y = empty(out_shape(g, sd), x.dtype, x.device());
+  if (y.numel() == 0) return y;
+  const Array x4 = as_2d(x, sd), w4 = as_2d(w, sd);
+  Array y4 = as_2d(y, sd);
+  on_device(op.c_str(), x.device(), [&] {
+    dispatch_float(x.dtype, op.c_str(), [&](auto t) { forward_typed<decltype(t)>(g, x4, w4, bias, y4); });
+  });
+  return y;
+}
+
+Array conv_input_grad(const Array& gout, const Array& w, const std::optional<Array>& bias,
+                      const std::vector<int64_t>& input_size, const std::vector<int64_t>& stride,
+                      const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups,
+                      const std::string& op) {
+  const int sd = gout.ndim() == 3 ? 1 : 2;
+  const Params p = parse_params(op, sd, stride, padding, dilation, groups);
+  if (gout.ndim() != sd + 2 || w.ndim() != sd + 2)
+    throw std::invalid_argument(op + ": expected input and weight with " + std::to_string(sd + 2) +
+                                " dims, got shapes " + shape_str(gout.shape) + " and " + shape_str(w.shape));
+  if (static_cast<int>(input_size.size()) != sd)
+    throw std::invalid_argument(op + ": expected an output size of " + std::to_string(sd) + " values, got " +
+                                vec_str(input_size));
+  for (int64_t s : input_size)
+    if (s < 0) throw std::invalid_argument(op + ": negative output size " + vec_str(input_size));
+  check_dtypes(op, "input", gout, "weight", w);
+  // gout is (N, O, OH, OW): its channel count must be the weight's first dim.
+  if (gout.shape[1] != w.shape[0])
+    throw std::invalid_argument(op + ": input of shape " + shape_str(gout.shape) + " has " +
+                                std::to_string(gout.shape[1]) + " channels, but weight of shape " +
+                                shape_str(w.shape) + " expects " + std::to_string(w.shape[0]));
+  Shape xs{gout.shape[0], w.shape[1] * groups};
+  xs.insert(xs.end(), input_size.begin(), input_size.end());
+  Geom g = make_geom(op, p, xs, w.shape, "output");
+  check_bias(op, bias, g.C, w);
+  const int64_t oh = sd == 2 ? gout.shape[2] : 1, ow = gout.shape[sd + 1];
+  if (oh > g.OH || ow > g.OW)
+    throw std::invalid_argument(op + ": input of shape " + shape_str(gout.shape) + " is larger than a convolution " +
+                                "of an output of size " + vec_str(input_size) + " gives (" +
+                                (sd == 2 ? vec_str({g.OH, g.OW}) : vec_str({g.OW})) + ")");
+  g.OH = oh, g.OW = ow;
+  Array dx = empty(xs, gout.dtype, gout.device());
+  if (dx.numel() == 0) return dx;
+  if (g.P() == 0 || g.O == 0) {  // nothing to scatter: dx is the bias (or zeros)
+    copy_into(dx, bias ? expand(reshape(*bias, sd == 2 ? Shape{g.C, 1, 1} : Shape{g.C, 1}), xs)
+                       : zeros({1}, dx.dtype), op.c_str());
+    return dx;
+  }
+  const Array g4 = as_2d(gout, sd), w4 = as_2d(w, sd);
+  Array dx4 = as_2d(dx, sd);
+  on_device(op.c_str(), gout.device(), [&] {
+    dispatch_float(gout.dtype, op.c_str(), [&](auto t) { input_grad_typed<decltype(t)>(g, g4, w4, bias, dx4); });
+  });
+  return dx;
+}
+
+Array conv_weight_grad(const Array& gout, const Array& x, const std::vector<int64_t>& kernel_size,
+                       const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                       const std::vector<int64_t>& dilation, int64_t groups, const std::string& op) {
+  const int sd = x.ndim() == 3 ? 1 : 2;
+  const Params p = parse_params(op, sd, stride, padding, dilation, groups);
+  if (gout.ndim() != sd + 2 || x.ndim() != sd + 2)
+    throw std::invalid_argument(op + ": expected grad_output and input with " + std::to_string(sd + 2) +
+                                " dims, got shapes " + shape_str(gout.shape) + " and " + shape_str(x.shape));
+  if (static_cast<int>(kernel_size.size()) != sd)
+    throw std::invalid_argument(op + ": expected a kernel size of " + std::to_string(sd) + " values, got " +
+                                vec_str(kernel_size));
+  check_dtypes(op, "grad_output", gout, "input", x);
+  if (gout.shape[0] != x.shape[0])
+    throw std::invalid_argument(op + ": grad_output of shape " + shape_str(gout.shape) + " and input of shape " +
+                                shape_str(x.shape) + " have different batch sizes");
+  if (x.shape[1] % groups != 0)
+    throw std::invalid_argument(op + ": groups=" + std::to_string(groups) + " must divide the " +
+                                std::to_string(x.shape[1]) + " channels of input of shape " + shape_str(x.shape));
+  Shape ws{gout.shape[1], x.shape[1] / groups};
+  ws.insert(ws.end(), kernel_size.begin(), kernel_size.end());
+  Geom g = make_geom(op, p, x.shape, ws, "input");
+  const int64_t oh = sd == 2 ? gout.shape[2] : 1, ow = gout.shape[sd + 1];
+  if (oh > g.OH || ow > g.OW)
+    throw std::invalid_argument(op + ": grad_output of shape " + shape_str(gout.shape) +
+                                " is larger than the convolution of input of shape " + shape_str(x.shape) +
+                                " gives (" + (sd == 2 ? vec_str({g.OH, g.OW}) : vec_str({g.OW})) + ")");
+  g.OH = oh, g.OW = ow;
+  Array dw = empty(ws, x.dtype, x.device());
+  if (dw.numel() == 0) return dw;
+  if (g.P() == 0) return zeros(ws, x.dtype, x.device());
+  const Array g4 = as_2d(gout, sd), x4 = as_2d(x, sd);
+  Array dw4 = as_2d(dw, sd);
+  on_device(op.c_str(), x.device(), [&] {
+    dispatch_float(x.dtype, op.c_str(), [&](auto t) { weight_grad_typed<decltype(t)>(g, g4, x4, dw4); });
+  });
+  return dw;
+}
+
+}  // namespace fg
