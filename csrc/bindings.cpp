@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "interop.h"
 #include "parallel.h"
+#include "cuda/runtime.h"
 // op families: one header per csrc/cpu/ file
 #include "cpu/conv.h"
 #include "cpu/elementwise.h"
@@ -127,7 +128,25 @@ PYBIND11_MODULE(_C, m) {
     return r;
   });
   m.def("reset_peak", [](const std::string& d) { reset_peak(parse_device(d)); });
-  m.def("empty_cache", &empty_cache, Release());
+  m.def("empty_cache", [] { empty_cache(); }, Release());
+
+  // ---- devices (device.h, cuda/runtime.h) ----------------------------------------
+  m.def("to_device", [](const Array& a, const std::string& d) { return to_device(a, parse_device(d)); }, Release());
+#ifdef FASTGRAD_WITH_CUDA
+  m.def("cuda_is_built", [] { return true; });
+  m.def("cuda_device_count", &fg::cuda::device_count);
+  m.def("cuda_set_device", &fg::cuda::set_device);
+  m.def("cuda_current_device", &fg::cuda::current_device);
+  m.def("cuda_synchronize", &fg::cuda::synchronize, py::arg("index") = -1, Release());
+  m.def("cuda_device_name", &fg::cuda::device_name);
+  m.def("cuda_version", &fg::cuda::version_info);
+  m.def("cuda_set_allow_tf32", &fg::cuda::set_allow_tf32);
+  m.def("cuda_allow_tf32", &fg::cuda::allow_tf32);
+#else
+  m.def("cuda_is_built", [] { return false; });
+  m.def("cuda_device_count", [] { return 0; });
+#endif
+  m.def("empty_device_cache", [](const std::string& d) { empty_device_cache(parse_device(d)); }, Release());
 
   // ---- elementwise (cpu/elementwise.h) ---------------------------------------
   m.def("neg", &fg::neg, Release());

@@ -129,7 +129,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return input
     if p == 1.0:
         return input * 0
-    keep = rand(input.shape, dtype=input.dtype) >= p
+    keep = rand(input.shape, dtype=input.dtype, device=input.device) >= p
     return input * keep * (1.0 / (1.0 - p))
 
 
