@@ -35,6 +35,8 @@ MAX2D = [  # shape, kernel_size, stride, padding, dilation, ceil_mode
     ((1, 1, 5, 5), 2, 2, 0, 1, True),
     ((1, 3, 11, 10), 4, 3, 2, 1, True),
     ((2, 2, 1, 1), 1, 1, 0, 1, False),
+    ((1, 2, 5, 70), 3, 1, 1, 1, False),  # long rows: the vector loop's body and tail
+    ((1, 2, 6, 71), (2, 4), 2, (1, 2), (2, 3), True),
 ]
 
 

@@ -243,41 +243,97 @@ void max_plane(const T* in, int64_t sH, int64_t sW, int64_t W, T* out, int64_t* 
   }
 }
 
-// Non-overlapping 2x2 windows (stride 2, no padding or dilation) over a plane
-// with unit column stride: the common CNN case, written so the compiler keeps
-// the comparisons branch-free. Same picks as max_plane.
+// One plane's output element (oh, ow) by the scalar rule above.
 template <class T>
-void max_plane_2x2(const T* in, int64_t sH, int64_t W, int64_t OH, int64_t OW, T* out, int64_t* idx) {
-  for (int64_t oh = 0; oh < OH; ++oh) {
-    const T* r0 = in + 2 * oh * sH;
-    const T* r1 = r0 + sH;
-    const int64_t base = 2 * oh * W;
-    for (int64_t ow = 0; ow < OW; ++ow) {
-      const int64_t iw = 2 * ow;
-      T best = r0[iw];
-      int64_t bi = base + iw;
-      // the first element always wins against -inf (or is a NaN): start from it
-      T v = r0[iw + 1];
-      bool take = v > best || is_nan(v);
-      best = take ? v : best;
-      bi = take ? base + iw + 1 : bi;
-      v = r1[iw];
-      take = v > best || is_nan(v);
-      best = take ? v : best;
-      bi = take ? base + W + iw : bi;
-      v = r1[iw + 1];
-      take = v > best || is_nan(v);
-      best = take ? v : best;
-      bi = take ? base + W + iw + 1 : bi;
-      out[oh * OW + ow] = best;
-      idx[oh * OW + ow] = bi;
+void max_one(const T* in, int64_t sH, int64_t sW, int64_t W, const Taps& r, const Taps& c, int64_t dh, int64_t dw,
+             T* out, int64_t* idx) {
+  T best = lowest<T>();
+  int64_t bi = r.start * W + c.start;
+  for (int64_t i = 0; i < r.count; ++i) {
+    const int64_t ih = r.start + i * dh;
+    for (int64_t j = 0; j < c.count; ++j) {
+      const int64_t iw = c.start + j * dw;
+      const T v = in[ih * sH + iw * sW];
+      if (v > best || is_nan(v)) {
+        best = v;
+        bi = ih * W + iw;
+      }
     }
+  }
+  *out = best;
+  *idx = bi;
+}
+
+// The vector path records, per output, the chosen tap's offset in the plane
+// (row * W + column of the window's first output), in an integer as wide as
+// T so that value and offset lanes line up in one vector (mixed widths stop
+// the vectoriser); planes of 2^31 elements or more take the scalar path.
+template <class T>
+using TapOff = std::conditional_t<sizeof(T) == 8, int64_t, int32_t>;
+
+// Max pooling of one output row over the columns whose windows lie inside the
+// input (no clipping), for a window column stride of S elements (the
+// pooling stride: 1 and 2 are compiled as constants so the loads vectorise).
+// rows[i] points at the first tap of the first output of the range in valid
+// window row i, offs[i * kw + j] is tap (i, j)'s offset. Taps are visited in
+// window order, each pass a branch-free vector loop over the outputs; the
+// selection rule is max_plane's, so the picks (first maximum, last NaN) are
+// the same.
+template <class T, int S>
+void max_row_interior(const T* const* rows, const TapOff<T>* offs, int64_t nrows, int64_t kw, int64_t dw, int64_t n,
+                      T* __restrict best, TapOff<T>* __restrict off) {
+  const T* __restrict r0 = rows[0];
+  for (int64_t o = 0; o < n; ++o) {
+    best[o] = r0[o * S];
+    off[o] = offs[0];
+  }
+  for (int64_t i = 0; i < nrows; ++i)
+    for (int64_t j = (i == 0 ? 1 : 0); j < kw; ++j) {
+      const T* __restrict p = rows[i] + j * dw;
+      const TapOff<T> k = offs[i * kw + j];
+      for (int64_t o = 0; o < n; ++o) {
+        const T v = p[o * S];
+        const bool take = v > best[o] || is_nan(v);
+        best[o] = take ? v : best[o];
+        off[o] = take ? k : off[o];
+      }
+    }
+}
+
+// One plane with unit column stride in memory: the interior columns of each
+// row go through max_row_interior, the clipped edge columns through max_one.
+template <class T, int S>
+void max_plane_vec(const T* in, int64_t sH, int64_t W, T* out, int64_t* idx, const std::vector<Taps>& rows,
+                   const std::vector<Taps>& cols, int64_t kw, int64_t sw, int64_t pw, int64_t dh, int64_t dw,
+                   int64_t lo, int64_t hi, std::vector<TapOff<T>>& off, std::vector<const T*>& rp,
+                   std::vector<TapOff<T>>& offs) {
+  const int64_t OW = static_cast<int64_t>(cols.size());
+  for (size_t oh = 0; oh < rows.size(); ++oh, out += OW, idx += OW) {
+    const Taps& r = rows[oh];
+    for (int64_t ow = 0; ow < lo; ++ow) max_one(in, sH, 1, W, r, cols[ow], dh, dw, out + ow, idx + ow);
+    for (int64_t ow = hi; ow < OW; ++ow) max_one(in, sH, 1, W, r, cols[ow], dh, dw, out + ow, idx + ow);
+    if (hi <= lo) continue;
+    if (r.count == 0) {
+      for (int64_t ow = lo; ow < hi; ++ow) max_one(in, sH, 1, W, r, cols[ow], dh, dw, out + ow, idx + ow);
+      continue;
+    }
+    const int64_t c0 = lo * sw - pw;  // first tap column of output lo
+    rp.resize(r.count);
+    offs.resize(r.count * kw);
+    for (int64_t i = 0; i < r.count; ++i) {
+      const int64_t ih = r.start + i * dh;
+      rp[i] = in + ih * sH + c0;
+      for (int64_t j = 0; j < kw; ++j) offs[i * kw + j] = static_cast<TapOff<T>>(ih * W + c0 + j * dw);
+    }
+    const int64_t n = hi - lo;
+    max_row_interior<T, S>(rp.data(), offs.data(), r.count, kw, dw, n, out + lo, off.data());
+    for (int64_t o = 0; o < n; ++o) idx[lo + o] = static_cast<int64_t>(off[o]) + o * sw;
   }
 }
 
 std::pair<Array, Array> max_pool_impl(const char* op, const Array& x, int64_t OH, int64_t OW,
                                       const std::vector<Taps>& rows, const std::vector<Taps>& cols, int64_t dh,
-                                      int64_t dw, bool is_2x2) {
+                                      int64_t dw, int64_t kw, int64_t sw, int64_t pw) {
   const Shape oshape = with_hw(x.shape, OH, OW);
   Array out = empty(oshape, x.dtype, x.device());
   Array idx = empty(oshape, DType::Int64, x.device());
@@ -286,18 +342,33 @@ std::pair<Array, Array> max_pool_impl(const char* op, const Array& x, int64_t OH
   for (const Taps& r : rows) kr = std::max(kr, r.count);
   for (const Taps& c : cols) kc = std::max(kc, c.count);
   const int64_t kwork = kr * kc;
+  // Interior columns [lo, hi): whole windows inside the input. kw = 0 marks
+  // windows that are not a fixed stride pattern (adaptive pooling).
+  int64_t lo = 0, hi = 0;
+  if (kw > 0) {
+    lo = std::min(OW, (pw + sw - 1) / sw);
+    const int64_t last = P.W - 1 - (kw - 1) * dw + pw;  // largest ow*sw with the last tap inside
+    hi = last < 0 ? lo : std::max(lo, std::min(OW, last / sw + 1));
+  }
+  const bool vec = kw > 0 && P.sW == 1 && (sw == 1 || sw == 2) && hi > lo && P.H * P.W < (int64_t{1} << 31);
   dispatch_number(x.dtype, op, [&](auto tag) {
     using T = decltype(tag);
     const T* src = x.data<T>();
     T* dst = out.data<T>();
     int64_t* di = idx.data<int64_t>();
     for_planes(P.count(), OH * OW * kwork, [&](int64_t b, int64_t e) {
+      std::vector<TapOff<T>> off(vec ? hi - lo : 0), offs;
+      std::vector<const T*> rp;
       for (int64_t p = b; p < e; ++p) {
         const T* in = src + P.offset(p);
-        if (is_2x2 && P.sW == 1)
-          max_plane_2x2(in, P.sH, P.W, OH, OW, dst + p * OH * OW, di + p * OH * OW);
+        T* o = dst + p * OH * OW;
+        int64_t* ix = di + p * OH * OW;
+        if (vec && sw == 1)
+          max_plane_vec<T, 1>(in, P.sH, P.W, o, ix, rows, cols, kw, sw, pw, dh, dw, lo, hi, off, rp, offs);
+        else if (vec)
+          max_plane_vec<T, 2>(in, P.sH, P.W, o, ix, rows, cols, kw, sw, pw, dh, dw, lo, hi, off, rp, offs);
         else
-          max_plane(in, P.sH, P.sW, P.W, dst + p * OH * OW, di + p * OH * OW, rows, cols, dh, dw);
+          max_plane(in, P.sH, P.sW, P.W, o, ix, rows, cols, dh, dw);
       }
     });
   });
@@ -314,10 +385,8 @@ std::pair<Array, Array> max_pool2d(const Array& x, int64_t kh, int64_t kw, int64
     check_number(x, op);
     const PoolGeom g = check_pool(op, x.shape, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode);
     const Planes P = planes_of(x);
-    const bool is_2x2 = kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1 &&
-                        2 * g.oh <= P.H && 2 * g.ow <= P.W;
     return max_pool_impl(op, x, g.oh, g.ow, max_taps(g.oh, P.H, kh, sh, ph, dh), max_taps(g.ow, P.W, kw, sw, pw, dw),
-                         dh, dw, is_2x2);
+                         dh, dw, kw, sw, pw);
   });
 }
 
@@ -329,7 +398,7 @@ std::pair<Array, Array> adaptive_max_pool2d(const Array& x, int64_t oh, int64_t 
     if (oh < 0 || ow < 0)
       throw std::invalid_argument(std::string(op) + ": output_size must be non-negative, got " + hw_str(oh, ow));
     const Planes P = planes_of(x);
-    return max_pool_impl(op, x, oh, ow, adaptive_taps(oh, P.H), adaptive_taps(ow, P.W), 1, 1, false);
+    return max_pool_impl(op, x, oh, ow, adaptive_taps(oh, P.H), adaptive_taps(ow, P.W), 1, 1, 0, 1, 0);
   });
 }
 
