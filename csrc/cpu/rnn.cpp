@@ -82,6 +82,101 @@ void check_shape(const Array& a, const Shape& want, const char* op, const char* 
 }
 
 // ---------------------------------------------------------------------------
+// the recurrent product with the weight packed once
+// ---------------------------------------------------------------------------
+
+// C (M, N) = A (M, K) @ Bm (K, N) + beta * C for T steps with the same Bm
+// (W_hh^T going forward, W_hh going back). gemm() would re-pack Bm into
+// micro-panels at every step: for the thin products of a recurrence (M = the
+// batch) that copy costs about as much as the multiply-adds. Here Bm is
+// packed once per sequence and each step packs only the small A, then runs
+// gemm's own micro-kernels over the tiles. Threads split the NR-wide column
+// panels; each tile sums its K blocks in order, so the result does not
+// depend on the thread count. The scalar build uses gemm() as it is.
+template <class S>
+class RecurrentProduct {
+ public:
+  RecurrentProduct(int64_t M, int64_t K, int64_t N, const S* Bm, int64_t rsB, int64_t csB, DType dt)
+      : M_(M), K_(K), N_(N), Bm_(Bm), rsB_(rsB), csB_(csB) {
+    using namespace gemm_detail;
+    const std::string cap = gemm_info();
+    if constexpr (sizeof(S) == 4) {
+      if (cap == "avx512") kern_ = &ukernel_avx512_f32, MR_ = kAvx512MrF32, NR_ = kAvx512NrF32;
+      if (cap == "avx2") kern_ = &ukernel_avx2_f32, MR_ = kAvx2MrF32, NR_ = kAvx2NrF32;
+    } else {
+      if (cap == "avx512") kern_ = &ukernel_avx512_f64, MR_ = kAvx512MrF64, NR_ = kAvx512NrF64;
+      if (cap == "avx2") kern_ = &ukernel_avx2_f64, MR_ = kAvx2MrF64, NR_ = kAvx2NrF64;
+    }
+    if (!kern_) return;
+    // K blocks of even size, at most 256 deep: a (kc, NR) B micro-panel then
+    // stays in L1 (<= 32 KiB) while the A panels stream past it.
+    kblocks_ = (K + 255) / 256;
+    kc_ = (K + kblocks_ - 1) / kblocks_;
+    npanels_ = (N + NR_ - 1) / NR_;
+    mpanels_ = (M + MR_ - 1) / MR_;
+    bp_ = empty({kblocks_ * npanels_ * kc_ * NR_}, dt);  // 64-byte aligned storage
+    ap_ = empty({kblocks_ * mpanels_ * kc_ * MR_}, dt);
+    S* dst = bp_.data<S>();
+    for (int64_t kb = 0; kb < kblocks_; ++kb) {
+      const int64_t k0 = kb * kc_, kcb = std::min(kc_, K - k0);
+      for (int64_t p = 0; p < npanels_; ++p) {
+        S* d = dst + (kb * npanels_ + p) * kc_ * NR_;
+        const int64_t j0 = p * NR_, nr = std::min<int64_t>(NR_, N - j0);
+        for (int64_t k = 0; k < kcb; ++k)
+          for (int64_t j = 0; j < NR_; ++j) d[k * NR_ + j] = j < nr ? Bm[(k0 + k) * rsB + (j0 + j) * csB] : S(0);
+      }
+    }
+  }
+
+  void run(const S* A, int64_t rsA, S* C, int64_t rsC, S beta) {
+    if (!kern_) {
+      gemm<S>(M_, N_, K_, A, rsA, 1, Bm_, rsB_, csB_, C, rsC, 1, S(1), beta);
+      return;
+    }
+    S* ap = ap_.data<S>();
+    for (int64_t kb = 0; kb < kblocks_; ++kb) {  // A panels: (kc, MR) row-major, zero rows past M
+      const int64_t k0 = kb * kc_, kcb = std::min(kc_, K_ - k0);
+      for (int64_t i = 0; i < mpanels_; ++i) {
+        S* d = ap + (kb * mpanels_ + i) * kc_ * MR_;
+        const int64_t r0 = i * MR_, mr = std::min<int64_t>(MR_, M_ - r0);
+        for (int64_t r = 0; r < MR_; ++r) {
+          const S* src = A + (r0 + r) * rsA + k0;
+          if (r < mr)
+            for (int64_t k = 0; k < kcb; ++k) d[k * MR_ + r] = src[k];
+          else
+            for (int64_t k = 0; k < kcb; ++k) d[k * MR_ + r] = S(0);
+        }
+      }
+    }
+    const S* bp = bp_.data<S>();
+    // ~64K multiply-adds per chunk: smaller products stay on one thread
+    const int64_t per_panel = M_ * K_ * NR_;
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(per_panel, 1));
+    parallel_for(npanels_, grain, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t j0 = p * NR_, nr = std::min<int64_t>(NR_, N_ - j0);
+        for (int64_t i = 0; i < mpanels_; ++i) {
+          const int64_t r0 = i * MR_, mr = std::min<int64_t>(MR_, M_ - r0);
+          for (int64_t kb = 0; kb < kblocks_; ++kb) {
+            const int64_t kcb = std::min(kc_, K_ - kb * kc_);
+            kern_(kcb, ap + (kb * mpanels_ + i) * kc_ * MR_, bp + (kb * npanels_ + p) * kc_ * NR_,
+                  C + r0 * rsC + j0, rsC, 1, S(1), kb == 0 ? beta : S(1), mr, nr);
+          }
+        }
+      }
+    });
+  }
+
+ private:
+  int64_t M_, K_, N_;
+  const S* Bm_;
+  int64_t rsB_, csB_;
+  gemm_detail::MicroKernel<S> kern_ = nullptr;
+  int64_t MR_ = 0, NR_ = 0, kblocks_ = 0, kc_ = 0, npanels_ = 0, mpanels_ = 0;
+  Array bp_, ap_;
+};
+
+// ---------------------------------------------------------------------------
 // forward
 // ---------------------------------------------------------------------------
 
@@ -133,11 +228,12 @@ void forward_impl(RnnMode mode, const Array& xp, const Array& h0, const Array* c
   const S* hprev = h0.data<S>();
   const S* cprev = c0 ? c0->data<S>() : nullptr;
   const int64_t grain = row_grain(GH);
+  RecurrentProduct<S> rec(B, H, GH, W, 1, H, xp.dtype);  // W_hh^T: (H, G*H)
   for (int64_t k = 0; k < T; ++k) {
     const int64_t t = reverse ? T - 1 - k : k;
     S* yt = Y + t * BH;
     S* g = mode == RnnMode::Lstm && ws ? wsA + t * B * GH : (mode == RnnMode::Tanh || relu ? yt : gbuf);
-    gemm<S>(B, GH, H, hprev, H, 1, W, 1, H, g, GH, 1, S(1), S(0));  // h_prev @ W_hh^T
+    rec.run(hprev, H, g, GH, S(0));  // h_prev @ W_hh^T
     if (ws) std::memcpy(wsHp + t * BH, hprev, sizeof(S) * BH);
     const S* xt = X + t * sT;
     if (mode == RnnMode::Lstm) {
@@ -198,6 +294,7 @@ void backward_impl(RnnMode mode, const Array& ws, const Array& grad, const Array
   S* DHH = dhh_arr.data<S>();
 
   const int64_t grain = row_grain(GH);
+  RecurrentProduct<S> rec(B, GH, H, W, H, 1, ws.dtype);  // W_hh: (G*H, H)
   for (int64_t k = T - 1; k >= 0; --k) {
     const int64_t t = reverse ? T - 1 - k : k;
     const S* dyt = gY + t * BH;
@@ -210,7 +307,7 @@ void backward_impl(RnnMode mode, const Array& ws, const Array& grad, const Array
         for (int64_t i = b0; i < b1; ++i)
           K.lstm_bwd(H, gt + i * GH, ct + i * H, cp + i * H, dyt + i * H, dh + i * H, dc + i * H, dg + i * GH);
       });
-      gemm<S>(B, H, GH, dg, GH, 1, W, H, 1, dh, H, 1, S(1), S(0));  // dh_prev = dgates @ W_hh
+      rec.run(dg, GH, dh, H, S(0));  // dh_prev = dgates @ W_hh
       if (db_ih) add_rows(B, GH, dg, db_ih->data<S>());
     } else if (mode == RnnMode::Gru) {
       const S* rt = wsA + t * B * 4 * H;
@@ -220,7 +317,7 @@ void backward_impl(RnnMode mode, const Array& ws, const Array& grad, const Array
         for (int64_t i = b0; i < b1; ++i)
           K.gru_bwd(H, rt + i * 4 * H, hp + i * H, dyt + i * H, dh + i * H, dg + i * GH, dhht + i * GH);
       });
-      gemm<S>(B, H, GH, dhht, GH, 1, W, H, 1, dh, H, 1, S(1), S(1));  // dh_prev = dh * z + dhh @ W_hh
+      rec.run(dhht, GH, dh, H, S(1));  // dh_prev = dh * z + dhh @ W_hh
       if (db_ih) {
         add_rows(B, GH, dg, db_ih->data<S>());
         add_rows(B, GH, dhht, db_hh->data<S>());
@@ -230,7 +327,7 @@ void backward_impl(RnnMode mode, const Array& ws, const Array& grad, const Array
       parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
         for (int64_t i = b0; i < b1; ++i) K.rnn_bwd(H, yt + i * H, dyt + i * H, dh + i * H, dg + i * H, relu);
       });
-      gemm<S>(B, H, GH, dg, GH, 1, W, H, 1, dh, H, 1, S(1), S(0));
+      rec.run(dg, GH, dh, H, S(0));
       if (db_ih) add_rows(B, GH, dg, db_ih->data<S>());
     }
   }
