@@ -359,6 +359,8 @@ class Tensor:
         extras = []
         if self.dtype not in (_dt.float32, _dt.int64, _dt.bool_) or (a.size == 0 and self.dtype is not _dt.float32):
             extras.append(f"dtype={self.dtype!r}")
+        if self.is_cuda:
+            extras.append(f"device='{self.device}'")
         if self._node is not None:
             extras.append(f"grad_fn={self._node!r}")
         elif self._requires_grad:
