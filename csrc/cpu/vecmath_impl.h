@@ -1,0 +1,568 @@
+// vecmath_impl.h - the math of vecmath.h, written once over a value type V:
+// a scalar (float, double) or a GCC vector of them (8/4 lanes with AVX2,
+// 16/8 with AVX-512). Operators act lane by lane, comparisons give lane masks
+// (all ones / zero), `m ? a : b` selects per lane, so one template serves
+// every width.
+//
+// Included by vecmath_avx2.cpp / vecmath_avx512.cpp (FG_VECMATH_ISA = avx2 /
+// avx512: the span kernels) and, through reduce_kernels.h, by the reduction
+// files, whose softmax / logsumexp loops call the scalar exp() below (written
+// branch-free so those loops still vectorise): one exp in the engine.
+// Everything lives in fg::vecmath_detail::FG_VECMATH_ISA and calls only
+// compiler builtins (no std:: functions), so the linker can never merge an
+// inline function compiled with AVX flags into code a plain x86-64 CPU runs.
+//
+// Methods (facts from the standard literature, coefficients fitted here):
+//   exp:   x = n ln2 + r, |r| <= ln2/2 (Cody-Waite split of ln2), e^r by its
+//          Taylor polynomial (degree 7 float, 13 double), 2^n applied as two
+//          factors so results down into the subnormals are right.
+//   log:   x = 2^e m, m in [sqrt(1/2), sqrt(2)); log(m) = log1p(f) from
+//          s = f / (2 + f) and the odd series of 2 atanh(s) (fdlibm's
+//          arrangement, which keeps the rounding of s out of the big terms).
+//   tanh:  -expm1(-2|x|) / (expm1(-2|x|) + 2) with the sign of x: no
+//          cancellation anywhere, so one formula covers all x.
+//   sigmoid / silu / gelu_tanh: e = exp(-|z|) never overflows; sigmoid(z) is
+//          1 / (1 + e) or e / (1 + e); gelu_tanh(x) = x * sigmoid(2u), since
+//          (1 + tanh u) / 2 = sigmoid(2u) (stable where 1 + tanh u cancels).
+//   gelu:  x Phi(x) with Phi(-|x|) = erfc(z) / 2, z = |x| / sqrt 2:
+//          z < 0.7: 1/2 - erf(z)/2, erf(z) = z P(z^2);
+//          else     exp(-z^2) t Q(t) / 2, t = 1 / (1 + z/2), with -z^2 split
+//          exactly into hi + lo by an FMA (its rounding would cost ~z^2 ulp).
+//          P and Q are Chebyshev fits (mpmath.chebyfit) of erf(sqrt u)/sqrt u
+//          on [0, 0.49] and erfc(z) exp(z^2) / t on t in [0, 1/1.35]; fit
+//          error < 0.1 ulp.
+#pragma once
+#include <cstdint>
+
+#include "cpu/vecmath.h"
+
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#ifndef FG_VECMATH_ISA
+#error "define FG_VECMATH_ISA (base, avx2 or avx512) before including cpu/vecmath_impl.h"
+#endif
+
+namespace fg {
+namespace vecmath_detail {
+namespace FG_VECMATH_ISA {
+
+// ---- value types ------------------------------------------------------------
+// Tr<V>: element type T, same-width signed / unsigned integer types I / U,
+// lanes W.
+template <class V> struct Tr;
+template <> struct Tr<float> { using T = float; using I = int32_t; using U = uint32_t; static constexpr int W = 1; };
+template <> struct Tr<double> { using T = double; using I = int64_t; using U = uint64_t; static constexpr int W = 1; };
+
+template <class V> inline V mad(V a, V b, V c) { return a * b + c; }  // scalars: contracted where FMA exists
+
+#define FG_VM_VECTYPES(F, D, IF, UF, ID, UD, bytes)                                 \
+  typedef float F __attribute__((vector_size(bytes)));                               \
+  typedef double D __attribute__((vector_size(bytes)));                              \
+  typedef int32_t IF __attribute__((vector_size(bytes)));                            \
+  typedef uint32_t UF __attribute__((vector_size(bytes)));                           \
+  typedef int64_t ID __attribute__((vector_size(bytes)));                            \
+  typedef uint64_t UD __attribute__((vector_size(bytes)));                           \
+  template <> struct Tr<F> { using T = float; using I = IF; using U = UF; static constexpr int W = bytes / 4; }; \
+  template <> struct Tr<D> { using T = double; using I = ID; using U = UD; static constexpr int W = bytes / 8; };
+
+#ifdef __AVX2__
+FG_VM_VECTYPES(f32x8, f64x4, i32x8, u32x8, i64x4, u64x4, 32)
+// Explicit FMAs: the exact product split in gelu needs a real one, and every
+// multiply-add below is written with mad() so that no copy of an inlined
+// function is contracted differently (results must not depend on where in a
+// span an element sits).
+inline f32x8 mad(f32x8 a, f32x8 b, f32x8 c) { return _mm256_fmadd_ps(a, b, c); }
+inline f64x4 mad(f64x4 a, f64x4 b, f64x4 c) { return _mm256_fmadd_pd(a, b, c); }
+#endif
+#ifdef __AVX512F__
+FG_VM_VECTYPES(f32x16, f64x8, i32x16, u32x16, i64x8, u64x8, 64)
+inline f32x16 mad(f32x16 a, f32x16 b, f32x16 c) { return _mm512_fmadd_ps(a, b, c); }
+inline f64x8 mad(f64x8 a, f64x8 b, f64x8 c) { return _mm512_fmadd_pd(a, b, c); }
+#endif
+#undef FG_VM_VECTYPES
+
+template <class To, class From>
+inline To bit_cast(From x) {
+  static_assert(sizeof(To) == sizeof(From), "bit cast between different sizes");
+  To r;
+  __builtin_memcpy(&r, &x, sizeof(r));
+  return r;
+}
+
+template <class V> using TOf = typename Tr<V>::T;
+template <class V> using IOf = typename Tr<V>::I;
+template <class V> using UOf = typename Tr<V>::U;
+
+// Every lane = c.
+template <class V>
+inline V splat(TOf<V> c) {
+  if constexpr (Tr<V>::W == 1) {
+    return c;
+  } else {
+    V v{};
+    for (int i = 0; i < Tr<V>::W; ++i) v[i] = c;
+    return v;
+  }
+}
+template <class V>
+inline IOf<V> splat_int(int64_t c) {
+  if constexpr (Tr<V>::W == 1) {
+    return static_cast<IOf<V>>(c);
+  } else {
+    IOf<V> v{};
+    for (int i = 0; i < Tr<V>::W; ++i) v[i] = static_cast<decltype(v[0] + 0)>(c);
+    return v;
+  }
+}
+
+template <class V> inline IOf<V> as_int(V x) { return bit_cast<IOf<V>>(x); }
+template <class V> inline V as_float(IOf<V> x) { return bit_cast<V>(x); }
+
+// Per-type constants.
+template <class T> struct K;
+template <> struct K<float> {
+  static constexpr int kMant = 23, kBias = 127, kExpBias2 = 256;
+  static constexpr int32_t kSign = INT32_MIN;
+  static constexpr float kLog2e = 1.44269504088896341f;
+  static constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;  // hi has 15 trailing zero bits
+  static constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: x + kMagic rounds x to an integer in the low bits
+  static constexpr float kExpLo = -104.0f, kExpHi = 89.0f;  // exp is 0 below, inf above
+  static constexpr float kMinNormal = 1.17549435e-38f, kSubScale = 33554432.0f;  // 2^25
+  static constexpr int kSubShift = 25;
+  static constexpr float kSqrtHalf = 0.707106781186547524f;
+  static constexpr float kTanhLo = -20.0f;  // expm1(-20) == -1 in float
+  static constexpr float kGeluClamp = 16.0f;  // Phi(-16) underflows, Phi(16) == 1
+  // e^r - 1 - r = r^2 (1/2! + r/3! + ... + r^5/7!)
+  static constexpr float kExpm1[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f};
+  // 2 atanh(s) / s - 2 = z (2/3 + 2z/5 + ...), z = s^2 <= 0.0295
+  static constexpr float kLog[] = {2.0f / 11, 2.0f / 9, 2.0f / 7, 2.0f / 5, 2.0f / 3};
+  static constexpr float kErf[] = {-6.962326006e-4f, 5.139740650e-3f, -2.684514038e-2f,
+                                   1.128355265e-1f,  -3.761262894e-1f, 1.128379226f};
+  static constexpr float kErfcTail[] = {-7.568916155e-2f, 2.457351237e-1f, -2.419835246e-1f, 2.232062206e-2f,
+                                        -2.44364188e-2f,  8.683566138e-2f, 1.760303905e-1f,  2.468462752e-1f,
+                                        2.820945266e-1f,  2.820947927e-1f};
+};
+template <> struct K<double> {
+  static constexpr int kMant = 52, kBias = 1023, kExpBias2 = 2048;
+  static constexpr int64_t kSign = INT64_MIN;
+  static constexpr double kLog2e = 1.4426950408889634074;
+  static constexpr double kLn2Hi = 6.93147180369123816490e-01, kLn2Lo = 1.90821492927058770002e-10;
+  static constexpr double kMagic = 6755399441055744.0;  // 1.5 * 2^52
+  static constexpr double kExpLo = -746.0, kExpHi = 710.0;
+  static constexpr double kMinNormal = 2.2250738585072014e-308, kSubScale = 18014398509481984.0;  // 2^54
+  static constexpr int kSubShift = 54;
+  static constexpr double kSqrtHalf = 0.70710678118654752440;
+  static constexpr double kTanhLo = -44.0;
+  static constexpr double kGeluClamp = 40.0;
+  static constexpr double kExpm1[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                      1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,
+                                      1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,        0.5};
+  static constexpr double kLog[] = {2.0 / 23, 2.0 / 21, 2.0 / 19, 2.0 / 17, 2.0 / 15, 2.0 / 13,
+                                    2.0 / 11, 2.0 / 9,  2.0 / 7,  2.0 / 5,  2.0 / 3};
+  static constexpr double kErf[] = {1.1853900971294912e-08, -1.6035418250690846e-07, 1.6440803924876524e-06,
+                                    -1.4924790060035794e-05, 0.00012055310581411148, -0.0008548326648005887,
+                                    0.005223977621513423,   -0.026866170644891173,  0.11283791670954373,
+                                    -0.3761263890318374,    1.1283791670955126};
+  static constexpr double kErfcTail[] = {
+      2.647652826084110018e-1,  -2.153767690438974367,   8.016974578111152821,   -1.797809830916726623e+1,
+      2.688083967595273553e+1,  -2.800866821508957463e+1, 2.073243761657107306e+1, -1.111552409260457222e+1,
+      4.587900750694746626,     -1.59336951621324188,    3.76419210362913233e-1,  -2.292604769762372481e-2,
+      6.165075883444102193e-2,  -5.235036497677903956e-3, -5.331107847750454629e-2, -5.675854957972567769e-2,
+      -4.407293772056756314e-3, 8.374687693893886241e-2,  1.763092451525290581e-1,  2.468329427988996937e-1,
+      2.820947917738926673e-1,  2.820947917738781324e-1};
+};
+constexpr double kErfSplit = 0.7;    // z below: the erf polynomial, above: the erfc tail
+constexpr double kSqrt2OverPi = 0.79788456080286535588;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+// ---- lane helpers -------------------------------------------------------------
+
+template <class V, int N>
+inline V horner(V x, const TOf<V> (&c)[N]) {
+  V r = splat<V>(c[0]);
+  for (int i = 1; i < N; ++i) r = mad(r, x, splat<V>(c[i]));
+  return r;
+}
+
+template <class V> inline V vabs(V x) { return as_float<V>(as_int(x) & ~splat_int<V>(K<TOf<V>>::kSign)); }
+// |mag| with the sign of s.
+template <class V>
+inline V copysign(V mag, V s) {
+  const IOf<V> sign = splat_int<V>(K<TOf<V>>::kSign);
+  return as_float<V>((as_int(mag) & ~sign) | (as_int(s) & sign));
+}
+
+// Order-preserving integer key of a float's bits (and its own inverse).
+inline int32_t fkey(int32_t b) { return b ^ ((b >> 31) & 0x7fffffff); }
+inline int64_t fkey(int64_t b) { return b ^ ((b >> 63) & 0x7fffffffffffffffLL); }
+
+// x clamped to [lo, hi]; NaN stays NaN. Vectors: two lane selects. Scalars
+// (the reduction loops): integer compares on order-preserving keys and a NaN
+// bit mask, which the vectoriser if-converts (float compares may trap, so
+// GCC keeps branches for chained float selects).
+template <class V>
+inline V clamp_nan(V x, TOf<V> lo, TOf<V> hi) {
+  if constexpr (Tr<V>::W == 1) {
+    using I = IOf<V>;
+    constexpr I kAbs = static_cast<I>(~static_cast<UOf<V>>(K<V>::kSign));
+    const I b = as_int(x);
+    const I nan = -static_cast<I>((b & kAbs) > as_int(static_cast<V>(__builtin_inf())));  // all ones for NaN
+    const I klo = fkey(as_int(lo)), khi = fkey(as_int(hi));
+    I k = fkey(b);
+    k = k < klo ? klo : k;
+    k = k > khi ? khi : k;
+    return as_float<V>((fkey(k) & ~nan) | (b & nan));
+  } else {
+    x = x < lo ? splat<V>(lo) : x;
+    return x > hi ? splat<V>(hi) : x;
+  }
+}
+
+// n as integer lanes from t = n + kMagic (n small): the low mantissa bits.
+template <class V>
+inline IOf<V> magic_int(V t) {
+  return as_int(t) - as_int(splat<V>(K<TOf<V>>::kMagic));
+}
+// 2^n for n in the normal exponent range.
+template <class V>
+inline V pow2(IOf<V> n) {
+  using T = TOf<V>;
+  return as_float<V>((n + splat_int<V>(K<T>::kBias)) << K<T>::kMant);
+}
+// Integer lanes -> float lanes, |n| < 2^22 (float) / 2^51 (double): the magic
+// number again, because AVX2 has no int64 -> double conversion.
+template <class V>
+inline V int_to_float(IOf<V> n) {
+  const V m = splat<V>(K<TOf<V>>::kMagic);
+  return as_float<V>(n + as_int(m)) - m;
+}
+// floor(n / 2) for |n| < 4096 without an arithmetic shift (AVX2 has none for
+// 64-bit lanes): shift the biased, positive value logically.
+template <class V>
+inline IOf<V> half_floor(IOf<V> n) {
+  using U = UOf<V>;
+  const U u = bit_cast<U>(n + splat_int<V>(4096)) >> 1;
+  return bit_cast<IOf<V>>(u) - splat_int<V>(2048);
+}
+
+// e^r - 1 for |r| <= ln2 / 2.
+template <class V>
+inline V expm1_poly(V r) {
+  return mad(r * r, horner(r, K<TOf<V>>::kExpm1), r);
+}
+
+// Range reduction x = n ln2 + r: returns r, sets n.
+template <class V>
+inline V reduce_ln2(V x, IOf<V>* n) {
+  using T = TOf<V>;
+  const V t = mad(x, splat<V>(K<T>::kLog2e), splat<V>(K<T>::kMagic));
+  const V fn = t - K<T>::kMagic;
+  *n = magic_int(t);
+  V r = mad(fn, splat<V>(-K<T>::kLn2Hi), x);
+  return mad(fn, splat<V>(-K<T>::kLn2Lo), r);
+}
+
+// ---- the functions ---------------------------------------------------------------
+
+// e^x 2^shift (shift in [-64, 64]: lets a caller keep a tiny result normal).
+template <class V>
+inline V exp_shift(V x, int shift) {
+  using T = TOf<V>;
+  IOf<V> n;
+  // Below lo the result underflows to 0 even after the shift (1 ln2 margin).
+  const T lo = K<T>::kExpLo - T(shift + 1) * T(0.6931471805599453);
+  const V r = reduce_ln2(clamp_nan(x, lo, K<T>::kExpHi), &n);
+  const V e = expm1_poly(r) + T(1);
+  // Two factors: n reaches 128 / 1024 at the top and -150 / -1075 at the
+  // bottom, beyond one normal power of two.
+  n = n + splat_int<V>(shift);
+  const IOf<V> n1 = half_floor<V>(n);
+  return e * pow2<V>(n1) * pow2<V>(n - n1);
+}
+
+template <class V>
+inline V exp(V x) {
+  return exp_shift(x, 0);
+}
+
+// e^x - 1 for x in [kTanhLo, 0] (what tanh needs).
+template <class V>
+inline V expm1_neg(V x) {
+  IOf<V> n;
+  const V r = reduce_ln2(x, &n);
+  const V s = pow2<V>(n);
+  return mad(s, expm1_poly(r), s - TOf<V>(1));  // 2^n (e^r - 1) + (2^n - 1)
+}
+
+template <class V>
+inline V log(V x) {
+  using T = TOf<V>;
+  using I = IOf<V>;
+  using U = UOf<V>;
+  // Subnormals: scale into the normal range first.
+  const auto sub = x < K<T>::kMinNormal;
+  const V xs = sub ? x * K<T>::kSubScale : x;
+  const I adj = sub ? splat_int<V>(K<T>::kSubShift) : splat_int<V>(0);
+  const I b = as_int(xs) - as_int(splat<V>(K<T>::kSqrtHalf));
+  // e = b >> kMant (floor), through an unsigned shift of a biased value.
+  // (adding the sign bit biases by 2^(exponent bits): 256 / 2048)
+  const U ub = bit_cast<U>(b) + bit_cast<U>(splat_int<V>(K<T>::kSign));
+  const I e = bit_cast<I>(ub >> K<T>::kMant) - splat_int<V>(K<T>::kExpBias2) - adj;
+  const I mant = (b & splat_int<V>((int64_t{1} << K<T>::kMant) - 1)) + as_int(splat<V>(K<T>::kSqrtHalf));
+  const V f = as_float<V>(mant) - T(1);  // m - 1, m in [sqrt(1/2), sqrt(2)): exact
+  const V s = f / (f + T(2));
+  const V z = s * s;
+  const V hfsq = T(0.5) * f * f;
+  const V ef = int_to_float<V>(e);
+  // log1p(f) = f - (hfsq - s (hfsq + R)), R = z P(z); e ln2 added in two parts.
+  const V r = f - (hfsq - mad(s, mad(z, horner(z, K<T>::kLog), hfsq), ef * K<T>::kLn2Lo));
+  V y = mad(ef, splat<V>(K<T>::kLn2Hi), r);
+  const T inf = __builtin_inf();
+  y = x == inf ? x : y;
+  y = x == T(0) ? splat<V>(-inf) : y;
+  return x >= T(0) ? y : splat<V>(__builtin_nan(""));  // x < 0 and NaN
+}
+
+template <class V>
+inline V tanh(V x) {
+  using T = TOf<V>;
+  V y = vabs(x) * T(-2);
+  y = y < K<T>::kTanhLo ? splat<V>(K<T>::kTanhLo) : y;  // NaN stays
+  const V em = expm1_neg(y);
+  return copysign(-em / (em + T(2)), x);
+}
+
+// The shift that keeps far-tail intermediates (e^-|z|, Phi(-|x|)) normal:
+// x e^-|z| or x Phi(x) are normal numbers again for x down to ~ -90 / -13
+// (float), but would otherwise be formed from a subnormal with few bits.
+template <class T> constexpr int kShift = sizeof(T) == 4 ? 32 : 64;
+template <class T> constexpr T kUp = T(1ULL << (kShift<T> / 2)) * T(1ULL << (kShift<T> / 2));
+template <class T> constexpr T kDown = T(1) / kUp<T>;
+
+// Parts of sigmoid(z) = num / d * 2^-kShift: es = exp(-|z|) 2^kShift,
+// d = 1 + exp(-|z|), num = 2^kShift (z >= 0) or es (z < 0). Also
+// sigmoid (1 - sigmoid) = e / d^2, with no cancellation.
+template <class V>
+struct SigParts {
+  V es, d, num;
+};
+template <class V>
+inline SigParts<V> sig_parts(V z) {
+  using T = TOf<V>;
+  SigParts<V> p;
+  p.es = exp_shift(-vabs(z), kShift<T>);
+  p.d = mad(p.es, splat<V>(kDown<T>), splat<V>(T(1)));
+  p.num = z >= T(0) ? splat<V>(kUp<T>) : p.es;  // NaN z: es is NaN
+  return p;
+}
+
+template <class V>
+inline V sigmoid(V x) {
+  const SigParts<V> p = sig_parts(x);
+  return (p.num / p.d) * kDown<TOf<V>>;
+}
+
+// x sigmoid(z): unscaled last where the result may be tiny (x < 0), first
+// where x may be huge.
+template <class V>
+inline V times_sigmoid(V x, V z) {
+  using T = TOf<V>;
+  const SigParts<V> p = sig_parts(z);
+  const V r = p.num / p.d;
+  return x < T(0) ? (x * r) * kDown<T> : x * (r * kDown<T>);
+}
+
+template <class V>
+inline V silu(V x) {
+  return times_sigmoid(x, x);
+}
+
+// z = 2u = 2 sqrt(2/pi) (x + 0.044715 x^3) and dz/dx.
+template <class V>
+inline V gelu_tanh_arg(V x, V* dz) {
+  using T = TOf<V>;
+  const T c0 = T(2 * kSqrt2OverPi), c1 = T(2 * kSqrt2OverPi * 0.044715);
+  const V x2 = x * x;
+  if (dz) *dz = mad(x2, splat<V>(3 * c1), splat<V>(c0));
+  return x * mad(x2, splat<V>(c1), splat<V>(c0));
+}
+
+template <class V>
+inline V gelu_tanh(V x) {
+  return times_sigmoid(x, gelu_tanh_arg<V>(x, nullptr));
+}
+
+// Phi(-|x|) (the normal CDF) and exp(-x^2 / 2), both times 2^kShift.
+template <class V>
+inline V normal_tail_scaled(V x, V* gauss) {
+  using T = TOf<V>;
+  V xa = vabs(x);
+  xa = xa > K<T>::kGeluClamp ? splat<V>(K<T>::kGeluClamp) : xa;  // NaN stays
+  const V h = xa * xa;
+  const V l = mad(xa, xa, -h);  // x^2 = h + l exactly
+  const V z = xa * T(K<T>::kSqrtHalf);
+  // exp(-(h + l) / 2) = exp(-h/2) (1 - l/2) to working precision
+  const V e0 = exp_shift(h * T(-0.5), kShift<T>);
+  const V g = mad(e0, l * T(-0.5), e0);
+  const T scale = T(0.5) * kUp<T>;
+  const V small = mad(z * (-scale), horner(h * T(0.5), K<T>::kErf), splat<V>(scale));
+  const V t = T(1) / mad(z, splat<V>(T(0.5)), splat<V>(T(1)));
+  const V tail = T(0.5) * g * t * horner(t, K<T>::kErfcTail);
+  *gauss = g;
+  return z < T(kErfSplit) ? small : tail;
+}
+
+template <class V>
+inline V gelu(V x) {
+  using T = TOf<V>;
+  V gauss;
+  const V q = normal_tail_scaled(x, &gauss);
+  // x < 0: x Phi(-|x|), unscaled last; x >= 0: x (1 - Phi(-|x|)).
+  return x < T(0) ? (x * q) * kDown<T> : x * mad(q, splat<V>(-kDown<T>), splat<V>(T(1)));
+}
+
+// ---- backward (g: incoming gradient, v: see vecmath.h) ------------------------------
+
+template <class V>
+inline V relu_backward(V g, V y) {
+  using T = TOf<V>;
+  return y <= T(0) ? splat<V>(T(0)) : g;  // NaN passes the gradient, as in PyTorch
+}
+template <class V>
+inline V sigmoid_backward(V g, V y) {
+  using T = TOf<V>;
+  return g * y * (T(1) - y);
+}
+template <class V>
+inline V tanh_backward(V g, V y) {
+  using T = TOf<V>;
+  return g * mad(-y, y, splat<V>(T(1)));
+}
+template <class V>
+inline V gelu_backward(V g, V x) {
+  // Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi); scaled as in gelu.
+  using T = TOf<V>;
+  V gauss;
+  const V q = normal_tail_scaled(x, &gauss);
+  const V xg = x * gauss;
+  const V neg = mad(xg, splat<V>(T(kInvSqrt2Pi)), q) * kDown<T>;
+  const V pos = mad(xg * kDown<T>, splat<V>(T(kInvSqrt2Pi)), mad(q, splat<V>(-kDown<T>), splat<V>(T(1))));
+  return g * (x < T(0) ? neg : pos);
+}
+template <class V>
+inline V gelu_tanh_backward(V g, V x) {
+  // d/dx x s(z) = s + x z' s (1 - s) = (num + x z' e / d) / d
+  using T = TOf<V>;
+  V dz;
+  const SigParts<V> p = sig_parts(gelu_tanh_arg<V>(x, &dz));
+  const V inv = T(1) / p.d;
+  return g * ((mad(x * dz, p.es * inv, p.num) * inv) * kDown<T>);
+}
+template <class V>
+inline V silu_backward(V g, V x) {
+  // s (1 + x (1 - s)) = (num + x e / d) / d
+  using T = TOf<V>;
+  const SigParts<V> p = sig_parts(x);
+  const V inv = T(1) / p.d;
+  return g * ((mad(x, p.es * inv, p.num) * inv) * kDown<T>);
+}
+template <class V>
+inline V relu(V x) {
+  using T = TOf<V>;
+  return x < T(0) ? splat<V>(T(0)) : x;  // keeps -0 and NaN, like torch
+}
+
+// ---- span kernels ------------------------------------------------------------------
+// Whole vectors, then the tail through the same vector code in a zero-padded
+// buffer (so an element's result never depends on its position).
+
+#define FG_VM_OP1(Name, fn) \
+  struct Name {             \
+    template <class V>      \
+    static V apply(V x) {   \
+      return fn<V>(x);      \
+    }                       \
+  };
+#define FG_VM_OP2(Name, fn)    \
+  struct Name {                \
+    template <class V>         \
+    static V apply(V g, V v) { \
+      return fn<V>(g, v);      \
+    }                          \
+  };
+FG_VM_OP1(ExpOp, exp)
+FG_VM_OP1(LogOp, log)
+FG_VM_OP1(TanhOp, tanh)
+FG_VM_OP1(SigmoidOp, sigmoid)
+FG_VM_OP1(SiluOp, silu)
+FG_VM_OP1(GeluOp, gelu)
+FG_VM_OP1(GeluTanhOp, gelu_tanh)
+FG_VM_OP1(ReluOp, relu)
+FG_VM_OP2(ReluBwOp, relu_backward)
+FG_VM_OP2(SigmoidBwOp, sigmoid_backward)
+FG_VM_OP2(TanhBwOp, tanh_backward)
+FG_VM_OP2(GeluBwOp, gelu_backward)
+FG_VM_OP2(GeluTanhBwOp, gelu_tanh_backward)
+FG_VM_OP2(SiluBwOp, silu_backward)
+#undef FG_VM_OP1
+#undef FG_VM_OP2
+
+template <class V, class Op>
+void span1(const TOf<V>* x, TOf<V>* y, int64_t n) {
+  constexpr int W = Tr<V>::W;
+  int64_t i = 0;
+  // Two vectors per trip: independent chains for the out-of-order core.
+  for (; i + 2 * W <= n; i += 2 * W) {
+    V a, b;
+    __builtin_memcpy(&a, x + i, sizeof(V));
+    __builtin_memcpy(&b, x + i + W, sizeof(V));
+    a = Op::apply(a);
+    b = Op::apply(b);
+    __builtin_memcpy(y + i, &a, sizeof(V));
+    __builtin_memcpy(y + i + W, &b, sizeof(V));
+  }
+  for (; i < n; i += W) {
+    const int64_t m = n - i < W ? n - i : W;
+    V a{};
+    __builtin_memcpy(&a, x + i, m * sizeof(TOf<V>));
+    a = Op::apply(a);
+    __builtin_memcpy(y + i, &a, m * sizeof(TOf<V>));
+  }
+}
+
+template <class V, class Op>
+void span2(const TOf<V>* g, const TOf<V>* v, TOf<V>* y, int64_t n) {
+  constexpr int W = Tr<V>::W;
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    V a, b;
+    __builtin_memcpy(&a, g + i, sizeof(V));
+    __builtin_memcpy(&b, v + i, sizeof(V));
+    a = Op::apply(a, b);
+    __builtin_memcpy(y + i, &a, sizeof(V));
+  }
+  if (i < n) {
+    const int64_t m = n - i;
+    V a{}, b{};
+    __builtin_memcpy(&a, g + i, m * sizeof(TOf<V>));
+    __builtin_memcpy(&b, v + i, m * sizeof(TOf<V>));
+    a = Op::apply(a, b);
+    __builtin_memcpy(y + i, &a, m * sizeof(TOf<V>));
+  }
+}
+
+template <class V>
+vecmath::Kernels<TOf<V>> make_table(const char* isa) {
+  return vecmath::Kernels<TOf<V>>{
+      isa,
+      {&span1<V, ExpOp>, &span1<V, LogOp>, &span1<V, TanhOp>, &span1<V, SigmoidOp>, &span1<V, SiluOp>,
+       &span1<V, GeluOp>, &span1<V, GeluTanhOp>, &span1<V, ReluOp>},
+      {&span2<V, ReluBwOp>, &span2<V, SigmoidBwOp>, &span2<V, TanhBwOp>, &span2<V, GeluBwOp>,
+       &span2<V, GeluTanhBwOp>, &span2<V, SiluBwOp>}};
+}
+
+}  // namespace FG_VECMATH_ISA
+}  // namespace vecmath_detail
+}  // namespace fg
