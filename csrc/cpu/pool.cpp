@@ -33,8 +33,9 @@ namespace {
 struct Planes {
   int64_t N = 1, C = 1, H = 1, W = 1;
   int64_t sN = 0, sC = 0, sH = 0, sW = 0;
+  bool flat = false;  // plane p starts at p * sC (NCHW-contiguous batches): no division per plane
   int64_t count() const { return N * C; }
-  int64_t offset(int64_t p) const { return (p / C) * sN + (p % C) * sC; }
+  int64_t offset(int64_t p) const { return flat ? p * sC : (p / C) * sN + (p % C) * sC; }
 };
 
 Planes planes_of(const Array& a) {
@@ -50,6 +51,7 @@ Planes planes_of(const Array& a) {
   q.sH = a.strides[b + 1];
   q.W = a.shape[b + 2];
   q.sW = a.strides[b + 2];
+  q.flat = q.N == 1 || q.sN == q.C * q.sC;
   return q;
 }
 
