@@ -4,7 +4,7 @@ PyTorch (the same model, loss, optimizer and batch), side by side.
 
 Rows (median of --reps, after a warm-up; the best time is printed too, as
 the machine is shared):
-  dqn act        one greedy action: Q-network 4-128-128-2 forward on one
+  dqn act        one greedy action: Q-network 4-64-64-2 forward on one
                  observation under no_grad, argmax (done once per env step)
   dqn update     one double-DQN update on 64 replayed transitions: target and
                  online forwards, Huber loss, backward, grad-norm clip, Adam
@@ -23,7 +23,7 @@ the machine is shared):
 The per-op overhead line (a 16-element add) says how much of a small step is
 Python and dispatch rather than arithmetic.
 
-    PYTHONPATH=python python bench/bench_zoo_rl_vision.py [--reps 30] [--threads 1]
+    PYTHONPATH=python python bench/bench_zoo_rl_vision.py [--reps 30] [--threads 1] [--full-cnn]
 """
 import argparse
 import time
@@ -68,7 +68,7 @@ def torch_mlp(sizes, act):
 class TorchQ(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.net = torch_mlp([4, 128, 128, 2], torch.nn.ReLU)
+        self.net = torch_mlp([4, 64, 64, 2], torch.nn.ReLU)
 
     def forward(self, x):
         return self.net(x)
@@ -132,11 +132,11 @@ class TorchResNet(torch.nn.Module):
 
 def bench_dqn(reps, rng):
     fg.manual_seed(0)
-    agent = DQNAgent(4, 2, hidden=(128, 128), lr=1e-3)
+    agent = DQNAgent(4, 2, hidden=(64, 64), lr=2.3e-3)
     tq, tt = TorchQ(), TorchQ()
     copy_weights(agent.q.net.net, tq.net)
     copy_weights(agent.target.net.net, tt.net)
-    topt = torch.optim.Adam(tq.parameters(), lr=1e-3)
+    topt = torch.optim.Adam(tq.parameters(), lr=2.3e-3)
     obs1 = rng.normal(size=4).astype(np.float32)
     s, s2 = rng.normal(size=(64, 4)).astype(np.float32), rng.normal(size=(64, 4)).astype(np.float32)
     a, r = rng.integers(0, 2, 64), np.ones(64, np.float32)
@@ -280,11 +280,53 @@ def bench_resnet(reps, rng):
     return rows
 
 
+def full_cnn(epochs=15, batch=32, lr=3e-3):
+    """The whole default `fastgrad train cnn` loop, and the same loop in torch: (seconds, test accuracy) each."""
+    from fastgrad.train.cnn import augmentation, digits_images, fit, standardised
+
+    fg.manual_seed(0)
+    Xtr, ytr, Xte, yte = digits_images()
+    transform, _, Xte_n = standardised(Xtr, Xte, augmentation(0.05))
+    model = DigitsCNN()
+    t0 = time.perf_counter()
+    _, _, acc = fit(model, Xtr, ytr, Xte_n, yte, epochs, batch, lr, transform, desc="fastgrad")
+    fg_result = (time.perf_counter() - t0, acc[-1])
+
+    torch.manual_seed(0)
+    tm = TorchDigitsCNN()
+    xtr, ttr = torch.from_numpy(Xtr.numpy()), torch.from_numpy(ytr.numpy())
+    mean, std = xtr.mean(), xtr.std()
+    xte = (torch.from_numpy(Xte.numpy()) - mean) / std
+    tte = torch.from_numpy(yte.numpy())
+    opt = torch.optim.AdamW(tm.parameters(), lr=lr, weight_decay=0.0)
+    steps = epochs * -(-len(xtr) // batch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        tm.train()
+        for idx in torch.randperm(len(xtr)).split(batch):
+            xb = torch.nn.functional.pad(xtr[idx], (1, 1, 1, 1))
+            tops, lefts = torch.randint(0, 3, (len(idx),)).tolist(), torch.randint(0, 3, (len(idx),)).tolist()
+            xb = torch.stack([xb[k, :, i:i + 8, j:j + 8] for k, (i, j) in enumerate(zip(tops, lefts))])
+            xb = (xb + torch.randn_like(xb) * 0.05 - mean) / std
+            loss = torch.nn.functional.cross_entropy(tm(xb), ttr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        tm.eval()
+        with torch.no_grad():
+            tacc = (tm(xte).argmax(dim=1) == tte).float().mean().item()
+    return fg_result, (time.perf_counter() - t0, tacc)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=0, help="threads for fastgrad and torch (0: their defaults)")
     ap.add_argument("--only", nargs="+", choices=["dqn", "pg", "cnn", "resnet"], default=["dqn", "pg", "cnn", "resnet"])
+    ap.add_argument("--full-cnn", action="store_true",
+                    help="also time the whole default cnn training (15 epochs) in both frameworks")
     args = ap.parse_args()
     if args.threads:
         fg.set_num_threads(args.threads)
@@ -301,6 +343,10 @@ def main():
     print(f"{'step':<34}{'fastgrad ms':>12}{'(best)':>9}{'torch ms':>10}{'(best)':>9}{'torch/fastgrad':>16}")
     for name, (f_med, f_best), (t_med, t_best) in rows:
         print(f"{name:<34}{f_med:>12.3f}{f_best:>9.3f}{t_med:>10.3f}{t_best:>9.3f}{t_med / f_med:>15.2f}x")
+    if args.full_cnn:
+        (fs, fa), (ts, ta) = full_cnn()
+        print(f"\nwhole cnn training, 15 epochs: fastgrad {fs:.1f} s (test accuracy {fa:.1%}), "
+              f"torch {ts:.1f} s (test accuracy {ta:.1%}), torch/fastgrad {ts / fs:.2f}x")
 
 
 if __name__ == "__main__":

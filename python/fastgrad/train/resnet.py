@@ -71,10 +71,12 @@ def run(args):
     summary["seconds"] = seconds
     write_summary(out_path(args, "resnet_summary.json"), summary)
     per_epoch = max(1, -(-Xtr.shape[0] // args.batch_size))
+    window = max(1, per_epoch // 4)
     plotted = plot_curves(out_path(args, "resnet_vs_plain_loss.png"),
-                          {k: smooth(v, max(1, per_epoch // 4)) for k, v in step_curves.items()},
+                          {k: smooth(v, window) for k, v in step_curves.items()},
                           f"Digits: residual vs plain network of the same depth ({args.blocks} blocks per stage)",
-                          xlabel=f"training step / {max(1, per_epoch // 4)}", ylabel="training loss (cross-entropy)")
+                          xlabel=f"training steps / {window} (each point a mean; {per_epoch} steps per epoch)",
+                          ylabel="training loss (cross-entropy)")
 
     print(f"\nDigits, {args.epochs} epochs of SGD (momentum 0.9, lr {args.lr:g}, cosine), batch {args.batch_size}, "
           f"seed {args.seed}")
