@@ -13,7 +13,7 @@ from ._common import no_matplotlib_hint, out_path, plot_curves, progress, write_
 from ._digits_split import digits_split
 
 NAME = "cnn"
-DESCRIPTION = "small CNN on 8x8 digits with random-shift + noise augmentation: test accuracy (bar 95%)"
+DESCRIPTION = "small CNN on 8x8 digits with random-shift + noise augmentation: test accuracy (bar 0.95)"
 
 BAR = 0.95
 
