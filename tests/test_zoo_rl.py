@@ -300,3 +300,11 @@ def test_policy_gradient_learns_cartpole(tmp_path):
                 "--eval-every", "2", "--stop-at", "200", "--eval-episodes", "20", "--builtin-env")
     assert s["eval_mean_return"] >= 100, s
     assert s["eval_episodes"] == 20 and s["updates"] <= 25
+
+
+@pytest.mark.parametrize("name", ["dqn", "policy-gradient"])
+def test_train_help_lists_the_options(name, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", name, "--help"])
+    assert e.value.code == 0
+    assert "--seed" in capsys.readouterr().out

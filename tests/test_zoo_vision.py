@@ -144,3 +144,11 @@ def test_resnet_learns_digits(tmp_path):
     # the loss fell far below chance's log(10) = 2.3
     assert s["resnet"]["final_train_loss"] < 0.6, s
     assert (tmp_path / "resnet_step_loss.csv").exists()
+
+
+@pytest.mark.parametrize("name", ["cnn", "resnet"])
+def test_train_help_lists_the_options(name, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", name, "--help"])
+    assert e.value.code == 0
+    assert "--seed" in capsys.readouterr().out
