@@ -24,7 +24,9 @@ def conv3x3(in_planes, planes, stride=1):
 
 
 class BasicBlock(nn.Module):
-    """BasicBlock(in_planes, planes, stride=1, residual=True): (N, in_planes, H, W) -> (N, planes, H/stride, W/stride)."""
+    """BasicBlock(in_planes, planes, stride=1, residual=True).
+
+    forward: (N, in_planes, H, W) -> (N, planes, ceil(H / stride), ceil(W / stride))."""
 
     expansion = 1
 

@@ -20,7 +20,8 @@ def add_arguments(p):
     p.add_argument("--widths", type=int, nargs=3, default=[16, 32, 64], help="stage widths (default 16 32 64)")
     p.add_argument("--epochs", type=int, default=8, help="epochs over the 1500 training digits (default 8)")
     p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    p.add_argument("--lr", type=float, default=0.05, help="SGD (momentum 0.9) learning rate, cosine decay (default 0.05)")
+    p.add_argument("--lr", type=float, default=0.05,
+                   help="SGD (momentum 0.9) learning rate, cosine decay (default 0.05)")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay (default 5e-4)")
     p.add_argument("--augment", action="store_true", help="random shifts and noise, as the cnn example")
     p.add_argument("--models", nargs="+", choices=["resnet", "plain"], default=["resnet", "plain"],
