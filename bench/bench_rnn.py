@@ -5,7 +5,8 @@ Cases: LSTM at batch 32, input 64, sequence 64/128, hidden 128/256, 1 and 2
 layers; the character language model's LSTM (batch 64, sequence 100, embed
 64, hidden 256); a GRU; inference (forward under no_grad); and the same LSTM
 through fastgrad's composite path (the recurrence in fastgrad ops, one
-Python-level op at a time) to show what the native time loop buys. Each
+Python-level op at a time) to show what the native time loop buys; and an
+LSTMCell stepped from Python as a seq2seq decoder does. Each
 timing is the median of several runs, fastgrad's and torch's alternating so
 both see the same load; both libraries use the same number of threads. "vs torch" = torch's time / fastgrad's (above 1: fastgrad faster).
 
@@ -65,9 +66,10 @@ def main():
              ("char-LM LSTM", "LSTM", 64, 100, 64, 256, 1, True),
              ("GRU", "GRU", 32, 64, 64, 128, 1, True),
              ("LSTM inference", "LSTM", 32, 64, 64, 128, 1, False),
-             ("LSTM composite path", "LSTM", 32, 64, 64, 128, 1, True)]
+             ("LSTM composite path", "LSTM", 32, 64, 64, 128, 1, True),
+             ("LSTMCell stepped from Python", "LSTMCell", 32, 20, 64, 128, 1, True)]
     if args.quick:
-        cases = [cases[i] for i in (0, 2, 5, 8)]
+        cases = [cases[i] for i in (0, 2, 5, 8, 9)]
 
     print(f"threads: {args.threads}; fastgrad ISA: {fg._C.gemm_info()}; "
           f"clock: {'process CPU time' if args.cpu_time else 'wall'}")
@@ -75,13 +77,30 @@ def main():
     print("|---|---|---|---|")
     rng = np.random.default_rng(0)
     for label, kind, B, T, I, H, L, train in cases:
-        tm = getattr(torch.nn, kind)(I, H, num_layers=L)
-        m = getattr(fg.nn, kind)(I, H, num_layers=L)
+        kw = {} if kind.endswith("Cell") else {"num_layers": L}
+        tm = getattr(torch.nn, kind)(I, H, **kw)
+        m = getattr(fg.nn, kind)(I, H, **kw)
         m.load_state_dict({k: fg.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
         x = rng.standard_normal((T, B, I), dtype=np.float32)
         tx, fx = torch.tensor(x), fg.tensor(x)
 
-        if train:
+        if kind.endswith("Cell"):  # a decoder-style loop: one cell call per step, loss on every h
+            def run_torch():
+                tm.zero_grad()
+                hc, loss = None, 0
+                for t in range(T):
+                    hc = tm(tx[t], hc)
+                    loss = loss + hc[0].sum()
+                loss.backward()
+
+            def run_fg():
+                m.zero_grad()
+                hc, loss = None, 0
+                for t in range(T):
+                    hc = m(fx[t], hc)
+                    loss = loss + hc[0].sum()
+                loss.backward()
+        elif train:
             def run_torch():
                 tm.zero_grad()
                 tm(tx)[0].sum().backward()
