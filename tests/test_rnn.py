@@ -315,6 +315,43 @@ def test_without_detach_second_backward_fails_clearly():
         m(x, hc)[0].sum().backward()
 
 
+def test_inplace_weight_change_before_backward_raises():
+    m = fg.nn.LSTM(3, 4)
+    out, _ = m(fg.randn(5, 2, 3))
+    with fg.no_grad():
+        m.weight_hh_l0.mul_(0.5)  # e.g. an optimizer step before backward
+    with pytest.raises(RuntimeError, match="inplace"):
+        out.sum().backward()
+
+
+def test_workspace_freed_and_not_kept_without_grad():
+    """Memory stays flat over training steps (the native workspace is freed by
+    backward) and a no_grad forward keeps no workspace at all."""
+    m = fg.nn.GRU(16, 64, num_layers=2)
+    x = fg.randn(50, 8, 16)
+    used = []
+    for _ in range(4):
+        m.zero_grad(set_to_none=False)
+        m(x)[0].sum().backward()
+        used.append(fg.memory.stats()["bytes_in_use"])
+    assert used[1] == used[2] == used[3]
+    with fg.no_grad():
+        base = fg.memory.stats()["bytes_in_use"]
+        fg.memory.reset_peak()
+        out = m(x)[0]
+        ws_free = fg.memory.stats()["peak_bytes"] - base
+    with fg.enable_grad():
+        out2 = m(x)[0]
+        with_ws = fg.memory.stats()["bytes_in_use"] - base - ws_free
+    del out, out2
+    out_bytes = 51 * 8 * 64 * 4  # one layer's packed output (y, then h_n)
+    xp_bytes = 50 * 8 * 3 * 64 * 4  # one layer's input projection
+    ws_bytes = 50 * 8 * 5 * 64 * 4  # one layer's workspace
+    # peak of a no_grad forward: projections, outputs and small scratch, no workspace
+    assert ws_free < xp_bytes + 3 * out_bytes + 100_000 < xp_bytes + 2 * out_bytes + ws_bytes
+    assert with_ws > 2 * ws_bytes  # the graph keeps both layers' workspaces until backward
+
+
 # -- higher order and forward mode ------------------------------------------------------------------
 
 
