@@ -139,7 +139,7 @@ def zoo_a_vae(fg, torch):
 
 
 def zoo_a_gan(fg, torch):
-    """fastgrad train gan --data ring: G 8-128-128-2, D 2-128-128-1 (LeakyReLU), batch 256, one D + one G step."""
+    """fastgrad train gan --data ring: G 8-128-128-2, D 2-128-128-1 (LeakyReLU), batch 512, one D + one G step."""
     from fastgrad.models import GAN, Discriminator, Generator
     from fastgrad.train.gan import ring_modes
 
@@ -148,7 +148,7 @@ def zoo_a_gan(fg, torch):
     fmodes = fg.tensor(modes)
 
     def fg_step():
-        gan.step(fmodes[fg.randint(0, 8, (256,))] + fg.randn(256, 2) * 0.05)
+        gan.step(fmodes[fg.randint(0, 8, (512,))] + fg.randn(512, 2) * 0.05)
 
     G = _torch_mlp([8, 128, 128, 2], torch.nn.ReLU, torch)
     D = _torch_mlp([2, 128, 128, 1], lambda: torch.nn.LeakyReLU(0.2), torch)
@@ -158,8 +158,8 @@ def zoo_a_gan(fg, torch):
     bce = torch.nn.functional.binary_cross_entropy_with_logits
 
     def torch_step():
-        real = tmodes[torch.randint(0, 8, (256,))] + torch.randn(256, 2) * 0.05
-        fake = G(torch.randn(256, 8))
+        real = tmodes[torch.randint(0, 8, (512,))] + torch.randn(512, 2) * 0.05
+        fake = G(torch.randn(512, 8))
         od.zero_grad()
         r, f = D(real).reshape(-1), D(fake.detach()).reshape(-1)
         (bce(r, torch.ones_like(r)) + bce(f, torch.zeros_like(f))).backward()
@@ -261,7 +261,7 @@ def zoo_a_contrastive(fg, torch):
 
 
 ZOO_A = {"mlp": (zoo_a_mlp, 3000), "autoencoder": (zoo_a_autoencoder, 2 * 200 * 15),
-         "vae": (zoo_a_vae, 150 * 15), "gan": (zoo_a_gan, 3000), "diffusion": (zoo_a_diffusion, 4000),
+         "vae": (zoo_a_vae, 150 * 15), "gan": (zoo_a_gan, 3500), "diffusion": (zoo_a_diffusion, 4000),
          "contrastive": (zoo_a_contrastive, 1000)}
 
 # ---------------------------------------------------------------------------------------------------------

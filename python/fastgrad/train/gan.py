@@ -19,7 +19,7 @@ RING_MODES, RING_RADIUS = 8, 2.0
 def add_arguments(p):
     p.add_argument("--data", choices=["ring", "digits", "both"], default="both", help="which GAN(s) to train")
     p.add_argument("--steps", type=int, default=None,
-                   help="alternating D/G steps per GAN (default 3500 ring, 4000 digits)")
+                   help="alternating D/G steps per GAN (default 3500 ring, 6000 digits)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default 512 ring, 256 digits)")
     p.add_argument("--ring-std", type=float, default=0.05, help="std of each ring mode (default 0.05)")
     p.add_argument("--samples", type=int, default=2000, help="samples drawn for the ring metrics (default 2000)")
@@ -132,7 +132,7 @@ def run(args):
     results, curves, figures, plotted = {}, {}, [], True
     t0 = time.perf_counter()
     for part in parts:
-        steps = args.steps or (3500 if part == "ring" else 4000)
+        steps = args.steps or (3500 if part == "ring" else 6000)
         r = run_ring(args, steps) if part == "ring" else run_digits(args, steps)
         results[part] = r
         curves[f"{part} D loss"], curves[f"{part} G loss"] = r["d_loss"], r["g_loss"]
