@@ -163,6 +163,29 @@ def test_fused_and_composite_agree():
         np.testing.assert_allclose(a, b, atol=1e-13)
 
 
+@pytest.mark.skipif(not fg.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"])
+def test_cuda_matches_torch(name):
+    """On a GPU the layers run the composite recurrence (fastgrad ops on CUDA)."""
+    cell = name.endswith("Cell")
+    kw = {} if cell else dict(num_layers=2, bidirectional=True, batch_first=True)
+    m = getattr(fg.nn, name)(5, 7, dtype=fg.float64, **kw)
+    tm = getattr(torch.nn, name)(5, 7, **kw).double()
+    tm.load_state_dict({k: torch.tensor(v.numpy()) for k, v in m.state_dict().items()})
+    m.to("cuda")
+    x = np.random.default_rng(11).standard_normal((3, 5) if cell else (3, 4, 5))
+    fx, tx = fg.tensor(x, device="cuda", requires_grad=True), torch.tensor(x, requires_grad=True)
+    fo, to = m(fx), tm(tx)
+    fo, to = (fo[0], to[0]) if isinstance(fo, tuple) else (fo, to)
+    assert fo.device.type == "cuda"
+    fo.square().sum().backward()
+    to.square().sum().backward()
+    close(fo.cpu(), to, np.float64, "output")
+    close(fx.grad.cpu(), tx.grad, np.float64, "grad input")
+    for (k, p), tp in zip(m.named_parameters(), tm.parameters()):
+        close(p.grad.cpu(), tp.grad, np.float64, f"grad {k}")
+
+
 # -- cells ---------------------------------------------------------------------------------------
 
 
