@@ -278,7 +278,8 @@ def test_dropout_only_between_layers():
     close(out, ref, np.float64, "output with p=1")
     assert np.all(out.detach().numpy() != 0)
     # one layer: dropout never applies
-    _, m1 = make_pair("gru", 4, 5, num_layers=1, dropout=0.9, dtype=np.float64)
+    with pytest.warns(UserWarning, match="num_layers greater than 1"):
+        _, m1 = make_pair("gru", 4, 5, num_layers=1, dropout=0.9, dtype=np.float64)
     np.testing.assert_array_equal(m1.train()(x)[0].detach().numpy(), m1.eval()(x)[0].detach().numpy())
     # p=0.5: layer 1's input is layer 0's output with about half the units zeroed and the rest doubled
     _, m5 = make_pair("rnn_relu", 4, 50, num_layers=2, dropout=0.5, dtype=np.float64)

@@ -22,6 +22,7 @@ LSTM (raises NotImplementedError). Truncated back-propagation through time:
 carry the state between chunks with h.detach() (and c.detach()).
 """
 import math
+import warnings
 
 from ... import _C
 from ...autograd.function import Function
@@ -361,6 +362,9 @@ class RNNBase(Module):
             raise ValueError(f"{name}: input_size must be a positive integer, got {input_size}")
         if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers <= 0:
             raise ValueError(f"{name}: num_layers must be a positive integer, got {num_layers}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and num_layers=1")
         if proj_size < 0:
             raise ValueError(f"{name}: proj_size should be a positive integer or zero to disable projections")
         if proj_size > 0:
