@@ -21,7 +21,7 @@ __all__ = ["QNetwork", "ReplayBuffer", "DQNAgent"]
 class QNetwork(nn.Module):
     """Q(s, .): an MLP obs_dim -> hidden... (ReLU) -> n_actions, one value per action."""
 
-    def __init__(self, obs_dim, n_actions, hidden=(128, 128)):
+    def __init__(self, obs_dim, n_actions, hidden=(64, 64)):
         super().__init__()
         self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
         self.net = MLP([self.obs_dim, *hidden, self.n_actions], activation="relu")
@@ -81,13 +81,14 @@ class ReplayBuffer:
 class DQNAgent:
     """A Q-network, its target copy, an Adam optimizer and the DQN update.
 
-    act(obs, epsilon) is epsilon-greedy on one observation; greedy(obs_batch)
+    act(obs, epsilon) is epsilon-greedy on one observation (random_action()
+    the uniform draw it explores with); greedy(obs_batch)
     acts on a batch (for lockstep evaluation); update(batch) takes one
     gradient step on the (double) DQN loss and returns it as a float;
     sync_target() copies the online weights into the target network.
     """
 
-    def __init__(self, obs_dim, n_actions, hidden=(128, 128), lr=1e-3, gamma=0.99, double=True, huber=True,
+    def __init__(self, obs_dim, n_actions, hidden=(64, 64), lr=1e-3, gamma=0.99, double=True, huber=True,
                  grad_clip=10.0, seed=None):
         from .. import optim
 
@@ -114,9 +115,12 @@ class DQNAgent:
         """argmax_a Q(s, a) for a batch of observations (n, obs_dim) -> int array (n,)."""
         return self.q_values(obs).argmax(axis=1)
 
+    def random_action(self):
+        return int(self._rng.integers(self.n_actions))
+
     def act(self, obs, epsilon=0.0):
         if self._rng.random() < epsilon:
-            return int(self._rng.integers(self.n_actions))
+            return self.random_action()
         return int(self.greedy(np.asarray(obs, dtype=np.float32)[None])[0])
 
     def loss(self, obs, actions, rewards, next_obs, terminated):

@@ -93,7 +93,7 @@ def train(args, bar_desc="dqn"):
     for step in range(1, args.steps + 1):
         frac = min(1.0, step / max(1, args.eps_steps))
         epsilon = 1.0 + frac * (args.eps_end - 1.0)
-        action = agent.act(obs, epsilon) if step > args.learning_starts else int(agent._rng.integers(n_actions))
+        action = agent.act(obs, epsilon) if step > args.learning_starts else agent.random_action()
         next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.push(obs, action, reward, next_obs, terminated)
         ep_return += reward
@@ -118,7 +118,7 @@ def train(args, bar_desc="dqn"):
             if args.stop_at and score >= args.stop_at:
                 break
     bar.close()
-    if best_state is not None:
+    if best_state is not None and checks[-1][0] != steps_done:
         # a final check of the last weights too, so the run never ends on a worse copy than it had
         score = check()
         checks.append((steps_done, score))

@@ -91,7 +91,8 @@ def train(args, bar_desc="policy-gradient"):
             if args.stop_at and score >= args.stop_at:
                 break
     bar.close()
-    if best_state is not None:
+    if best_state is not None and checks[-1][0] != done:
+        # a final check of the last weights too, so the run never ends on a worse copy than it had
         score = float(np.mean(envs.evaluate(agent.greedy, make_env, 10, seed=10_000)))
         checks.append((done, score))
         if score < best:
