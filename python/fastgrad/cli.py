@@ -37,7 +37,8 @@ def build_parser():
     t = sub.add_parser("train", help="train a built-in example and write learning curves")
     models = t.add_subparsers(dest="model", required=True, metavar="NAME")
     for name, example in examples().items():
-        e = models.add_parser(name, help=example.DESCRIPTION, description=example.DESCRIPTION)
+        text = example.DESCRIPTION.replace("%", "%%")  # argparse formats help strings with %
+        e = models.add_parser(name, help=text, description=text)
         e.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         e.add_argument("--out", default=f"runs/{name}", help=f"output folder for CSV/PNG (default runs/{name})")
         example.add_arguments(e)
