@@ -196,11 +196,10 @@ def main():
         print("|---|---|---|---|---|---|---|")
         for r in norm_rows(max(3, reps // 2)):
             tf, tb = r.get("t_fwd"), r.get("t_both")
-            print(f"| {r['op']} | {r['fg_fwd'] * 1e3:.3f} ms | {r['fg_both'] * 1e3:.3f} ms | "
-                  f"{'-' if tf is None else f'{tf * 1e3:.3f} ms'} | {'-' if tb is None else f'{tb * 1e3:.3f} ms'} | "
-                  f"{'-' if tf is None else f'{tf / r['fg_fwd']:.2f}x'} | "
-                  f"{'-' if tb is None else f'{tb / r['fg_both']:.2f}x'} |")
-
+            ms = lambda t: "-" if t is None else f"{t * 1e3:.3f} ms"  # noqa: E731
+            ratio = lambda t, base: "-" if t is None else f"{t / base:.2f}x"  # noqa: E731
+            print(f"| {r['op']} | {ms(r['fg_fwd'])} | {ms(r['fg_both'])} | {ms(tf)} | {ms(tb)} | "
+                  f"{ratio(tf, r['fg_fwd'])} | {ratio(tb, r['fg_both'])} |")
 
 if __name__ == "__main__":
     main()

@@ -77,6 +77,8 @@ def allowed_ulp(name, x, dtype, cap):
     once e^-|z| is small). The scalar (libm) build's float64 gelu rounds
     -x / sqrt 2 (x^2 ulp in the far negative tail)."""
     tol = np.full(x.shape, ULP[name], dtype=LD)
+    if name in ("exp", "tanh") and dtype == np.float32 and cap != "scalar":
+        tol[:] = 0.5001  # evaluated in double and rounded once: correctly rounded
     if name == "gelu_tanh":
         tol += 4 * np.abs(_z_tanh(x.astype(LD)))
     if name == "gelu" and cap == "scalar" and dtype == np.float64:

@@ -30,6 +30,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "cpu/vecmath.h"
+#include "cpu/vecmath_scalar.h"
 #include "cuda/elementwise.h"
 #include "errors.h"
 #include "iter.h"
@@ -47,9 +49,6 @@ template <class T> constexpr bool kIsBool = std::is_same_v<T, bool>;
 template <class T> constexpr bool kIsInt = std::is_integral_v<T> && !kIsBool<T>;
 template <class T> constexpr bool kIsFloat = std::is_floating_point_v<T>;
 
-constexpr double kSqrt1_2 = 0.70710678118654752440;      // 1 / sqrt(2)
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;   // 1 / sqrt(2 pi)
-constexpr double kSqrt2OverPi = 0.79788456080286535588;  // sqrt(2 / pi)
 
 // Signed overflow is undefined behaviour in C++, but integer tensors must wrap
 // like torch's, so integer arithmetic goes through the unsigned type.
@@ -167,22 +166,9 @@ struct MinimumF {
   }
 };
 
-// 1 / (1 + exp(-x)) is already stable: for x << 0 exp(-x) overflows to inf
-// and the result is exactly 0 (no inf / inf), for x >> 0 it is 1, and the
-// relative error stays small in between. One exp, no branch.
-template <class T> inline T sigmoid_f(T x) { return T(1) / (T(1) + std::exp(-x)); }
-// Exact GELU x * Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2: erfc keeps the
-// negative tail accurate where 1 + erf(x / sqrt 2) cancels to 0.
-template <class T> inline T gelu_f(T x) { return T(0.5) * x * std::erfc(-x * T(kSqrt1_2)); }
-template <class T> inline T gelu_tanh_f(T x) {
-  T inner = T(kSqrt2OverPi) * (x + T(0.044715) * x * x * x);
-  return T(0.5) * x * (T(1) + std::tanh(inner));
-}
-template <class T> inline T gelu_grad_f(T x) {
-  T cdf = T(0.5) * std::erfc(-x * T(kSqrt1_2));
-  T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * x * x);
-  return cdf + x * pdf;
-}
+// sigmoid, silu, gelu and their derivatives: the scalar math of the vecmath
+// ops (numerically stable forms), shared with vecmath's libm fallback.
+namespace sm = vecmath::scalar;
 
 // ---------------------------------------------------------------------------
 // The map kernel.
@@ -216,6 +202,38 @@ inline void for_each_index(Fn&& fn, std::index_sequence<I...>) {
   (fn(std::integral_constant<size_t, I>{}), ...);
 }
 
+// A per-element functor paired with the vecmath span kernel (vecmath.h) that
+// computes the same function over contiguous runs. The tables are looked up
+// once per op call; nullptr (capability "scalar") keeps the per-element loop.
+template <class F>
+struct Spanned {
+  F f;
+  int idx;  // vecmath::Unary (one input) or vecmath::Backward (two)
+  const vecmath::Kernels<float>* k32;
+  const vecmath::Kernels<double>* k64;
+  template <class... A>
+  auto operator()(A... a) const { return f(a...); }
+  template <class T>
+  const vecmath::Kernels<T>* table() const {
+    if constexpr (std::is_same_v<T, float>) return k32;
+    else if constexpr (std::is_same_v<T, double>) return k64;
+    else return nullptr;
+  }
+};
+template <class F>
+Spanned<F> spanned(int idx, F f) {
+  return {f, idx, vecmath::kernels_f32(), vecmath::kernels_f64()};
+}
+template <class F> constexpr bool kIsSpanned = false;
+template <class F> constexpr bool kIsSpanned<Spanned<F>> = true;
+
+// The span kernel of f for result type R and inputs Ts, or nullptr.
+template <class R, class... Ts, class F>
+bool has_span(const F& f) {
+  if constexpr (kIsSpanned<F> && (std::is_same_v<R, Ts> && ...)) return f.template table<R>() != nullptr;
+  else return false;
+}
+
 template <class R, class... Ts>
 struct MapKernel {
   static constexpr size_t N = sizeof...(Ts);
@@ -227,6 +245,12 @@ struct MapKernel {
   template <class F, size_t... I>
   static void flat(char* o, const char* const* x, int64_t n, const F& f, std::index_sequence<I...>) {
     R* out = reinterpret_cast<R*>(o);
+    if constexpr (kIsSpanned<F> && (std::is_same_v<R, Ts> && ...)) {
+      if (const auto* k = f.template table<R>()) {  // the vectorised span kernel
+        if constexpr (N == 1) return k->unary[f.idx](reinterpret_cast<const R*>(x[0]), out, n);
+        else return k->backward[f.idx](reinterpret_cast<const R*>(x[I])..., out, n);
+      }
+    }
     // Typed pointers in locals so the compiler sees independent streams.
     std::tuple<const Ts*...> in{reinterpret_cast<const Ts*>(x[I])...};
     for (int64_t i = 0; i < n; ++i) out[i] = f(std::get<I>(in)[i]...);
@@ -298,6 +322,9 @@ void run_map(const Array& out, const std::array<const Array*, sizeof...(Ts)>& in
   }
   NdLoop<N + 1> loop(out.shape, ops);
   const DType out_t = out.dtype;
+  // Span kernels take strided runs through the blocks too, so every layout
+  // gets the same (vectorised) results.
+  const bool span = has_span<R, Ts...>(f);
   parallel_for(n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
     loop.for_range(begin, end, [&](char* const* p, const int64_t* s, int64_t cnt) {
       if (typed) {
@@ -309,7 +336,7 @@ void run_map(const Array& out, const std::array<const Array*, sizeof...(Ts)>& in
         }
         if (flat) return K::flat(p[0], p + 1, cnt, f, typename K::Seq{});
         // Short runs gain nothing from buffering.
-        if (!flat_or_splat || cnt < 16) return K::strided(p, s, cnt, f, typename K::Seq{});
+        if (!span && (!flat_or_splat || cnt < 16)) return K::strided(p, s, cnt, f, typename K::Seq{});
       }
       K::blocked(p, s, cnt, f, out_t, in_t);
     });
@@ -570,8 +597,8 @@ Array square(const Array& a) {
 Array reciprocal(const Array& a) {
   return float_unary("reciprocal", a, [](auto x) { return decltype(x)(1) / x; });
 }
-Array exp(const Array& a) { return float_unary("exp", a, [](auto x) { return std::exp(x); }); }
-Array log(const Array& a) { return float_unary("log", a, [](auto x) { return std::log(x); }); }
+Array exp(const Array& a) { return float_unary("exp", a, spanned(vecmath::kExp, [](auto x) { return std::exp(x); })); }
+Array log(const Array& a) { return float_unary("log", a, spanned(vecmath::kLog, [](auto x) { return std::log(x); })); }
 Array log1p(const Array& a) { return float_unary("log1p", a, [](auto x) { return std::log1p(x); }); }
 Array expm1(const Array& a) { return float_unary("expm1", a, [](auto x) { return std::expm1(x); }); }
 Array sqrt(const Array& a) { return float_unary("sqrt", a, [](auto x) { return std::sqrt(x); }); }
@@ -581,22 +608,27 @@ Array rsqrt(const Array& a) {
 Array sin(const Array& a) { return float_unary("sin", a, [](auto x) { return std::sin(x); }); }
 Array cos(const Array& a) { return float_unary("cos", a, [](auto x) { return std::cos(x); }); }
 Array tan(const Array& a) { return float_unary("tan", a, [](auto x) { return std::tan(x); }); }
-Array tanh(const Array& a) { return float_unary("tanh", a, [](auto x) { return std::tanh(x); }); }
-Array sigmoid(const Array& a) { return float_unary("sigmoid", a, [](auto x) { return sigmoid_f(x); }); }
+Array tanh(const Array& a) {
+  return float_unary("tanh", a, spanned(vecmath::kTanh, [](auto x) { return std::tanh(x); }));
+}
+Array sigmoid(const Array& a) {
+  return float_unary("sigmoid", a, spanned(vecmath::kSigmoid, [](auto x) { return sm::sigmoid(x); }));
+}
 Array erf(const Array& a) { return float_unary("erf", a, [](auto x) { return std::erf(x); }); }
-Array gelu(const Array& a) { return float_unary("gelu", a, [](auto x) { return gelu_f(x); }); }
-Array gelu_tanh(const Array& a) { return float_unary("gelu_tanh", a, [](auto x) { return gelu_tanh_f(x); }); }
+Array gelu(const Array& a) { return float_unary("gelu", a, spanned(vecmath::kGelu, [](auto x) { return sm::gelu(x); })); }
+Array gelu_tanh(const Array& a) {
+  return float_unary("gelu_tanh", a, spanned(vecmath::kGeluTanh, [](auto x) { return sm::gelu_tanh(x); }));
+}
 Array silu(const Array& a) {
-  // x / (1 + exp(-x)): -0 for x << 0 (x / inf), x for x >> 0.
-  return float_unary("silu", a, [](auto x) { return x / (decltype(x)(1) + std::exp(-x)); });
+  return float_unary("silu", a, spanned(vecmath::kSilu, [](auto x) { return sm::silu(x); }));
 }
 
 Array relu(const Array& a) {
   // x < 0 ? 0 : x keeps -0.0 and NaN as they are, like torch.
-  return unary<kNumber>("relu", a, a.dtype, [](auto x) {
+  return unary<kNumber>("relu", a, a.dtype, spanned(vecmath::kRelu, [](auto x) {
     using T = decltype(x);
     return x < T(0) ? T(0) : x;
-  });
+  }));
 }
 
 namespace {
@@ -852,43 +884,49 @@ void clamp_(const Array& a, std::optional<double> min, std::optional<double> max
 // ---------------------------------------------------------------------------
 
 Array relu_backward(const Array& grad, const Array& out) {
-  return binary<kFloat>("relu_backward", grad, out, promote(grad.dtype, out.dtype), [](auto g, auto y) {
-    using T = decltype(g);
-    return y <= T(0) ? T(0) : g;  // NaN passes the gradient through, as in PyTorch
-  });
+  return binary<kFloat>("relu_backward", grad, out, promote(grad.dtype, out.dtype),
+                        spanned(vecmath::kReluBw, [](auto g, auto y) {
+                          using T = decltype(g);
+                          return y <= T(0) ? T(0) : g;  // NaN passes the gradient through, as in PyTorch
+                        }));
 }
 
 Array sigmoid_backward(const Array& grad, const Array& out) {
-  return binary<kFloat>("sigmoid_backward", grad, out, promote(grad.dtype, out.dtype), [](auto g, auto y) {
-    using T = decltype(g);
-    return g * y * (T(1) - y);
-  });
+  return binary<kFloat>("sigmoid_backward", grad, out, promote(grad.dtype, out.dtype),
+                        spanned(vecmath::kSigmoidBw, [](auto g, auto y) {
+                          using T = decltype(g);
+                          return g * y * (T(1) - y);
+                        }));
 }
 
 Array tanh_backward(const Array& grad, const Array& out) {
-  return binary<kFloat>("tanh_backward", grad, out, promote(grad.dtype, out.dtype), [](auto g, auto y) {
-    using T = decltype(g);
-    return g * (T(1) - y * y);
-  });
+  return binary<kFloat>("tanh_backward", grad, out, promote(grad.dtype, out.dtype),
+                        spanned(vecmath::kTanhBw, [](auto g, auto y) {
+                          using T = decltype(g);
+                          return g * (T(1) - y * y);
+                        }));
 }
 
 Array gelu_backward(const Array& grad, const Array& x) {
   return binary<kFloat>("gelu_backward", grad, x, promote(grad.dtype, x.dtype),
-                        [](auto g, auto v) { return g * gelu_grad_f(v); });
+                        spanned(vecmath::kGeluBw, [](auto g, auto v) { return g * sm::gelu_grad(v); }));
+}
+
+Array gelu_tanh_backward(const Array& grad, const Array& x) {
+  return binary<kFloat>("gelu_tanh_backward", grad, x, promote(grad.dtype, x.dtype),
+                        spanned(vecmath::kGeluTanhBw, [](auto g, auto v) { return g * sm::gelu_tanh_grad(v); }));
 }
 
 Array silu_backward(const Array& grad, const Array& x) {
-  return binary<kFloat>("silu_backward", grad, x, promote(grad.dtype, x.dtype), [](auto g, auto v) {
-    using T = decltype(g);
-    T s = sigmoid_f(v);
-    return g * s * (T(1) + v * (T(1) - s));
-  });
+  return binary<kFloat>("silu_backward", grad, x, promote(grad.dtype, x.dtype),
+                        spanned(vecmath::kSiluBw, [](auto g, auto v) { return g * sm::silu_grad(v); }));
 }
 
 const char* elementwise_simd_level() {
-  // One portable build: the flat loops auto-vectorise for the x86-64
-  // baseline (SSE2); ISA-specific kernels are a later step.
-  return "scalar+autovec(sse2)";
+  // The transcendental / activation ops and their backward run the vecmath
+  // build in force ("avx512", "avx2" or "scalar" libm loops); the other flat
+  // loops auto-vectorise for the x86-64 baseline (SSE2).
+  return vecmath::isa();
 }
 
 }  // namespace fg

@@ -114,6 +114,7 @@ Array relu_backward(const Array& grad, const Array& out);     // grad where out 
 Array sigmoid_backward(const Array& grad, const Array& out);  // grad * out * (1 - out)
 Array tanh_backward(const Array& grad, const Array& out);     // grad * (1 - out^2)
 Array gelu_backward(const Array& grad, const Array& x);       // grad * (Phi(x) + x phi(x))
+Array gelu_tanh_backward(const Array& grad, const Array& x);  // derivative of gelu_tanh, fused
 Array silu_backward(const Array& grad, const Array& x);       // grad * s * (1 + x (1 - s))
 
 // What the elementwise kernels use at run time (reported by fg.config()).

@@ -24,6 +24,9 @@
 #error "define FG_REDUCE_ISA (base or avx2) before including cpu/reduce_kernels.h"
 #endif
 
+#define FG_VECMATH_ISA FG_REDUCE_ISA
+#include "cpu/vecmath_impl.h"
+
 namespace fg {
 namespace reduce_detail {
 
@@ -79,77 +82,13 @@ inline T min_nan(T a, T b) {
   return take ? b : a;
 }
 
-template <class To, class From>
-inline To bits_as(From x) {
-  static_assert(sizeof(To) == sizeof(From), "bit cast between different sizes");
-  To r;
-  __builtin_memcpy(&r, &x, sizeof(r));
-  return r;
-}
-
-// Order-preserving integer key of a float's bits (and its own inverse):
-// clamping on keys uses integer compares, which the vectoriser if-converts
-// (float compares may trap, so GCC keeps branches for chained float selects).
-inline int32_t fkey(int32_t b) { return b ^ ((b >> 31) & 0x7fffffff); }
-inline int64_t fkey(int64_t b) { return b ^ ((b >> 63) & 0x7fffffffffffffffLL); }
-
-// exp() written with arithmetic and integer selects only, so the loops of
-// softmax and logsumexp vectorise (libm's exp is a call per element, several
-// times slower there). Cephes' reduction x = n ln2 + r, |r| <= ln2/2, then a
-// polynomial (float, <= 1 ulp) or rational (double, <= 2 ulp) e^r; 2^n is
-// applied as two factors so results down to the subnormals are right. Inputs
-// are clamped where exp over/underflows anyway; NaN passes through (a bit
-// mask, not a select, again for the vectoriser).
-inline float vexp(float x) {
-  const int32_t b = bits_as<int32_t>(x);
-  const int32_t nan = -static_cast<int32_t>((b & 0x7fffffff) > 0x7f800000);  // all ones for NaN
-  const int32_t klo = fkey(bits_as<int32_t>(-104.0f)), khi = fkey(bits_as<int32_t>(89.0f));
-  int32_t k = fkey(b);
-  k = k < klo ? klo : k;
-  k = k > khi ? khi : k;
-  const float xc = bits_as<float>(fkey(k));
-  float fn = xc * 1.44269504088896341f;
-  fn = (fn + 12582912.0f) - 12582912.0f;  // round to nearest: 1.5 * 2^23
-  float r = xc - fn * 0.693359375f;
-  r = r - fn * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  const int32_t n = static_cast<int32_t>(fn), n1 = n >> 1, n2 = n - n1;
-  const float s1 = bits_as<float>((n1 + 127) << 23), s2 = bits_as<float>((n2 + 127) << 23);
-  const int32_t y = bits_as<int32_t>(p * s1 * s2);
-  return bits_as<float>((y & ~nan) | (b & nan));
-}
-
-inline double vexp(double x) {
-  const int64_t b = bits_as<int64_t>(x);
-  const int64_t nan = -static_cast<int64_t>((b & 0x7fffffffffffffffLL) > 0x7ff0000000000000LL);
-  const int64_t klo = fkey(bits_as<int64_t>(-746.0)), khi = fkey(bits_as<int64_t>(710.0));
-  int64_t k = fkey(b);
-  k = k < klo ? klo : k;
-  k = k > khi ? khi : k;
-  const double xc = bits_as<double>(fkey(k));
-  double fn = xc * 1.4426950408889634;
-  fn = (fn + 6755399441055744.0) - 6755399441055744.0;  // round to nearest: 1.5 * 2^52
-  double r = xc - fn * 6.93145751953125e-1;
-  r = r - fn * 1.42860682030941723212e-6;
-  const double rr = r * r;
-  const double px = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr + 9.99999999999999999910e-1);
-  const double q =
-      ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr + 2.27265548208155028766e-1) * rr +
-      2.00000000000000000009e0;
-  const double e = 1.0 + 2.0 * px / (q - px);
-  // |n| <= 1077 fits int32, whose conversion vectorises (int64's does not).
-  const int64_t n = static_cast<int32_t>(fn), n1 = n >> 1, n2 = n - n1;
-  const double s1 = bits_as<double>(static_cast<uint64_t>(n1 + 1023) << 52);
-  const double s2 = bits_as<double>(static_cast<uint64_t>(n2 + 1023) << 52);
-  const int64_t y = bits_as<int64_t>(e * s1 * s2);
-  return bits_as<double>((y & ~nan) | (b & nan));
-}
+// exp() comes from vecmath (the one vectorised exp of the engine): written
+// with arithmetic and integer selects only, so the loops of softmax and
+// logsumexp vectorise (libm's exp is a call per element, several times
+// slower there); <= 1 ulp, NaN passes through, results right down into the
+// subnormals.
+inline float vexp(float x) { return vecmath_detail::FG_REDUCE_ISA::exp(x); }
+inline double vexp(double x) { return vecmath_detail::FG_REDUCE_ISA::exp(x); }
 
 // ---- explicit vectors ------------------------------------------------------------
 // GCC vector extensions: 16-byte vectors in the base build, 32-byte with

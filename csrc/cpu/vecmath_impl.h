@@ -56,6 +56,9 @@ template <> struct Tr<float> { using T = float; using I = int32_t; using U = uin
 template <> struct Tr<double> { using T = double; using I = int64_t; using U = uint64_t; static constexpr int W = 1; };
 
 template <class V> inline V mad(V a, V b, V c) { return a * b + c; }  // scalars: contracted where FMA exists
+// max(lo, x) / min(hi, x) that keep a NaN x.
+template <class V> inline V max_keep_nan(V lo, V x) { return x < lo ? lo : x; }
+template <class V> inline V min_keep_nan(V hi, V x) { return x > hi ? hi : x; }
 
 #define FG_VM_VECTYPES(F, D, IF, UF, ID, UD, bytes)                                 \
   typedef float F __attribute__((vector_size(bytes)));                               \
@@ -215,8 +218,22 @@ inline V clamp_nan(V x, TOf<V> lo, TOf<V> hi) {
     k = k > khi ? khi : k;
     return as_float<V>((fkey(k) & ~nan) | (b & nan));
   } else {
-    x = x < lo ? splat<V>(lo) : x;
-    return x > hi ? splat<V>(hi) : x;
+    return min_keep_nan(splat<V>(hi), max_keep_nan(splat<V>(lo), x));
+  }
+}
+
+// All-ones lanes where x < lo, zero elsewhere (NaN included). Scalars: the
+// integer keys of clamp_nan, so the reduction loops still vectorise.
+template <class V>
+inline IOf<V> below(V x, TOf<V> lo) {
+  if constexpr (Tr<V>::W == 1) {
+    using I = IOf<V>;
+    constexpr I kAbs = static_cast<I>(~static_cast<UOf<V>>(K<V>::kSign));
+    const I b = as_int(x);
+    const bool nan = (b & kAbs) > as_int(static_cast<V>(__builtin_inf()));
+    return -static_cast<I>((fkey(b) < fkey(as_int(lo))) & !nan);
+  } else {
+    return x < lo;
   }
 }
 
@@ -329,9 +346,90 @@ template <class V>
 inline V tanh(V x) {
   using T = TOf<V>;
   V y = vabs(x) * T(-2);
-  y = y < K<T>::kTanhLo ? splat<V>(K<T>::kTanhLo) : y;  // NaN stays
+  y = max_keep_nan(splat<V>(K<T>::kTanhLo), y);
   const V em = expm1_neg(y);
   return copysign(-em / (em + T(2)), x);
+}
+
+// ---- float32 exp and tanh through double ------------------------------------------
+// Evaluated in double with polynomials good to ~2^-40 and rounded once, so
+// they are correctly rounded but for rare near-ties and agree with libm /
+// torch to the bit almost everywhere: their gradients (1 - tanh^2 near
+// saturation, chains of exp) amplify any last-bit difference.
+
+// e^r - 1 for |r| <= ln2 / 2 to ~2^-40: r + r^2 (1/2! + ... + r^7/9!).
+constexpr double kExpm1F[] = {1.0 / 362880, 1.0 / 40320, 1.0 / 5040, 1.0 / 720,
+                              1.0 / 120,    1.0 / 24,    1.0 / 6,    0.5};
+
+// x: float values held in double lanes.
+template <class D>
+inline D exp_for_float(D x) {
+  IOf<D> n;
+  // float's range: beyond it the float result is 0 or inf, and 2^n stays a normal double
+  const D r = reduce_ln2(clamp_nan(x, -104.0, 89.0), &n);
+  return (mad(r * r, horner(r, kExpm1F), r) + 1.0) * pow2<D>(n);
+}
+template <class D>
+inline D tanh_for_float(D x) {
+  D y = vabs(x) * -2.0;
+  y = max_keep_nan(splat<D>(-20.0), y);
+  IOf<D> n;
+  const D r = reduce_ln2(y, &n);
+  const D s = pow2<D>(n);
+  const D em = mad(s, mad(r * r, horner(r, kExpm1F), r), s - 1.0);
+  return copysign(-em / (em + 2.0), x);
+}
+
+// A float vector as two double vectors (lo, hi lanes) and back.
+template <class VF> struct Widen;
+#ifdef __AVX2__
+typedef float f32x4 __attribute__((vector_size(16)));
+template <> struct Widen<f32x8> {
+  using D = f64x4;
+  static void split(f32x8 v, D* lo, D* hi) {
+    *lo = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), D);
+    *hi = __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), D);
+  }
+  static f32x8 join(D lo, D hi) {
+    const f32x4 a = __builtin_convertvector(lo, f32x4), b = __builtin_convertvector(hi, f32x4);
+    return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7);
+  }
+};
+#endif
+#ifdef __AVX512F__
+template <> struct Widen<f32x16> {
+  using D = f64x8;
+  static void split(f32x16 v, D* lo, D* hi) {
+    *lo = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), D);
+    *hi = __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), D);
+  }
+  static f32x16 join(D lo, D hi) {
+    const f32x8 a = __builtin_convertvector(lo, f32x8), b = __builtin_convertvector(hi, f32x8);
+    return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  }
+};
+#endif
+
+// The exp / tanh ops: float vectors through double, double vectors direct.
+template <class V>
+inline V exp_op(V x) {
+  if constexpr (sizeof(TOf<V>) == 4 && Tr<V>::W > 1) {
+    typename Widen<V>::D lo, hi;
+    Widen<V>::split(x, &lo, &hi);
+    return Widen<V>::join(exp_for_float(lo), exp_for_float(hi));
+  } else {
+    return exp(x);
+  }
+}
+template <class V>
+inline V tanh_op(V x) {
+  if constexpr (sizeof(TOf<V>) == 4 && Tr<V>::W > 1) {
+    typename Widen<V>::D lo, hi;
+    Widen<V>::split(x, &lo, &hi);
+    return Widen<V>::join(tanh_for_float(lo), tanh_for_float(hi));
+  } else {
+    return tanh(x);
+  }
 }
 
 // The shift that keeps far-tail intermediates (e^-|z|, Phi(-|x|)) normal:
@@ -399,7 +497,7 @@ template <class V>
 inline V normal_tail_scaled(V x, V* gauss) {
   using T = TOf<V>;
   V xa = vabs(x);
-  xa = xa > K<T>::kGeluClamp ? splat<V>(K<T>::kGeluClamp) : xa;  // NaN stays
+  xa = min_keep_nan(splat<V>(K<T>::kGeluClamp), xa);
   const V h = xa * xa;
   const V l = mad(xa, xa, -h);  // x^2 = h + l exactly
   const V z = xa * T(K<T>::kSqrtHalf);
@@ -492,9 +590,9 @@ inline V relu(V x) {
       return fn<V>(g, v);      \
     }                          \
   };
-FG_VM_OP1(ExpOp, exp)
+FG_VM_OP1(ExpOp, exp_op)
 FG_VM_OP1(LogOp, log)
-FG_VM_OP1(TanhOp, tanh)
+FG_VM_OP1(TanhOp, tanh_op)
 FG_VM_OP1(SigmoidOp, sigmoid)
 FG_VM_OP1(SiluOp, silu)
 FG_VM_OP1(GeluOp, gelu)

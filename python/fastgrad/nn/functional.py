@@ -9,6 +9,7 @@ from .. import dtypes as _dt
 from ..autograd.function import Function
 from ..autograd.grad_mode import state as _grad_state
 from ..ops import elementwise as _ew
+from ..ops import norm as _nm
 from ..ops import reduce as _rd
 from ..ops.creation import ones, rand, zeros
 from ..ops.index import one_hot  # noqa: F401  (re-exported, as torch.nn.functional.one_hot)
@@ -145,6 +146,23 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"batch_norm: expected at least 2-D input (N, C, ...), got shape {list(input.shape)}")
     dims = tuple(d for d in range(input.ndim) if d != 1)
     shape = _bn_shape(input)
+    c = (input.shape[1],)
+    if (_nm._fusable(input, weight, bias, *(() if training else (running_mean, running_var)))
+            and all(p is None or tuple(p.shape) == c for p in (weight, bias, running_mean, running_var))
+            and (training or running_mean is not None and running_var is not None)):
+        n = input.numel() // input.shape[1]
+        if training and n <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
+        # one fused node (csrc/cpu/norm.cpp); the running statistics as below
+        stats = {} if training else None
+        out = _nm.batch_norm(input, weight, bias, training, eps, running_mean, running_var, stats)
+        if training and running_mean is not None:
+            from ..autograd.grad_mode import no_grad
+
+            with no_grad():
+                running_mean.mul_(1 - momentum).add_(stats["mean"] * momentum)
+                running_var.mul_(1 - momentum).add_(stats["var"] * (momentum * n / (n - 1)))
+        return out
     if training:
         n = input.numel() // input.shape[1]
         if n <= 1:
@@ -177,6 +195,9 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if tuple(input.shape[input.ndim - k:]) != normalized_shape:
         raise ValueError(f"layer_norm: expected input with shape [*, {', '.join(map(str, normalized_shape))}], "
                          f"but got input of size {list(input.shape)}")
+    if _nm._fusable(input, weight, bias) and all(p is None or tuple(p.shape) == normalized_shape
+                                                  for p in (weight, bias)):
+        return _nm.layer_norm(input, k, weight, bias, eps)  # one fused node (csrc/cpu/norm.cpp)
     dims = tuple(range(input.ndim - k, input.ndim))
     mean = input.mean(dim=dims, keepdim=True)
     var = input.var(dim=dims, correction=0, keepdim=True)
@@ -193,9 +214,12 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if c % num_groups:
         raise ValueError(f"group_norm: num_channels ({c}) must be divisible by num_groups ({num_groups})")
     x = input.reshape(n, num_groups, -1)
-    mean = x.mean(dim=2, keepdim=True)
-    var = x.var(dim=2, correction=0, keepdim=True)
-    out = ((x - mean) * (var + eps).rsqrt()).reshape(input.shape)
+    if _nm._fusable(x):  # the statistics part is a layer norm over each group
+        out = _nm.layer_norm(x, 1, None, None, eps).reshape(input.shape)
+    else:
+        mean = x.mean(dim=2, keepdim=True)
+        var = x.var(dim=2, correction=0, keepdim=True)
+        out = ((x - mean) * (var + eps).rsqrt()).reshape(input.shape)
     shape = _bn_shape(input)
     if weight is not None:
         out = out * weight.reshape(shape)

@@ -161,6 +161,8 @@ def _gelu_deriv(ctx, v):
 
 def _gelu_tanh_deriv(ctx, v):
     x = _x(ctx)
+    if not state.grad_enabled and v.dtype is x.dtype:
+        return _wrap(_C.gelu_tanh_backward(v._data, x._data))
     k = math.sqrt(2 / math.pi)
     inner = (x + x.pow(3) * 0.044715) * k
     t = inner.tanh()
