@@ -17,10 +17,12 @@
 #include "cpu/elementwise.h"
 #include "cpu/gemm.h"
 #include "cpu/index.h"
+#include "cpu/norm.h"
 #include "cpu/optim.h"
 #include "cpu/pool.h"
 #include "cpu/random.h"
 #include "cpu/reduce.h"
+#include "cpu/vecmath.h"
 #include "cpu/rnn.h"
 
 namespace py = pybind11;
@@ -217,8 +219,23 @@ PYBIND11_MODULE(_C, m) {
   m.def("sigmoid_backward", &fg::sigmoid_backward, Release());
   m.def("tanh_backward", &fg::tanh_backward, Release());
   m.def("gelu_backward", &fg::gelu_backward, Release());
+  m.def("gelu_tanh_backward", &fg::gelu_tanh_backward, Release());
   m.def("silu_backward", &fg::silu_backward, Release());
   m.def("simd_level", &fg::elementwise_simd_level);
+
+  // ---- vecmath / norm (cpu/vecmath.h, cpu/norm.h) -------------------------------
+  m.def("vecmath_isa", &fg::vecmath::isa);
+  m.def("layer_norm_forward", &fg::layer_norm_forward, py::arg("x"), py::arg("m"), py::arg("weight") = py::none(),
+        py::arg("bias") = py::none(), py::arg("eps") = 1e-5, Release());
+  m.def("layer_norm_backward", &fg::layer_norm_backward, py::arg("grad"), py::arg("x"), py::arg("mean"),
+        py::arg("rstd"), py::arg("weight") = py::none(), py::arg("want_dw") = true, py::arg("want_db") = true,
+        Release());
+  m.def("batch_norm_forward", &fg::batch_norm_forward, py::arg("x"), py::arg("weight") = py::none(),
+        py::arg("bias") = py::none(), py::arg("running_mean") = py::none(), py::arg("running_var") = py::none(),
+        py::arg("training") = true, py::arg("eps") = 1e-5, Release());
+  m.def("batch_norm_backward", &fg::batch_norm_backward, py::arg("grad"), py::arg("x"), py::arg("mean"),
+        py::arg("rstd"), py::arg("weight") = py::none(), py::arg("training") = true, py::arg("want_dw") = true,
+        py::arg("want_db") = true, Release());
 
   // ---- reductions (cpu/reduce.h) ----------------------------------------------
   // dims: a list, empty = every dim (the Python layer maps dim=None to []).

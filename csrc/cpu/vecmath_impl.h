@@ -222,21 +222,6 @@ inline V clamp_nan(V x, TOf<V> lo, TOf<V> hi) {
   }
 }
 
-// All-ones lanes where x < lo, zero elsewhere (NaN included). Scalars: the
-// integer keys of clamp_nan, so the reduction loops still vectorise.
-template <class V>
-inline IOf<V> below(V x, TOf<V> lo) {
-  if constexpr (Tr<V>::W == 1) {
-    using I = IOf<V>;
-    constexpr I kAbs = static_cast<I>(~static_cast<UOf<V>>(K<V>::kSign));
-    const I b = as_int(x);
-    const bool nan = (b & kAbs) > as_int(static_cast<V>(__builtin_inf()));
-    return -static_cast<I>((fkey(b) < fkey(as_int(lo))) & !nan);
-  } else {
-    return x < lo;
-  }
-}
-
 // n as integer lanes from t = n + kMagic (n small): the low mantissa bits.
 template <class V>
 inline IOf<V> magic_int(V t) {
