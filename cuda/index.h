@@ -4,8 +4,9 @@
 // nonzero, one_hot, tril/triu, advanced indexing) runs CUDA arrays through
 // the CPU kernels: inputs are copied to the host, the CPU op runs, and the
 // result is copied back (one host sync per call). Correct and deterministic
-// (the CPU's accumulation order), but slow; native kernels come next. These
-// helpers work in every build (to_device raises without CUDA).
+// (the CPU's accumulation order), but slow; native kernels come next
+// (index_select, the embedding lookup, already has one). The host helpers
+// work in every build (to_device raises without CUDA).
 #pragma once
 #include <optional>
 #include <vector>
@@ -29,6 +30,17 @@ inline bool any_cuda(const std::vector<std::optional<Array>>& v) {
     if (x && x->device().type == DeviceType::CUDA) return true;
   return false;
 }
+
+// Native kernels (index.cu).
+// a.index_select(dim, index): a with ndim >= 1 on a CUDA device, dim already
+// wrapped, index 0-d or 1-d int32/int64 on the same device; an index out of
+// [0, a.shape[dim]) raises IndexError.
+Array index_select(const Array& a, int dim, const Array& index);
+// The gather loop of fg::gather (checks done there): o[i] = a_v[i] shifted by
+// index[i] * dim_stride elements; o, index (int64) and a_v (a viewed at
+// index's shape, stride 0 along dim) on one CUDA device. An index outside
+// [0, bound) raises IndexError.
+void gather(const Array& o, const Array& index, const Array& a_v, int64_t dim_stride, int64_t bound);
 
 }  // namespace cuda
 }  // namespace fg

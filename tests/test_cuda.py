@@ -377,9 +377,19 @@ def test_index_ops():
     close(g[ig], c[ic])
     close(g[1:5, ::3], c[1:5, ::3])
     close(g[g > 0], c[c > 0])
-    close(fg.index_select(g, 0, ig), fg.index_select(c, 0, ic))
+    close(fg.index_select(g, 0, ig), fg.index_select(c, 0, ic))  # native kernel
+    close(fg.index_select(g.T, 1, ig), fg.index_select(c.T, 1, ic))
+    close(fg.index_select(g.to(fg.int32), 1, ig.to(fg.int32)), fg.index_select(c.to(fg.int32), 1, ic.to(fg.int32)))
+    with pytest.raises(IndexError, match="index_select"):
+        fg.index_select(g, 0, fg.tensor([0, 7], device="cuda"))
     gi = fg.tensor(r.integers(0, 33, (7, 4)), device="cuda")
-    close(fg.gather(g, 1, gi), fg.gather(c, 1, gi.cpu()))
+    close(fg.gather(g, 1, gi), fg.gather(c, 1, gi.cpu()))  # native kernel
+    close(fg.gather(g.T, 0, gi.T), fg.gather(c.T, 0, gi.cpu().T))
+    with pytest.raises(IndexError, match="gather"):
+        fg.gather(g, 1, fg.full((7, 1), 40, dtype=fg.int64, device="cuda"))
+    F = fg.nn.functional
+    logits, tgt = pair(r.standard_normal((65, 9)))[1], fg.tensor(r.integers(0, 9, 65), device="cuda")
+    close(F.cross_entropy(logits, tgt), F.cross_entropy(logits.cpu(), tgt.cpu()), rtol=1e-5)
     close(fg.masked_fill(g, g < 0, -1.0), fg.masked_fill(c, c < 0, -1.0))
     close(fg.cat([g, g * 2], 1), fg.cat([c, c * 2], 1))
     close(fg.stack([g, g], 0), fg.stack([c, c], 0))

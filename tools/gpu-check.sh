@@ -84,4 +84,4 @@ fi
 echo
 echo "== summary ($(elapsed) s)"
 printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
-grep -E "^(FAILED|ERROR)" "$OUT/test_cuda.log" | head -60
+grep -E "^(FAILED|ERROR)" "$OUT/test_cuda.log" | head -60 || true

@@ -731,7 +731,6 @@ Array triu(const Array& a, int64_t k) { return triangle(a, k, false, "triu"); }
 
 Array gather(const Array& a_in, int64_t dim_in, const Array& index_in) {
   check_devices("gather", a_in, index_in);
-  if (is_cuda(a_in.device())) return to_device(gather(cuda::to_host(a_in), dim_in, cuda::to_host(index_in)), a_in.device());
   check_index_dtype(index_in, "gather", false);
   const int dim = wrap_dim(dim_in, a_in.ndim(), "gather");
   Array out = empty(index_in.shape, a_in.dtype, a_in.device());
@@ -754,6 +753,8 @@ Array gather(const Array& a_in, int64_t dim_in, const Array& index_in) {
   NdLoop<3> loop(index.shape, ops);
   std::atomic<bool> bad{false};
   const uint64_t bound = static_cast<uint64_t>(a.shape[dim]);
+  if (is_cuda(a.device()))
+    return cuda_only("gather", a.device(), [&] { cuda::gather(o, index, a_v, a.strides[dim], a.shape[dim]); return out; });
   on_device("gather", a.device(), [&] {
     dispatch(a.dtype, [&](auto tag) {
       using T = decltype(tag);
@@ -808,13 +809,14 @@ Array scatter_add(const Array& a_in, int64_t dim_in, const Array& index_in, cons
 
 Array index_select(const Array& a_in, int64_t dim_in, const Array& index_in) {
   check_devices("index_select", a_in, index_in);
-  if (is_cuda(a_in.device()))
-    return to_device(index_select(cuda::to_host(a_in), dim_in, cuda::to_host(index_in)), a_in.device());
   check_index_dtype(index_in, "index_select", true);
   if (index_in.ndim() > 1)
     throw std::out_of_range("index_select: index is supposed to be a 0-d or 1-d tensor, got shape " +
                             shape_str(index_in.shape));
   const int dim = wrap_dim(dim_in, a_in.ndim(), "index_select");
+  if (is_cuda(a_in.device()))
+    return a_in.ndim() > 0 ? cuda_only("index_select", a_in.device(), [&] { return cuda::index_select(a_in, dim, index_in); })
+                           : to_device(index_select(cuda::to_host(a_in), dim_in, cuda::to_host(index_in)), a_in.device());
   Array index = atleast_1d(index_in);
   if (a_in.ndim() == 0 && index.shape[0] != 1)
     throw std::out_of_range("index_select: index into a 0-d tensor can have only 1 value, got " +
