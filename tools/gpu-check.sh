@@ -22,8 +22,20 @@ summary=()
 { nvidia-smi || echo "nvidia-smi failed"; } > "$OUT/nvidia-smi.txt" 2>&1
 head -20 "$OUT/nvidia-smi.txt"
 
+# nvcc: $CUDACXX, PATH, the usual install dirs, or a pip-installed nvidia-cuda-nvcc.
+NVCC=${CUDACXX:-$(command -v nvcc || true)}
+for c in /usr/local/cuda/bin/nvcc /usr/local/cuda-*/bin/nvcc; do
+  [ -z "$NVCC" ] && [ -x "$c" ] && NVCC=$c
+done
+if [ -z "$NVCC" ]; then
+  NVCC=$($PY -c "import nvidia, os, glob; print((glob.glob(os.path.join(list(nvidia.__path__)[0], '*', 'bin', 'nvcc')) + [''])[0])" 2>/dev/null)
+fi
+echo "nvcc: ${NVCC:-not found}" | tee "$OUT/nvcc.txt"
+[ -n "$NVCC" ] && "$NVCC" --version >> "$OUT/nvcc.txt" 2>&1
+
 echo "== build (sm_$ARCH)"
 if cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFASTGRAD_DEV_OUTPUT=ON -DFASTGRAD_CUDA=ON \
+     ${NVCC:+-DCMAKE_CUDA_COMPILER="$NVCC"} \
      -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -Dpybind11_DIR="$($PY -m pybind11 --cmakedir)" \
      -DPython_EXECUTABLE="$(command -v $PY)" -DSKBUILD_PROJECT_VERSION=0.1.0-gpu > "$OUT/configure.log" 2>&1 &&
    cmake --build "$BUILD" -j"$JOBS" > "$OUT/build.log" 2>&1; then
