@@ -1,11 +1,12 @@
 // cuda/index.h - indexing on CUDA devices.
 //
-// Phase 1: the index family (gather/scatter, index_select/add, masks,
-// nonzero, one_hot, tril/triu, advanced indexing) runs CUDA arrays through
+// Phase 1: the rest of the index family (scatter_add, index_add,
+// masked_select, nonzero, one_hot, advanced indexing) runs CUDA arrays through
 // the CPU kernels: inputs are copied to the host, the CPU op runs, and the
 // result is copied back (one host sync per call). Correct and deterministic
 // (the CPU's accumulation order), but slow; native kernels come next
-// (index_select, the embedding lookup, already has one). The host helpers
+// (index_select and gather have kernels here; masked_fill and tril/triu run
+// on the device through cuda::where, see index.cpp). The host helpers
 // work in every build (to_device raises without CUDA).
 #pragma once
 #include <optional>

@@ -25,6 +25,7 @@
 #include <string>
 #include <type_traits>
 
+#include "cuda/elementwise.h"
 #include "cuda/index.h"
 #include "errors.h"
 #include "iter.h"
@@ -490,7 +491,12 @@ Array triangle(const Array& a, int64_t k, bool lower, const char* op) {
   if (a.ndim() < 2)
     throw std::invalid_argument(std::string(op) + ": input tensor must have at least 2 dimensions, got shape " +
                                 shape_str(a.shape));
-  if (is_cuda(a.device())) return to_device(triangle(cuda::to_host(a), k, lower, op), a.device());
+  if (is_cuda(a.device()))  // where(mask, a, 0) on the device, the (M, N) mask made here
+    return cuda_only(op, a.device(), [&] {
+      const int64_t M = a.shape[a.ndim() - 2], N = a.shape[a.ndim() - 1];
+      Array mask = to_device(triangle(full({M, N}, 1.0, DType::Bool), k, lower, op), a.device());
+      return cuda::where(mask, a, full({}, 0.0, a.dtype, a.device()), a.shape);
+    });
   Array out = empty(a.shape, a.dtype, a.device());
   if (out.numel() == 0) return out;
   const int nd = a.ndim();
@@ -859,13 +865,15 @@ Array index_add(const Array& a_in, int64_t dim_in, const Array& index_in, const 
 
 Array masked_fill(const Array& a, const Array& mask, double value) {
   check_devices("masked_fill", a, mask);
-  if (is_cuda(a.device())) return to_device(masked_fill(cuda::to_host(a), cuda::to_host(mask), value), a.device());
   if (mask.dtype != DType::Bool)
     throw TypeError(std::string("masked_fill: expected a bool mask, got ") + dtype_name(mask.dtype));
   Shape shape = broadcast_shapes(a.shape, mask.shape, "masked_fill");
   Array out = empty(shape, a.dtype, a.device());
   dispatch(a.dtype, [&](auto tag) { (void)scalar_to<decltype(tag)>(value, "masked_fill"); });
   if (out.numel() == 0) return out;
+  if (is_cuda(a.device()))
+    return cuda_only("masked_fill", a.device(),
+                     [&] { return cuda::where(mask, full({}, value, a.dtype, a.device()), a, shape); });
   Array a_v = expand(a, shape), m_v = expand(mask, shape);
   const Array* ops[3] = {&out, &a_v, &m_v};
   NdLoop<3> loop(shape, ops);
