@@ -24,10 +24,12 @@ def tols(dtype):
     return TOL32 if dtype == np.float32 else TOL64
 
 
-@pytest.fixture(params=["avx512", "avx2"])
+@pytest.fixture(params=["avx512", "avx2", "scalar"])
 def isa(request):
     """Runs the test on each GEMM micro-kernel family the CPU has (the
-    request is clamped to the hardware: on an AVX2-only CPU both are AVX2)."""
+    request is clamped to the hardware: on an AVX2-only CPU avx512 runs AVX2).
+    The forward drives the AVX micro-kernels itself and falls back to
+    im2col + gemm() on the portable path, so "scalar" covers that path."""
     _C.set_cpu_capability(request.param)
     yield _C.gemm_info()
     _C.set_cpu_capability("auto")
