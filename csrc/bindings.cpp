@@ -286,9 +286,9 @@ PYBIND11_MODULE(_C, m) {
 
   // ---- recurrent layers (cpu/rnn.h) -------------------------------------------
   m.def("rnn_forward", &fg::rnn_forward, py::arg("mode"), py::arg("xp"), py::arg("h0"), py::arg("c0"),
-        py::arg("w_hh"), py::arg("b_hh"), py::arg("reverse"), py::arg("keep"), Release());
+        py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("reverse"), py::arg("keep"), Release());
   m.def("rnn_backward", &fg::rnn_backward, py::arg("mode"), py::arg("ws"), py::arg("grad"), py::arg("h0"),
-        py::arg("c0"), py::arg("w_hh"), py::arg("b_hh"), py::arg("reverse"), Release());
+        py::arg("c0"), py::arg("w_hh"), py::arg("bias"), py::arg("reverse"), Release());
 
   // ---- convolution (cpu/conv.h) -----------------------------------------------
   // 1-D or 2-D by the input's rank; padding holds (begin, end) per spatial dim.
