@@ -9,6 +9,10 @@ from .dqn import DQNAgent, QNetwork, ReplayBuffer  # zoo part B: reinforcement l
 from .policy import PolicyNetwork, REINFORCEAgent, ValueNetwork, discounted_returns
 from .cnn import DigitsCNN  # zoo part B: vision
 from .resnet import BasicBlock, PlainNet, ResNet
+from .charlm import (CharLSTM, CharTransformer, CharVocab, StreamBatcher, random_windows,  # zoo part C: sequences
+                     sample_next, split_text, unigram_entropy)
+from .lstm import ADDING_BASELINE_MSE, LSTMRegressor, adding_problem
+from .seq2seq import Seq2Seq, sequence_accuracy, toy_translation_data
 
 __all__ = ["MLP"]
 __all__ += ["AutoEncoder", "VAE", "GAN", "Generator", "Discriminator", "discriminator_loss", "generator_loss", "DDPM",
@@ -16,3 +20,6 @@ __all__ += ["AutoEncoder", "VAE", "GAN", "Generator", "Discriminator", "discrimi
 __all__ += ["QNetwork", "ReplayBuffer", "DQNAgent", "PolicyNetwork", "ValueNetwork", "REINFORCEAgent",
             "discounted_returns"]
 __all__ += ["DigitsCNN", "BasicBlock", "ResNet", "PlainNet"]
+__all__ += ["CharVocab", "split_text", "StreamBatcher", "random_windows", "sample_next", "unigram_entropy",
+            "CharLSTM", "CharTransformer", "adding_problem", "LSTMRegressor", "ADDING_BASELINE_MSE", "Seq2Seq",
+            "toy_translation_data", "sequence_accuracy"]
