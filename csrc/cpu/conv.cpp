@@ -12,9 +12,12 @@
 //   weight grad   dw  (Og, Kg) += g  (Og, P)  @ col^T (P, Kg)
 //
 // (Kg = C / groups * kh * kw.) The column matrix is built for a block of
-// output rows at a time, sized so that it stays in L2 while the GEMM packs it.
-// A 1x1 convolution with stride 1 and no padding has col == x: the GEMM reads
-// x in place. The GEMM reads w, w^T, g and x through their strides.
+// output rows at a time, sized so that it stays in L2, from a zero-padded
+// copy of the input rows the block reads. The forward skips the column matrix
+// altogether: it drives gemm.h's micro-kernels itself and gathers each packed
+// B panel straight from the padded rows (the portable path uses gemm()). A
+// 1x1 convolution with stride 1 and no padding has col == x: the GEMM reads x
+// in place. The GEMM reads w, w^T, g and x through their strides.
 //
 // Threads: images (x blocks of rows, forward only) are independent work
 // units; a unit runs its GEMMs single-threaded. With fewer units than

@@ -18,9 +18,10 @@
 // need the input / kernel size it came from.
 //
 // Implementation: im2col + the packed GEMM (gemm.h), by blocks of output rows
-// whose column matrix stays in L2; 1x1 convolutions with stride 1 and no
-// padding skip im2col and read x in place. Results are bit-identical for any
-// thread count. Inputs may be strided views (read in place where the GEMM can).
+// whose column matrix stays in L2 (the forward packs the GEMM's panels from x
+// directly); 1x1 convolutions with stride 1 and no padding skip im2col and
+// read x in place. Results are bit-identical for any thread count. Inputs may
+// be strided views (read in place where the GEMM can).
 #pragma once
 #include <cstdint>
 #include <optional>
