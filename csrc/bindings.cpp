@@ -17,6 +17,7 @@
 #include "cpu/elementwise.h"
 #include "cpu/gemm.h"
 #include "cpu/index.h"
+#include "cpu/machine.h"
 #include "cpu/norm.h"
 #include "cpu/optim.h"
 #include "cpu/pool.h"
@@ -283,6 +284,17 @@ PYBIND11_MODULE(_C, m) {
   m.def("matmul", &fg::matmul, Release());
   m.def("gemm_info", &fg::gemm_info);
   m.def("set_cpu_capability", &fg::set_cpu_capability);
+
+  // ---- bench helpers (cpu/machine.h): the machine line of bench/run.py ---------
+  py::class_<fg::FmaPeak>(m, "FmaPeak")
+      .def_readonly("isa", &fg::FmaPeak::isa)
+      .def_readonly("threads", &fg::FmaPeak::threads)
+      .def_readonly("seconds", &fg::FmaPeak::seconds)
+      .def_readonly("gflops", &fg::FmaPeak::gflops)
+      .def_readonly("per_thread_cpu_gflops", &fg::FmaPeak::per_thread_cpu_gflops);
+  m.def("measure_fma_peak", &fg::measure_fma_peak, py::arg("threads"), py::arg("seconds") = 0.2, Release());
+  m.def("measure_copy_bandwidth", &fg::measure_copy_bandwidth, py::arg("nbytes"), py::arg("reps") = 5,
+        py::arg("threads") = 1, Release());
 
   // ---- recurrent layers (cpu/rnn.h) -------------------------------------------
   m.def("rnn_forward", &fg::rnn_forward, py::arg("mode"), py::arg("xp"), py::arg("h0"), py::arg("c0"),

@@ -77,5 +77,13 @@ void ukernel_avx2_f32(int64_t kc, const float* Ap, const float* Bp, float* C, in
 void ukernel_avx2_f64(int64_t kc, const double* Ap, const double* Bp, double* C, int64_t rsC, int64_t csC,
                       double alpha, double beta, int64_t m, int64_t n);
 
+// Register-resident FP32 FMA loops for measuring the peak rate (machine.cpp):
+// `iters` iterations of kFmaLoopFlops* flops each on independent
+// accumulators; the result only keeps the loop from being optimised away.
+constexpr int64_t kFmaLoopFlopsAvx512 = 16 * 16 * 2;  // 16 zmm chains, 16 lanes, mul + add
+constexpr int64_t kFmaLoopFlopsAvx2 = 12 * 8 * 2;     // 12 ymm chains, 8 lanes
+float fma_loop_avx512(int64_t iters, float x);
+float fma_loop_avx2(int64_t iters, float x);
+
 }  // namespace gemm_detail
 }  // namespace fg

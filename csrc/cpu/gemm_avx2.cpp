@@ -125,5 +125,22 @@ void ukernel_avx2_f64(int64_t kc, const double* Ap, const double* Bp, double* C,
   kernel<F64, kAvx2MrF64, kAvx2NrF64 / F64::W>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
 }
 
+// 12 independent FMA chains (two ports x 4-cycle latency = 8 needed), plus
+// the two constants: 14 of the 16 ymm registers.
+float fma_loop_avx2(int64_t iters, float x) {
+  __m256 acc[12];
+  for (int j = 0; j < 12; ++j) acc[j] = _mm256_set1_ps(x + float(j));
+  const __m256 m = _mm256_set1_ps(0.9999999f), a = _mm256_set1_ps(1e-7f);
+  for (int64_t i = 0; i < iters; ++i)
+#pragma GCC unroll 12
+    for (int j = 0; j < 12; ++j) acc[j] = _mm256_fmadd_ps(acc[j], m, a);
+  for (int j = 1; j < 12; ++j) acc[0] = _mm256_add_ps(acc[0], acc[j]);
+  alignas(32) float out[8];
+  _mm256_store_ps(out, acc[0]);
+  float s = 0.0f;
+  for (float v : out) s += v;
+  return s;
+}
+
 }  // namespace gemm_detail
 }  // namespace fg
