@@ -403,3 +403,44 @@ def test_native_entry_points_validate():
         _C.conv_input_grad(fg.ones(1, 3, 5, 5)._data, w, None, [4, 4], [1, 1], [0, 0, 0, 0], [1, 1], 1)
     with pytest.raises(ValueError, match="batch"):
         _C.conv_weight_grad(fg.ones(2, 3, 2, 2)._data, x, [3, 3], [1, 1], [0, 0, 0, 0], [1, 1], 1)
+
+
+# -- random geometries ----------------------------------------------------------------------------------
+
+
+def test_random_geometries_match_torch():
+    """Seeded random shapes and parameters (large padding, strides beyond the
+    kernel, dilation, groups, 1-D and 2-D, transposed): values and all
+    gradients in float64 against torch."""
+    rng = np.random.default_rng(2026)
+    checked = 0
+    while checked < 40:
+        sd = int(rng.integers(1, 3))
+        groups = int(rng.integers(1, 4))
+        cin, cout = groups * int(rng.integers(1, 4)), groups * int(rng.integers(1, 4))
+        k = tuple(int(v) for v in rng.integers(1, 5, sd))
+        s = tuple(int(v) for v in rng.integers(1, 4, sd))
+        d = tuple(int(v) for v in rng.integers(1, 3, sd))
+        p = tuple(int(v) for v in rng.integers(0, 5, sd))
+        size = tuple(int(v) for v in rng.integers(1, 12, sd))
+        n = int(rng.integers(1, 3))
+        transposed = bool(rng.integers(0, 2))
+        if transposed:
+            op = tuple(int(rng.integers(0, max(si, di))) for si, di in zip(s, d))
+            if any((i - 1) * si - 2 * pi + di * (ki - 1) + oi + 1 < 1
+                   for i, si, pi, di, ki, oi in zip(size, s, p, d, k, op)):
+                continue
+            ws = (cin, cout // groups) + k
+            fgf = getattr(F, f"conv_transpose{sd}d")
+            tf = getattr(TF, f"conv_transpose{sd}d")
+            args = dict(stride=s, padding=p, output_padding=op, groups=groups, dilation=d)
+        else:
+            if any(i + 2 * pi < di * (ki - 1) + 1 for i, pi, di, ki in zip(size, p, d, k)):
+                continue
+            ws = (cout, cin // groups) + k
+            fgf, tf = getattr(F, f"conv{sd}d"), getattr(TF, f"conv{sd}d")
+            args = dict(stride=s, padding=p, dilation=d, groups=groups)
+        bias = (ws[1] * groups,) if transposed else (ws[0],)
+        check_op(lambda x, w, b: fgf(x, w, b, **args), lambda x, w, b: tf(x, w, b, **args),
+                 [(n, cin) + size, ws, bias], dtype=np.float64, seed=checked, **TOL64)
+        checked += 1
