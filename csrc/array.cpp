@@ -506,7 +506,7 @@ void copy_into(const Array& dst, const Array& src_in, const char* op) {
   Array src = src_in.device() == dst.device() ? src_in : to_device(src_in, dst.device());
   if (src.shape != dst.shape) {
     try {
-      src = expand(src_in, dst.shape);
+      src = expand(src, dst.shape);
     } catch (const std::invalid_argument&) {
       throw std::invalid_argument(std::string(op) + ": source of shape " + shape_str(src_in.shape) +
                                   " cannot be broadcast to destination shape " + shape_str(dst.shape));

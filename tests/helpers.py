@@ -220,7 +220,7 @@ def check_op(fg_fn, torch_fn, inputs, dtype=np.float32, grad=True, atol=None, rt
         if e.requires_grad and e.dtype.is_floating_point:
             assert a.requires_grad, "a differentiable output of fastgrad does not require grad"
             ct = rng.uniform(-1, 1, size=tuple(e.shape)).astype(to_numpy(e).dtype)
-            f_outs.append(a), f_cts.append(fg.tensor(ct))
+            f_outs.append(a), f_cts.append(fg.tensor(ct, device=TEST_DEVICE))
             t_outs.append(e), t_cts.append(torch.tensor(ct))
     if not t_outs:
         return fo, to

@@ -13,7 +13,11 @@ import torch
 import torch.nn.functional as F
 
 import fastgrad as fg
-from helpers import NC, Rand, check_op, check_raises, fg_inputs, make_arrays, to_numpy
+from helpers import NC, TEST_DEVICE, Rand, check_op, check_raises, fg_inputs, make_arrays, to_numpy
+
+# gradcheck and the jvp check perturb and read inputs through host memory:
+# CPU only (FASTGRAD_TEST_DEVICE=cuda runs the check_op tests on the device).
+host_only = pytest.mark.skipif(TEST_DEVICE != "cpu", reason="finite differences on host memory")
 
 
 # -- namespaces ----------------------------------------------------------------------------------
@@ -449,6 +453,7 @@ def _differentiable_fn(c, inputs, seed=0):
 
 
 @pytest.mark.parametrize("c", [c for c in GRAD_CASES if c.gradcheck], ids=[c.name for c in GRAD_CASES if c.gradcheck])
+@host_only
 def test_gradcheck(c):
     f, flat = _differentiable_fn(c, c.inputs[0])
     xs = [fg.tensor(a, requires_grad=True) for a in flat]
@@ -456,6 +461,7 @@ def test_gradcheck(c):
 
 
 @pytest.mark.parametrize("c", [c for c in GRAD_CASES if c.gradcheck], ids=[c.name for c in GRAD_CASES if c.gradcheck])
+@host_only
 def test_gradgradcheck(c):
     """The vjp rules are differentiable again: gradcheck of x -> vjp(f, x)(ct) (second order)."""
     f, flat = _differentiable_fn(c, c.inputs[0])
@@ -470,6 +476,7 @@ def test_gradgradcheck(c):
 
 
 @pytest.mark.parametrize("c", [c for c in GRAD_CASES if c.jvp], ids=[c.name for c in GRAD_CASES if c.jvp])
+@host_only
 def test_jvp_equals_vjp(c):
     f, flat = _differentiable_fn(c, c.inputs[0])
     rng = np.random.default_rng(5)

@@ -28,7 +28,7 @@ class Gather(Function):
     def vjp(ctx, g):
         from .creation import zeros
 
-        return (scatter_add(zeros(ctx.in_shape, dtype=g.dtype), ctx.dim, ctx.index, g),)
+        return (scatter_add(zeros(ctx.in_shape, dtype=g.dtype, device=g.device), ctx.dim, ctx.index, g),)
 
     def jvp(ctx, t):
         return gather(t, ctx.dim, ctx.index)
@@ -52,7 +52,7 @@ class ScatterAdd(Function):
     def jvp(ctx, tx, ts):
         from .creation import zeros
 
-        base = tx if tx is not None else zeros(ctx.in_meta_x, dtype=(ts.dtype))
+        base = tx if tx is not None else zeros(ctx.in_meta_x, dtype=(ts.dtype), device=ts.device)
         return scatter_add(base, ctx.dim, ctx.index, ts) if ts is not None else base
 
 
@@ -80,7 +80,7 @@ class IndexSelect(Function):
     def vjp(ctx, g):
         from .creation import zeros
 
-        return (index_add(zeros(ctx.in_shape, dtype=g.dtype), ctx.dim, ctx.index, g),)
+        return (index_add(zeros(ctx.in_shape, dtype=g.dtype, device=g.device), ctx.dim, ctx.index, g),)
 
     def jvp(ctx, t):
         return index_select(t, ctx.dim, ctx.index)
@@ -107,7 +107,7 @@ class IndexAdd(Function):
     def jvp(ctx, tx, ts):
         from .creation import zeros
 
-        base = tx if tx is not None else zeros(ctx.x_shape, dtype=ts.dtype)
+        base = tx if tx is not None else zeros(ctx.x_shape, dtype=ts.dtype, device=ts.device)
         return index_add(base, ctx.dim, ctx.index, ts) if ts is not None else base
 
 
@@ -255,7 +255,7 @@ def _parse_key(x, key):
             if k.ndim == 0:
                 # x[True] adds a dim of size 1 (x[False]: size 0)
                 steps.append((2, dim, 0, 0, 0))
-                adv[dim] = _wrap(_C.zeros([1 if bool(k) else 0], _dt.int64._c, "cpu"))
+                adv[dim] = _wrap(_C.zeros([1 if bool(k) else 0], _dt.int64._c, x._data.device))
                 dim += 1
                 continue
             nz = _wrap(_C.nonzero(k._data))
@@ -329,7 +329,7 @@ class SetItem(Function):
         nx, nv = ctx.needs_input_grad
         gx = gv = None
         if nx:
-            gx = SetItem.apply(g, scalar_tensor(0, g.dtype), steps=ctx.steps, indices=ctx.indices)
+            gx = SetItem.apply(g, scalar_tensor(0, g.dtype, g), steps=ctx.steps, indices=ctx.indices)
         if nv:
             gv = BasicIndex.apply(g, steps=ctx.steps) if ctx.steps else g
             if ctx.indices:
@@ -340,8 +340,8 @@ class SetItem(Function):
         from .creation import zeros
 
         dtype = (tx if tx is not None else tv).dtype
-        base = tx if tx is not None else zeros(ctx.x_shape, dtype=dtype)
-        return SetItem.apply(base, tv if tv is not None else scalar_tensor(0, dtype), steps=ctx.steps,
+        base = tx if tx is not None else zeros(ctx.x_shape, dtype=dtype, device=(tx if tx is not None else tv).device)
+        return SetItem.apply(base, tv if tv is not None else scalar_tensor(0, dtype, base), steps=ctx.steps,
                              indices=ctx.indices)
 
 
@@ -359,11 +359,11 @@ def setitem(x, key, value):
     _check_inplace_leaf(x, "setitem")
     if not isinstance(value, Tensor):
         if isinstance(value, (int, float, bool)):
-            value = scalar_tensor(value, x.dtype)
+            value = scalar_tensor(value, x.dtype, x)
         else:
             from ..tensor import tensor
 
-            value = tensor(value, dtype=x.dtype)
+            value = tensor(value, dtype=x.dtype, device=x.device)
     steps, adv = _parse_key(x, key)
     view_ndim = apply_steps(x._data, steps).ndim if steps else x.ndim
     indices = [adv.get(d) for d in range(view_ndim)] if adv else []

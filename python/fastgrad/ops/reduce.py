@@ -184,7 +184,7 @@ class _MaxMinDim(Function):
 
         if len(ctx.in_shape) == 0:
             return vv.reshape(())
-        return scatter_add(zeros(ctx.in_shape, dtype=v.dtype), ctx.dim, idx, vv)
+        return scatter_add(zeros(ctx.in_shape, dtype=v.dtype, device=v.device), ctx.dim, idx, vv)
 
     def vjp(ctx, g):
         return (ctx._scatter(g),)
@@ -503,8 +503,8 @@ def _cumprod_others(x, d):
     xm = x.movedim(d, -1)
     n = xm.shape[-1]
     rows = xm.unsqueeze(-2).expand(*xm.shape[:-1], n, n)
-    others = where(eye(n, dtype=_dt.bool_), scalar_tensor(1, x.dtype), rows).cumprod(-1)
-    return others, ones(n, n, dtype=x.dtype).triu()
+    others = where(eye(n, dtype=_dt.bool_, device=x.device), scalar_tensor(1, x.dtype, x), rows).cumprod(-1)
+    return others, ones(n, n, dtype=x.dtype, device=x.device).triu()
 
 
 @tensor_method

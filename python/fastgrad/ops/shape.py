@@ -426,7 +426,8 @@ class Cat(Function):
     def jvp(ctx, *ts):
         from .creation import zeros
 
-        parts = [t if t is not None else zeros(shape, dtype=dt) for t, (shape, dt) in zip(ts, ctx.inputs_like)]
+        dev = next(t for t in ts if t is not None).device
+        parts = [t if t is not None else zeros(shape, dtype=dt, device=dev) for t, (shape, dt) in zip(ts, ctx.inputs_like)]
         return cat(parts, ctx.dim)
 
 
