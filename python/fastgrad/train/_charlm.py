@@ -11,8 +11,10 @@ LN2 = math.log(2.0)
 
 
 def add_data_arguments(p):
-    p.add_argument("--train-chars", type=int, default=300_000,
-                   help="train on the first N characters of the text (default 300000)")
+    # all of the first 90%: with only the first 300K characters both models overfit within a minute
+    # (training loss ~0.5 nats below validation), and more text costs nothing per step
+    p.add_argument("--train-chars", type=int, default=None,
+                   help="train on the first N characters of the text (default: all of the first 90%%)")
     p.add_argument("--val-chars", type=int, default=20_000,
                    help="validate on the first N characters of the held-out last 10%% (default 20000)")
     p.add_argument("--eval-every", type=float, default=10.0,

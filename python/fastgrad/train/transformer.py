@@ -17,12 +17,12 @@ def add_arguments(p):
     p.add_argument("--seconds", type=float, default=60.0,
                    help="training seconds per model, evaluation excluded (default 60)")
     p.add_argument("--steps", type=int, default=None, help="stop each model after this many steps as well")
-    p.add_argument("--d-model", type=int, default=96, help="model width (default 96)")
+    p.add_argument("--d-model", type=int, default=128, help="model width (default 128)")
     p.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
     p.add_argument("--layers", type=int, default=2, help="Transformer layers (default 2)")
     p.add_argument("--context", type=int, default=64, help="context length in characters (default 64)")
-    p.add_argument("--batch-size", type=int, default=32, help="windows per batch (default 32)")
-    p.add_argument("--lr", type=float, default=1e-2, help="AdamW learning rate (warm-up, cosine decay; default 1e-2)")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per batch (default 16)")
+    p.add_argument("--lr", type=float, default=5e-3, help="AdamW learning rate (warm-up, cosine decay; default 5e-3)")
     p.add_argument("--activation", choices=["relu", "gelu"], default="relu", help="feed-forward activation")
     p.add_argument("--no-lstm", dest="lstm", action="store_false",
                    help="skip the LSTM trained for the same budget")
