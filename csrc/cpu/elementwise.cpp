@@ -31,6 +31,7 @@
 #include <utility>
 
 #include "cpu/vecmath.h"
+#include "cpu/vecmath_extra.h"
 #include "cpu/vecmath_scalar.h"
 #include "cuda/elementwise.h"
 #include "errors.h"
@@ -227,10 +228,37 @@ Spanned<F> spanned(int idx, F f) {
 template <class F> constexpr bool kIsSpanned = false;
 template <class F> constexpr bool kIsSpanned<Spanned<F>> = true;
 
+// The same for the one-input span kernels of vecmath_extra.h, which take up
+// to two parameters (softplus's beta and threshold, elu's alpha, ...).
+template <class F>
+struct ParamSpanned {
+  F f;
+  int idx;  // vecmath::Extra
+  double p0, p1;
+  const vecmath::ExtraKernels<float>* k32;
+  const vecmath::ExtraKernels<double>* k64;
+  template <class... A>
+  auto operator()(A... a) const { return f(a...); }
+  template <class T>
+  vecmath::ParamFn<T> fn() const {
+    if constexpr (std::is_same_v<T, float>) return k32 ? k32->fn[idx] : nullptr;
+    else if constexpr (std::is_same_v<T, double>) return k64 ? k64->fn[idx] : nullptr;
+    else return nullptr;
+  }
+};
+template <class F>
+ParamSpanned<F> param_spanned(int idx, double p0, double p1, F f) {
+  return {f, idx, p0, p1, vecmath::extra_kernels_f32(), vecmath::extra_kernels_f64()};
+}
+template <class F> constexpr bool kIsParamSpanned = false;
+template <class F> constexpr bool kIsParamSpanned<ParamSpanned<F>> = true;
+
 // The span kernel of f for result type R and inputs Ts, or nullptr.
 template <class R, class... Ts, class F>
 bool has_span(const F& f) {
   if constexpr (kIsSpanned<F> && (std::is_same_v<R, Ts> && ...)) return f.template table<R>() != nullptr;
+  else if constexpr (kIsParamSpanned<F> && sizeof...(Ts) == 1 && (std::is_same_v<R, Ts> && ...))
+    return f.template fn<R>() != nullptr;
   else return false;
 }
 
@@ -250,6 +278,10 @@ struct MapKernel {
         if constexpr (N == 1) return k->unary[f.idx](reinterpret_cast<const R*>(x[0]), out, n);
         else return k->backward[f.idx](reinterpret_cast<const R*>(x[I])..., out, n);
       }
+    }
+    if constexpr (kIsParamSpanned<F> && N == 1 && (std::is_same_v<R, Ts> && ...)) {
+      if (const auto fn = f.template fn<R>())  // parameters in the compute type, as the scalar path
+        return fn(reinterpret_cast<const R*>(x[0]), out, n, static_cast<R>(f.p0), static_cast<R>(f.p1));
     }
     // Typed pointers in locals so the compiler sees independent streams.
     std::tuple<const Ts*...> in{reinterpret_cast<const Ts*>(x[I])...};
@@ -599,8 +631,12 @@ Array reciprocal(const Array& a) {
 }
 Array exp(const Array& a) { return float_unary("exp", a, spanned(vecmath::kExp, [](auto x) { return std::exp(x); })); }
 Array log(const Array& a) { return float_unary("log", a, spanned(vecmath::kLog, [](auto x) { return std::log(x); })); }
-Array log1p(const Array& a) { return float_unary("log1p", a, [](auto x) { return std::log1p(x); }); }
-Array expm1(const Array& a) { return float_unary("expm1", a, [](auto x) { return std::expm1(x); }); }
+Array log1p(const Array& a) {
+  return float_unary("log1p", a, param_spanned(vecmath::kLog1p, 0, 0, [](auto x) { return std::log1p(x); }));
+}
+Array expm1(const Array& a) {
+  return float_unary("expm1", a, param_spanned(vecmath::kExpm1, 0, 0, [](auto x) { return std::expm1(x); }));
+}
 Array sqrt(const Array& a) { return float_unary("sqrt", a, [](auto x) { return std::sqrt(x); }); }
 Array rsqrt(const Array& a) {
   return float_unary("rsqrt", a, [](auto x) { return decltype(x)(1) / std::sqrt(x); });
@@ -681,29 +717,33 @@ Array bitwise_not(const Array& a) {
 
 Array leaky_relu(const Array& a, double negative_slope) {
   if (is_cuda(a.device())) return cuda::unary_param("leaky_relu", a, negative_slope);
-  return unary<kFloat>("leaky_relu", a, a.dtype, [negative_slope](auto x) {
+  const auto f = [negative_slope](auto x) {
     using T = decltype(x);
     return x > T(0) ? x : x * static_cast<T>(negative_slope);
-  });
+  };
+  return unary<kFloat>("leaky_relu", a, a.dtype, param_spanned(vecmath::kLeakyRelu, negative_slope, 0, f));
 }
 
 Array elu(const Array& a, double alpha) {
   if (is_cuda(a.device())) return cuda::unary_param("elu", a, alpha);
-  return unary<kFloat>("elu", a, a.dtype, [alpha](auto x) {
+  const auto f = [alpha](auto x) {
     using T = decltype(x);
     return x > T(0) ? x : static_cast<T>(alpha) * std::expm1(x);
-  });
+  };
+  return unary<kFloat>("elu", a, a.dtype, param_spanned(vecmath::kElu, alpha, 0, f));
 }
 
 Array softplus(const Array& a, double beta, double threshold) {
   if (is_cuda(a.device())) return cuda::unary_param("softplus", a, beta, threshold);
-  return unary<kFloat>("softplus", a, a.dtype, [beta, threshold](auto x) {
+  const auto f = [beta, threshold](auto x) {
     using T = decltype(x);
     const T b = static_cast<T>(beta);
     // Above the threshold log1p(exp(bx)) / b == x to working precision, and
     // exp(bx) would overflow.
     return x * b > static_cast<T>(threshold) ? x : std::log1p(std::exp(x * b)) / b;
-  });
+  };
+  // the span kernel computes max(bx, 0) + log1p(exp(-|bx|)): no overflow for any threshold
+  return unary<kFloat>("softplus", a, a.dtype, param_spanned(vecmath::kSoftplus, beta, threshold, f));
 }
 
 Array clamp(const Array& a, std::optional<double> min, std::optional<double> max) {

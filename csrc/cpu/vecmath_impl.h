@@ -104,9 +104,11 @@ inline V splat(TOf<V> c) {
   if constexpr (Tr<V>::W == 1) {
     return c;
   } else {
-    V v{};
-    for (int i = 0; i < Tr<V>::W; ++i) v[i] = c;
-    return v;
+    // vector + scalar broadcasts in one instruction (GCC 12 left a lane loop
+    // here as up to 16 masked inserts per constant in the big functions);
+    // the bits go through an integer so that -0 stays -0.
+    using E = decltype(IOf<V>{}[0] + 0);
+    return bit_cast<V>(IOf<V>{} + bit_cast<E>(c));
   }
 }
 template <class V>
@@ -114,9 +116,7 @@ inline IOf<V> splat_int(int64_t c) {
   if constexpr (Tr<V>::W == 1) {
     return static_cast<IOf<V>>(c);
   } else {
-    IOf<V> v{};
-    for (int i = 0; i < Tr<V>::W; ++i) v[i] = static_cast<decltype(v[0] + 0)>(c);
-    return v;
+    return IOf<V>{} + static_cast<decltype(IOf<V>{}[0] + 0)>(c);  // a broadcast, as in splat
   }
 }
 
@@ -222,6 +222,21 @@ inline V clamp_nan(V x, TOf<V> lo, TOf<V> hi) {
   }
 }
 
+// All-ones lanes where x < lo, zero elsewhere (NaN included). Scalars: the
+// integer keys of clamp_nan, so the reduction loops still vectorise.
+template <class V>
+inline IOf<V> below(V x, TOf<V> lo) {
+  if constexpr (Tr<V>::W == 1) {
+    using I = IOf<V>;
+    constexpr I kAbs = static_cast<I>(~static_cast<UOf<V>>(K<V>::kSign));
+    const I b = as_int(x);
+    const bool nan = (b & kAbs) > as_int(static_cast<V>(__builtin_inf()));
+    return -static_cast<I>((fkey(b) < fkey(as_int(lo))) & !nan);
+  } else {
+    return x < lo;
+  }
+}
+
 // n as integer lanes from t = n + kMagic (n small): the low mantissa bits.
 template <class V>
 inline IOf<V> magic_int(V t) {
@@ -275,13 +290,18 @@ inline V exp_shift(V x, int shift) {
   IOf<V> n;
   // Below lo the result underflows to 0 even after the shift (1 ln2 margin).
   const T lo = K<T>::kExpLo - T(shift + 1) * T(0.6931471805599453);
+  // Lanes below lo are computed from x = 0 and zeroed at the end: an
+  // underflowing product costs a microcode assist (~150 cycles), and masked
+  // softmax / attention feeds long runs of -inf or -1e9 through here.
+  const IOf<V> zero = below(x, lo);
+  x = as_float<V>(as_int(x) & ~zero);
   const V r = reduce_ln2(clamp_nan(x, lo, K<T>::kExpHi), &n);
   const V e = expm1_poly(r) + T(1);
   // Two factors: n reaches 128 / 1024 at the top and -150 / -1075 at the
   // bottom, beyond one normal power of two.
   n = n + splat_int<V>(shift);
   const IOf<V> n1 = half_floor<V>(n);
-  return e * pow2<V>(n1) * pow2<V>(n - n1);
+  return as_float<V>(as_int(e * pow2<V>(n1) * pow2<V>(n - n1)) & ~zero);
 }
 
 template <class V>
@@ -351,8 +371,10 @@ template <class D>
 inline D exp_for_float(D x) {
   IOf<D> n;
   // float's range: beyond it the float result is 0 or inf, and 2^n stays a normal double
+  // (lanes below it are zeroed here: no underflowing conversion, see exp_shift)
+  const IOf<D> zero = below(x, -104.0);
   const D r = reduce_ln2(clamp_nan(x, -104.0, 89.0), &n);
-  return (mad(r * r, horner(r, kExpm1F), r) + 1.0) * pow2<D>(n);
+  return as_float<D>(as_int((mad(r * r, horner(r, kExpm1F), r) + 1.0) * pow2<D>(n)) & ~zero);
 }
 template <class D>
 inline D tanh_for_float(D x) {
