@@ -55,6 +55,40 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
   return static_cast<unsigned>(b);
 }
 
+// Multiprocessor count of device `dev` (cached): persistent grid-stride
+// kernels launch a few blocks per SM rather than one thread per element.
+inline int sm_count(int dev) {
+  static int cache[64] = {0};
+  if (dev < 0 || dev >= 64) return 80;
+  if (cache[dev] == 0) {
+    int v = 0;
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || v <= 0) {
+      cudaGetLastError();  // clear it: a fallback size is fine
+      v = 80;
+    }
+    cache[dev] = v;
+  }
+  return cache[dev];
+}
+
+// Blocks of kThreads for a persistent kernel over `work` items per thread
+// slot: enough resident threads to fill every SM (2048 per SM), never more
+// blocks than there is work for.
+inline unsigned persistent_grid(int64_t work, int dev) {
+  const int64_t want = (work + kThreads - 1) / kThreads;
+  const int64_t cap = int64_t(sm_count(dev)) * (2048 / kThreads);
+  return static_cast<unsigned>(want < 1 ? 1 : (want < cap ? want : cap));
+}
+
+// 16 bytes of T: one 128-bit load or store (float4 / double2 / ...).
+template <class T>
+struct alignas(16) Vec16 {
+  static constexpr int kN = 16 / sizeof(T);
+  T v[kN];
+};
+
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
 // ---- dtype conversions at run time (one instantiation per compute type) ----
 
 template <class T>

@@ -1,8 +1,10 @@
-// gemm.cu - C = A @ B, tiled: each 256-thread block computes a 64 x 64 tile
-// of C, each thread a 4 x 4 register block, stepping through K in slices of
-// 16 staged in shared memory. Operands are read through their strides, so
-// transposed and broadcast views need no copy. Every element of C is summed
-// over k in increasing order by one thread: deterministic.
+// gemm.cu - C = A @ B. float32 with K and N multiples of 4 (and enough work)
+// takes sgemm_tiled (below). Everything else takes the general kernel: each
+// 256-thread block computes a 64 x 64 tile of C, each thread a 4 x 4
+// register block, stepping through K in slices of 16 staged in shared
+// memory. Operands are read through their strides, so transposed and
+// broadcast views need no copy. Every element of C is summed over k in
+// increasing order by one thread: deterministic.
 #include "cuda/gemm.h"
 
 #include <string>
@@ -87,6 +89,114 @@ gemm_kernel(int64_t M, int64_t N, int64_t K, const T* __restrict__ A, int64_t rs
   }
 }
 
+// ---- float32 fast path ------------------------------------------------------------
+//
+// 128 x 128 tiles of C per 256-thread block, each thread an 8 x 8 register
+// tile (two 4 x 4 quadrants 64 apart, so its shared-memory reads are float4s
+// without bank conflicts), K in slices of 8. A's slice is stored transposed
+// (k-major) in shared memory, padded by 4 floats so the transposed stores
+// of the two threads sharing a row land in different banks. Global loads are
+// float4s into registers for the next slice while this one is multiplied
+// (two shared buffers, one barrier per slice). Needs row-major A and B with
+// K and N multiples of 4 and 16-byte aligned rows (the caller packs A or B
+// otherwise); M, N and K edges are bounds-checked per float4. Each C element
+// is still summed over k in increasing order by one thread: deterministic.
+
+constexpr int FBM = 128, FBN = 128, FBK = 8, kPadA = 4;
+
+__global__ void __launch_bounds__(256, 2)  // two blocks per SM: 128 registers, no spills (sm_90)
+sgemm_tiled(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t lda, const float* __restrict__ B,
+            int64_t ldb, float* __restrict__ C, Batch batch, int64_t nb) {
+  __shared__ __align__(16) float As[2][FBK][FBM + kPadA];
+  __shared__ __align__(16) float Bs[2][FBK][FBN];
+  const int tid = threadIdx.x;
+  const int tx = tid % 16, ty = tid / 16;             // this thread's 8 x 8 block of C
+  const int a_row = tid / 2, a_k = (tid % 2) * 4;     // its float4 of A's slice
+  const int b_k = tid / 32, b_col = (tid % 32) * 4;   // its float4 of B's slice
+  const int64_t row0 = int64_t(blockIdx.y) * FBM, col0 = int64_t(blockIdx.x) * FBN;
+  const int64_t ga_row = row0 + a_row, gb_col = col0 + b_col;
+  const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+  for (int64_t z = blockIdx.z; z < nb; z += gridDim.z) {
+    int64_t oa = 0, ob = 0, rem = z;
+    for (int d = batch.nd - 1; d >= 0; --d) {
+      const int64_t i = rem % batch.shape[d];
+      rem /= batch.shape[d];
+      oa += i * batch.sa[d];
+      ob += i * batch.sb[d];
+    }
+    const float* Ab = A + oa;
+    const float* Bb = B + ob;
+    float* Cb = C + z * M * N;
+    auto load_a = [&](int64_t k0) {
+      return (ga_row < M && k0 + a_k < K) ? *reinterpret_cast<const float4*>(Ab + ga_row * lda + k0 + a_k) : zero;
+    };
+    auto load_b = [&](int64_t k0) {
+      return (gb_col < N && k0 + b_k < K) ? *reinterpret_cast<const float4*>(Bb + (k0 + b_k) * ldb + gb_col) : zero;
+    };
+    auto store = [&](int buf, float4 ra, float4 rb) {
+      As[buf][a_k + 0][a_row] = ra.x;
+      As[buf][a_k + 1][a_row] = ra.y;
+      As[buf][a_k + 2][a_row] = ra.z;
+      As[buf][a_k + 3][a_row] = ra.w;
+      *reinterpret_cast<float4*>(&Bs[buf][b_k][b_col]) = rb;
+    };
+    float acc[8][8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc[i][j] = 0.f;
+    float4 ra = load_a(0), rb = load_b(0);
+    __syncthreads();  // the previous batch entry's last reads of buffer 0 are done
+    store(0, ra, rb);
+    __syncthreads();
+    int buf = 0;
+    for (int64_t k0 = 0; k0 < K; k0 += FBK) {
+      const bool more = k0 + FBK < K;
+      if (more) {
+        ra = load_a(k0 + FBK);
+        rb = load_b(k0 + FBK);
+      }
+#pragma unroll
+      for (int k = 0; k < FBK; ++k) {
+        const float4 a0 = *reinterpret_cast<const float4*>(&As[buf][k][ty * 4]);
+        const float4 a1 = *reinterpret_cast<const float4*>(&As[buf][k][ty * 4 + 64]);
+        const float4 b0 = *reinterpret_cast<const float4*>(&Bs[buf][k][tx * 4]);
+        const float4 b1 = *reinterpret_cast<const float4*>(&Bs[buf][k][tx * 4 + 64]);
+        const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+        const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+#pragma unroll
+          for (int j = 0; j < 8; ++j) acc[i][j] += a[i] * b[j];
+      }
+      if (more) store(buf ^ 1, ra, rb);  // read by nobody since the last barrier
+      __syncthreads();
+      buf ^= 1;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int64_t r = row0 + ty * 4 + (i % 4) + (i / 4) * 64;
+      if (r >= M) continue;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int64_t c = col0 + tx * 4 + h * 64;
+        if (c < N)
+          *reinterpret_cast<float4*>(Cb + r * N + c) =
+              make_float4(acc[i][h * 4 + 0], acc[i][h * 4 + 1], acc[i][h * 4 + 2], acc[i][h * 4 + 3]);
+      }
+    }
+  }
+}
+
+// The fast path's layout: rows contiguous, row and batch strides multiples
+// of 4 floats, 16-byte aligned base.
+bool rows_ok(const Array& x, int nbd) {
+  if (x.strides[nbd + 1] != 1 || x.strides[nbd] % 4 != 0 || !aligned16(x.raw())) return false;
+  for (int d = 0; d < nbd; ++d)
+    if (x.strides[d] % 4 != 0) return false;
+  return true;
+}
+
 }  // namespace
 
 void matmul(const Array& a, const Array& b, const Shape& batch, int64_t M, int64_t N, int64_t K, const Array& out) {
@@ -110,6 +220,26 @@ void matmul(const Array& a, const Array& b, const Shape& batch, int64_t M, int64
     bt.shape[d] = batch[d];
     bt.sa[d] = ae.strides[d];
     bt.sb[d] = be.strides[d];
+  }
+  if (out.dtype == DType::Float32 && K % 4 == 0 && N % 4 == 0 && M * N * K >= (int64_t(1) << 18) &&
+      (M + FBM - 1) / FBM <= 65535 && aligned16(out.raw())) {
+    // Pack an operand that is not row-major (a transposed view, odd strides);
+    // a packed copy has plain batch strides (a broadcast batch is materialised).
+    const Array af = rows_ok(ae, nbd) ? ae : contiguous(ae);
+    const Array bf = rows_ok(be, nbd) ? be : contiguous(be);
+    Batch fb;
+    fb.nd = nbd;
+    for (int d = 0; d < nbd; ++d) {
+      fb.shape[d] = batch[d];
+      fb.sa[d] = af.strides[d];
+      fb.sb[d] = bf.strides[d];
+    }
+    dim3 fgrid(static_cast<unsigned>((N + FBN - 1) / FBN), static_cast<unsigned>((M + FBM - 1) / FBM),
+               static_cast<unsigned>(std::min<int64_t>(nb, 65535)));
+    sgemm_tiled<<<fgrid, 256>>>(M, N, K, af.data<float>(), af.strides[nbd], bf.data<float>(), bf.strides[nbd],
+                                out.data<float>(), fb, nb);
+    FG_CUDA_LAUNCH_CHECK(op);
+    return;
   }
   const int64_t gy = (M + BM - 1) / BM, gx = (N + BN - 1) / BN;
   if (gy > 65535) throw std::invalid_argument("matmul: M = " + std::to_string(M) + " is too large for the CUDA kernel");

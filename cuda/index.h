@@ -10,6 +10,7 @@
 // work in every build (to_device raises without CUDA).
 #pragma once
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "array.h"
@@ -30,6 +31,32 @@ inline bool any_cuda(const std::vector<std::optional<Array>>& v) {
   for (const auto& x : v)
     if (x && x->device().type == DeviceType::CUDA) return true;
   return false;
+}
+
+// A host round trip for an op without CUDA kernels yet (conv, pooling,
+// upsampling): `fn(h)` calls the CPU op on h(x) for each operand x, where
+// h checks x is on `d` (a clear device error otherwise) and copies it to the
+// host; the result comes back to `d`. One host sync per call: correct and
+// deterministic (the CPU's arithmetic), slow.
+struct HostArgs {
+  const char* op;
+  Device d;
+  Array operator()(const Array& x) const {
+    check_same_device(op, d, x.device());
+    return to_host(x);
+  }
+  std::optional<Array> operator()(const std::optional<Array>& x) const {
+    if (!x) return std::nullopt;
+    return (*this)(*x);
+  }
+};
+inline Array back_to(const Array& r, const Device& d) { return to_device(r, d); }
+inline std::pair<Array, Array> back_to(const std::pair<Array, Array>& r, const Device& d) {
+  return {to_device(r.first, d), to_device(r.second, d)};
+}
+template <class Fn>
+auto via_host(const char* op, const Device& d, Fn&& fn) {
+  return back_to(fn(HostArgs{op, d}), d);
 }
 
 // Native kernels (index.cu).

@@ -365,6 +365,59 @@ def test_matmul_batched_and_vectors():
     close(fg.zeros(3, 0, device="cuda") @ fg.zeros(0, 4, device="cuda"), fg.zeros(3, 0) @ fg.zeros(0, 4))
 
 
+@gpu
+@pytest.mark.parametrize("m,k,n", [(64, 64, 64), (128, 128, 128), (300, 516, 260), (1000, 1028, 1024), (129, 8, 4100)])
+def test_matmul_fast_path(m, k, n):
+    # float32 with K and N multiples of 4 takes the 128x128-tile kernel; edges
+    # of M/N/K, transposed (packed) operands, row views with a wider stride.
+    r = rng(m + k + n)
+    (ca, ga), (cb, gb) = pair(r.standard_normal((m, k)), fg.float32), pair(r.standard_normal((k, n)), fg.float32)
+    rt = dict(rtol=1e-4, atol=2e-4 * np.sqrt(k))
+    close(ga @ gb, ca @ cb, **rt)
+    (cat, gat), (cbt, gbt) = pair(r.standard_normal((k, m)), fg.float32), pair(r.standard_normal((n, k)), fg.float32)
+    close(gat.T @ gbt.T, cat.T @ cbt.T, **rt)  # transposed operands: packed first
+    (cw, gw) = pair(r.standard_normal((m, k + 8)), fg.float32)
+    close(gw[:, 4:k + 4] @ gb, cw[:, 4:k + 4] @ cb, **rt)  # row stride k + 8, offset 4 floats
+
+
+@gpu
+def test_matmul_fast_path_batched():
+    r = rng(21)
+    (ca, ga), (cb, gb) = pair(r.standard_normal((3, 1, 200, 68)), fg.float32), pair(r.standard_normal((2, 68, 132)),
+                                                                                     fg.float32)
+    rt = dict(rtol=1e-4, atol=2e-3)
+    close(ga @ gb, ca @ cb, **rt)  # broadcast batch (stride 0)
+    close(fg.bmm(ga[:, 0], gb[:1].expand(3, 68, 132)), fg.bmm(ca[:, 0], cb[:1].expand(3, 68, 132)), **rt)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 1023, 4099, 1000003])
+def test_elementwise_fast_paths(n, dtype):
+    # contiguous same-dtype operands: 16-byte vectors plus a scalar tail;
+    # scalars broadcast; an unaligned view and in-place ops on both paths.
+    r = rng(n)
+    (ca, ga), (cb, gb) = pair(r.standard_normal(n) * 2, dtype), pair(r.standard_normal(n) * 2, dtype)
+    tol = dict(rtol=1e-5 if dtype is fg.float32 else 1e-12)
+    close(fg.exp(ga), fg.exp(ca), **tol)
+    close(fg.tanh(ga), fg.tanh(ca), **tol)
+    close(ga + gb, ca + cb), close(ga * gb, ca * cb), close(ga / gb, ca / cb, **tol)
+    close(ga * 2.5, ca * 2.5), close(3.0 - gb, 3.0 - cb), close(ga + fg.tensor(1.5, dtype=dtype).cuda(), ca + 1.5)
+    close(fg.maximum(ga, gb), fg.maximum(ca, cb))
+    if n > 1:
+        close(ga[1:] + gb[:-1], ca[1:] + cb[:-1]), close(fg.exp(ga[1:]), fg.exp(ca[1:]), **tol)
+    ga2, ca2 = ga.clone(), ca.clone()
+    ga2.add_(gb), ca2.add_(cb)
+    ga2.mul_(0.5), ca2.mul_(0.5)
+    close(ga2, ca2)
+    # fused backward helpers (binary kernels) through autograd
+    xg, xc = ga.clone().requires_grad_(), ca.clone().requires_grad_()
+    for f in (fg.relu, fg.sigmoid, fg.tanh, fg.nn.functional.gelu, fg.nn.functional.silu):
+        (f(xg) * gb).sum().backward()
+        (f(xc) * cb).sum().backward()
+    close(xg.grad, xc.grad, rtol=1e-4 if dtype is fg.float32 else 1e-10, atol=1e-5 if dtype is fg.float32 else 1e-12)
+
+
 # ---- indexing (phase 1: host round trip) ----------------------------------------------------------------
 
 
@@ -500,6 +553,40 @@ def test_layers_match_cpu(dtype):
     emb_g.cuda()
     idx = r.integers(0, 10, (3, 5))
     close(emb_g(fg.tensor(idx, device="cuda")), emb_c(fg.tensor(idx)))
+
+
+@gpu
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_conv_pool_upsample(dtype):
+    # conv, pooling and upsampling on CUDA (a host round trip for now): values
+    # and gradients equal the CPU's; a CPU weight with CUDA input raises.
+    F = fg.nn.functional
+    r = rng(16)
+    rt = dict(rtol=1e-5, atol=1e-5) if dtype is fg.float32 else dict(rtol=1e-10, atol=1e-12)
+    cases = [
+        (lambda x, w: F.conv2d(x, w, padding=1, stride=2), (2, 3, 9, 11), (4, 3, 3, 3)),
+        (lambda x, w: F.conv1d(x, w, dilation=2), (2, 3, 17), (5, 3, 3)),
+        (lambda x, w: F.conv_transpose2d(x, w, stride=2), (2, 3, 5, 6), (3, 4, 3, 3)),
+        (lambda x, w: F.max_pool2d(x * w.sum(), 3, 2, 1), (2, 3, 9, 11), (1,)),
+        (lambda x, w: F.avg_pool2d(x * w.sum(), 2), (2, 3, 9, 11), (1,)),
+        (lambda x, w: F.adaptive_avg_pool2d(x * w.sum(), (3, 4)), (2, 3, 9, 11), (1,)),
+        (lambda x, w: F.interpolate(x * w.sum(), scale_factor=2, mode="nearest"), (2, 3, 5, 6), (1,)),
+        (lambda x, w: F.interpolate(x * w.sum(), size=(7, 9), mode="bilinear", align_corners=False), (2, 3, 5, 6),
+         (1,)),
+    ]
+    for fn, xs, ws in cases:
+        (cx, gx), (cw, gw) = pair(r.standard_normal(xs), dtype), pair(r.standard_normal(ws), dtype)
+        for t in (cx, gx, cw, gw):
+            t.requires_grad_()
+        yc, yg = fn(cx, cw), fn(gx, gw)
+        close(yg, yc, **rt)
+        ct = r.standard_normal(tuple(yc.shape))
+        yc.backward(fg.tensor(ct, dtype=dtype))
+        yg.backward(fg.tensor(ct, dtype=dtype, device="cuda"))
+        close(gx.grad, cx.grad, **rt)
+        close(gw.grad, cw.grad, **rt)
+    with pytest.raises((ValueError, RuntimeError), match="device"):
+        F.conv2d(fg.ones(1, 2, 8, 8, device="cuda"), fg.ones(3, 2, 3, 3))
 
 
 @gpu

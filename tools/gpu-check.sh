@@ -64,10 +64,10 @@ run_tests() {  # name, timeout seconds, pytest args...
 # CUDA error) then spoils only its own group.
 echo "== tests/test_cuda.py"
 groups=("round_trip or factories or memory or dlpack or mixing or config or queries or no_gpu or bad_device"
-        "unary or binary or where or parametrised"
+        "unary or binary or where or parametrised or elementwise_fast"
         "reductions or argmax or softmax"
         "matmul"
-        "index_ops or philox or layers or unported"
+        "index_ops or philox or layers or unported or conv_pool"
         "mlp or training")
 i=0
 for g in "${groups[@]}"; do
@@ -108,12 +108,11 @@ printf '%s\n' "${summary[@]}" > "$OUT/summary.txt"
   find "$OUT" -mindepth 1 -maxdepth 1 ! -name summary.txt -exec rm -rf {} + &&
   mv /tmp/gpu-check-logs.tgz "$OUT/logs.tgz"
 tmp=$(mktemp -d); tar xzf "$OUT/logs.tgz" -C "$tmp" 2>/dev/null
-echo "== bench (short)"; grep -E "TFLOP|GB/s|ratio|Adam|adam" "$tmp/bench_cuda.txt" 2>/dev/null | head -30
-echo "== FAILED/ERROR lines"
-for f in "$tmp"/test_cuda.log "$tmp"/ops_on_cuda.log "$tmp"/cpu_quick.log "$tmp"/rnn_cuda.log; do
-  [ -f "$f" ] || continue
-  echo "-- $(basename "$f")"
-  grep -E "^(FAILED|ERROR)" "$f" | cut -c1-300 | head -80
-done
+# (sized to fit: ~20 bench lines, at most 50 failure lines of 150 characters)
+echo "== bench (short)"; grep -E "TFLOP|GB/s|ratio|Adam|adam" "$tmp/bench_cuda.txt" 2>/dev/null | cut -c1-120 | head -20
+echo "== FAILED/ERROR lines (file: line)"
+for f in test_cuda ops_on_cuda cpu_quick rnn_cuda; do
+  [ -f "$tmp/$f.log" ] && grep -E "^(FAILED|ERROR)" "$tmp/$f.log" | sed "s|^|$f: |"
+done | cut -c1-150 | head -50
 rm -rf "$tmp"
 cat "$OUT/summary.txt"

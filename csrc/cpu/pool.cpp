@@ -21,6 +21,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cuda/index.h"
 #include "errors.h"
 #include "parallel.h"
 
@@ -382,6 +383,7 @@ std::pair<Array, Array> max_pool_impl(const char* op, const Array& x, int64_t OH
 std::pair<Array, Array> max_pool2d(const Array& x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
                                    int64_t pw, int64_t dh, int64_t dw, bool ceil_mode) {
   const char* op = "max_pool2d";
+  if (is_cuda(x.device())) return cuda::via_host(op, x.device(), [&](auto h) { return max_pool2d(h(x), kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode); });  // no CUDA kernel yet
   return on_device(op, x.device(), [&] {
     check_input(x, op);
     check_number(x, op);
@@ -394,6 +396,7 @@ std::pair<Array, Array> max_pool2d(const Array& x, int64_t kh, int64_t kw, int64
 
 std::pair<Array, Array> adaptive_max_pool2d(const Array& x, int64_t oh, int64_t ow) {
   const char* op = "adaptive_max_pool2d";
+  if (is_cuda(x.device())) return cuda::via_host(op, x.device(), [&](auto h) { return adaptive_max_pool2d(h(x), oh, ow); });  // no CUDA kernel yet
   return on_device(op, x.device(), [&] {
     check_input(x, op);
     check_float(x, op);
@@ -406,6 +409,7 @@ std::pair<Array, Array> adaptive_max_pool2d(const Array& x, int64_t oh, int64_t 
 
 Array max_pool2d_backward(const Array& grad_out, const Array& indices, const Shape& input_shape) {
   const char* op = "max_pool2d_backward";
+  if (is_cuda(grad_out.device())) return cuda::via_host(op, grad_out.device(), [&](auto h) { return max_pool2d_backward(h(grad_out), h(indices), input_shape); });  // no CUDA kernel yet
   return on_device(op, grad_out.device(), [&] {
     check_same_device(op, grad_out.device(), indices.device());
     check_float(grad_out, op);
@@ -451,6 +455,7 @@ Array max_pool2d_backward(const Array& grad_out, const Array& indices, const Sha
 
 Array max_pool2d_gather(const Array& x, const Array& indices) {
   const char* op = "max_pool2d_gather";
+  if (is_cuda(x.device())) return cuda::via_host(op, x.device(), [&](auto h) { return max_pool2d_gather(h(x), h(indices)); });  // no CUDA kernel yet
   return on_device(op, x.device(), [&] {
     check_same_device(op, x.device(), indices.device());
     check_input(x, op);
@@ -556,6 +561,7 @@ void avg_plane_backward(const T* g, int64_t gsH, int64_t gsW, T* gin, int64_t W,
 Array avg_pool2d(const Array& x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
                  bool ceil_mode, bool count_include_pad, int64_t divisor_override) {
   const char* op = "avg_pool2d";
+  if (is_cuda(x.device())) return cuda::via_host(op, x.device(), [&](auto h) { return avg_pool2d(h(x), kh, kw, sh, sw, ph, pw, ceil_mode, count_include_pad, divisor_override); });  // no CUDA kernel yet
   return on_device(op, x.device(), [&] {
     check_input(x, op);
     check_number(x, op);
@@ -589,6 +595,7 @@ Array avg_pool2d_backward(const Array& grad_out, const Shape& input_shape, int64
                           int64_t sw, int64_t ph, int64_t pw, bool ceil_mode, bool count_include_pad,
                           int64_t divisor_override) {
   const char* op = "avg_pool2d_backward";
+  if (is_cuda(grad_out.device())) return cuda::via_host(op, grad_out.device(), [&](auto h) { return avg_pool2d_backward(h(grad_out), input_shape, kh, kw, sh, sw, ph, pw, ceil_mode, count_include_pad, divisor_override); });  // no CUDA kernel yet
   return on_device(op, grad_out.device(), [&] {
     check_float(grad_out, op);
     const Shape in = checked_input_shape(input_shape, op);
@@ -635,6 +642,7 @@ void check_adaptive(const char* op, int64_t oh, int64_t ow) {
 
 Array adaptive_avg_pool2d(const Array& x, int64_t oh, int64_t ow) {
   const char* op = "adaptive_avg_pool2d";
+  if (is_cuda(x.device())) return cuda::via_host(op, x.device(), [&](auto h) { return adaptive_avg_pool2d(h(x), oh, ow); });  // no CUDA kernel yet
   return on_device(op, x.device(), [&] {
     check_input(x, op);
     check_float(x, op);
@@ -667,6 +675,7 @@ Array adaptive_avg_pool2d(const Array& x, int64_t oh, int64_t ow) {
 
 Array adaptive_avg_pool2d_backward(const Array& grad_out, const Shape& input_shape) {
   const char* op = "adaptive_avg_pool2d_backward";
+  if (is_cuda(grad_out.device())) return cuda::via_host(op, grad_out.device(), [&](auto h) { return adaptive_avg_pool2d_backward(h(grad_out), input_shape); });  // no CUDA kernel yet
   return on_device(op, grad_out.device(), [&] {
     check_float(grad_out, op);
     const Shape in = checked_input_shape(input_shape, op);
@@ -750,6 +759,7 @@ int64_t repeat_factor(const std::vector<int64_t>& t, int64_t in) {
 
 Array upsample_nearest2d(const Array& x, int64_t oh, int64_t ow, double scale_h, double scale_w, bool exact) {
   const char* op = "upsample_nearest2d";
+  if (is_cuda(x.device())) return cuda::via_host(op, x.device(), [&](auto h) { return upsample_nearest2d(h(x), oh, ow, scale_h, scale_w, exact); });  // no CUDA kernel yet
   return on_device(op, x.device(), [&] {
     if (x.ndim() != 3 && x.ndim() != 4)
       throw std::invalid_argument(std::string(op) + ": expected a 3-D or 4-D input, got shape " + shape_str(x.shape));
@@ -792,6 +802,7 @@ Array upsample_nearest2d(const Array& x, int64_t oh, int64_t ow, double scale_h,
 Array upsample_nearest2d_backward(const Array& grad_out, const Shape& input_shape, double scale_h, double scale_w,
                                   bool exact) {
   const char* op = "upsample_nearest2d_backward";
+  if (is_cuda(grad_out.device())) return cuda::via_host(op, grad_out.device(), [&](auto h) { return upsample_nearest2d_backward(h(grad_out), input_shape, scale_h, scale_w, exact); });  // no CUDA kernel yet
   return on_device(op, grad_out.device(), [&] {
     check_float(grad_out, op);
     const Shape in = input_shape;
@@ -878,6 +889,7 @@ std::vector<Lerp<T>> lerp_table(int64_t out, int64_t in, bool align_corners, dou
 Array upsample_bilinear2d(const Array& x, int64_t oh, int64_t ow, bool align_corners, double scale_h,
                           double scale_w) {
   const char* op = "upsample_bilinear2d";
+  if (is_cuda(x.device())) return cuda::via_host(op, x.device(), [&](auto h) { return upsample_bilinear2d(h(x), oh, ow, align_corners, scale_h, scale_w); });  // no CUDA kernel yet
   return on_device(op, x.device(), [&] {
     if (x.ndim() != 3 && x.ndim() != 4)
       throw std::invalid_argument(std::string(op) + ": expected a 3-D or 4-D input, got shape " + shape_str(x.shape));
@@ -916,6 +928,7 @@ Array upsample_bilinear2d(const Array& x, int64_t oh, int64_t ow, bool align_cor
 Array upsample_bilinear2d_backward(const Array& grad_out, const Shape& input_shape, bool align_corners,
                                    double scale_h, double scale_w) {
   const char* op = "upsample_bilinear2d_backward";
+  if (is_cuda(grad_out.device())) return cuda::via_host(op, grad_out.device(), [&](auto h) { return upsample_bilinear2d_backward(h(grad_out), input_shape, align_corners, scale_h, scale_w); });  // no CUDA kernel yet
   return on_device(op, grad_out.device(), [&] {
     check_float(grad_out, op);
     const Shape in = input_shape;

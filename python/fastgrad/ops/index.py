@@ -192,6 +192,8 @@ def _parse_key(x, key):
     for k in key:
         if isinstance(k, (list, np.ndarray)) or (isinstance(k, Tensor)):
             k = k if isinstance(k, Tensor) else _from_index_data(k)
+            if k.device != x.device:  # as torch: CPU indices (lists, masks) index a CUDA tensor
+                k = k.to(x.device)
             if k.dtype is _dt.bool_:
                 items.append(("mask", k))
             elif k.dtype in (_dt.int64, _dt.int32):
