@@ -32,12 +32,14 @@
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
+#include <type_traits>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
 #include "cpu/gemm.h"
+#include "cuda/index.h"
 #include "cuda/index.h"
 #include "device.h"
 #include "errors.h"
@@ -672,6 +674,154 @@ void input_grad_typed(const Geom& g, const Array& gout, const Array& w, const st
   });
 }
 
+// ---- weight gradient with panels gathered straight from the padded input --------------------------------
+// dw (Og, Kg) = g (Og, P) @ col^T (P, Kg): the reduction runs over output
+// positions, which lie along rows of both g and col, so both operands need a
+// transpose to reach the packed layout. im2col + gemm() pays it twice (im2col
+// writes col, the GEMM transposes it while packing); here each B panel
+// (positions x NR taps) is transposed straight out of the padded input, with
+// 4x4 SSE transposes where four positions are adjacent in memory.
+
+// Bp[p * NR + t] = xp[kofs[t] + offs[p]] for t < nn taps and p < kc positions;
+// columns nn..NR are zero.
+template <class T>
+NO_MEMMOVE void pack_taps(const T* xp, const int64_t* kofs, int64_t nn, const int64_t* offs, int64_t kc, int64_t NR,
+                          bool unit, T* __restrict Bp) {
+  int64_t t = 0;
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (; t + 4 <= nn; t += 4) {
+      const float *r0 = xp + kofs[t], *r1 = xp + kofs[t + 1], *r2 = xp + kofs[t + 2], *r3 = xp + kofs[t + 3];
+      int64_t p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const int64_t o = offs[p];
+        if (unit && offs[p + 3] == o + 3) {  // four positions side by side in one row
+          __m128 a = _mm_loadu_ps(r0 + o), b = _mm_loadu_ps(r1 + o), c = _mm_loadu_ps(r2 + o), d = _mm_loadu_ps(r3 + o);
+          _MM_TRANSPOSE4_PS(a, b, c, d);
+          _mm_storeu_ps(Bp + (p + 0) * NR + t, a);
+          _mm_storeu_ps(Bp + (p + 1) * NR + t, b);
+          _mm_storeu_ps(Bp + (p + 2) * NR + t, c);
+          _mm_storeu_ps(Bp + (p + 3) * NR + t, d);
+        } else {
+          for (int64_t q = p; q < p + 4; ++q) {
+            float* dst = Bp + q * NR + t;
+            dst[0] = r0[offs[q]], dst[1] = r1[offs[q]], dst[2] = r2[offs[q]], dst[3] = r3[offs[q]];
+          }
+        }
+      }
+      for (; p < kc; ++p) {
+        float* dst = Bp + p * NR + t;
+        dst[0] = r0[offs[p]], dst[1] = r1[offs[p]], dst[2] = r2[offs[p]], dst[3] = r3[offs[p]];
+      }
+    }
+  }
+#endif
+  for (; t < nn; ++t) {
+    const T* r = xp + kofs[t];
+    for (int64_t p = 0; p < kc; ++p) Bp[p * NR + t] = r[offs[p]];
+  }
+  if (nn < NR)
+    for (int64_t p = 0; p < kc; ++p)
+      for (int64_t u = nn; u < NR; ++u) Bp[p * NR + u] = T(0);
+}
+
+// Ap[p * MR + r] = G[r * so + p * sp] for r < m rows and p < kc positions; rows m..MR are zero.
+template <class T>
+void pack_out_rows(const T* G, int64_t so, int64_t sp, int64_t m, int64_t kc, int64_t MR, T* __restrict Ap) {
+  int64_t r0 = 0;
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (sp == 1 && MR % 4 == 0) {  // 4x4 transposes: 4 rows x 4 positions at a time
+      for (; r0 + 4 <= m; r0 += 4) {
+        const float *g0 = G + r0 * so, *g1 = g0 + so, *g2 = g1 + so, *g3 = g2 + so;
+        int64_t p = 0;
+        for (; p + 4 <= kc; p += 4) {
+          __m128 a = _mm_loadu_ps(g0 + p), b = _mm_loadu_ps(g1 + p), c = _mm_loadu_ps(g2 + p), d = _mm_loadu_ps(g3 + p);
+          _MM_TRANSPOSE4_PS(a, b, c, d);
+          _mm_storeu_ps(Ap + (p + 0) * MR + r0, a);
+          _mm_storeu_ps(Ap + (p + 1) * MR + r0, b);
+          _mm_storeu_ps(Ap + (p + 2) * MR + r0, c);
+          _mm_storeu_ps(Ap + (p + 3) * MR + r0, d);
+        }
+        for (; p < kc; ++p) {
+          float* dst = Ap + p * MR + r0;
+          dst[0] = g0[p], dst[1] = g1[p], dst[2] = g2[p], dst[3] = g3[p];
+        }
+      }
+    }
+  }
+#endif
+  for (int64_t r = r0; r < m; ++r) {
+    const T* src = G + r * so;
+    for (int64_t p = 0; p < kc; ++p) Ap[p * MR + r] = src[p * sp];
+  }
+  for (int64_t p = 0; p < kc; ++p)
+    for (int64_t r = m; r < MR; ++r) Ap[p * MR + r] = T(0);
+}
+
+template <class T>
+void weight_grad_packed(const Geom& g, const Micro<T>& mk, const OutMat& gm, const Array& x, Array& dw) {
+  const T* G = gm.keep.data<T>();
+  const T* X = x.data<T>();
+  T* DW = dw.data<T>();
+  const int64_t sN = x.strides[0], sC = x.strides[1], sH = x.strides[2], sW = x.strides[3];
+  const int64_t Og = g.Og(), Cg = g.Cg(), Kg = g.Kg(), P = g.P(), OW = g.OW, khw = g.kh * g.kw;
+  const int64_t MR = mk.mr, NR = mk.nr, Hp = padded_rows(g, 0, g.OH), Wp = padded_width(g);
+  // K (positions) blocks of even size; A panels of MR output channels; B panels of NR taps.
+  const int64_t nkb = (P + mk.kc - 1) / mk.kc, kcm = (P + nkb - 1) / nkb;
+  const int64_t npa = (Og + MR - 1) / MR, wsize = g.O * Kg;
+  std::vector<int64_t> kofs(static_cast<size_t>(Kg)), offs(static_cast<size_t>(P));
+  for (int64_t k = 0; k < Kg; ++k)
+    kofs[k] = ((k / khw) * Hp + ((k % khw) / g.kw) * g.dh) * Wp + (k % g.kw) * g.dw;
+  for (int64_t p = 0; p < P; ++p) offs[p] = (p / OW) * g.sh * Wp + (p % OW) * g.sw;
+
+  // Chunks of images as in weight_grad_typed.
+  const int64_t budget = (int64_t(32) << 20) / int64_t(sizeof(T));
+  const int64_t nchunks = std::clamp<int64_t>(std::min<int64_t>(16, budget / wsize), 1, g.N);
+  Array partial_keep;
+  T* partial = nullptr;
+  if (nchunks > 1) {
+    partial_keep = empty({(nchunks - 1) * wsize}, dw.dtype);
+    partial = partial_keep.data<T>();
+  }
+
+  run_units(nchunks, [&](int64_t ch) {
+    T* acc = ch == 0 ? DW : partial + (ch - 1) * wsize;
+    const int64_t n0 = g.N * ch / nchunks, n1 = g.N * (ch + 1) / nchunks;
+    T* xp = pad_buffer<T>(Cg * Hp * Wp);
+    T* Ap = col_buffer<T>(npa * MR * kcm);
+    T* Bp = static_cast<T*>(t_panel.get(static_cast<size_t>(kcm * NR) * sizeof(T)));  // 64-byte aligned
+    for (int64_t n = n0; n < n1; ++n)
+      for (int64_t gi = 0; gi < g.groups; ++gi) {
+        pad_rows<T>(g, X + n * sN + gi * Cg * sC, sC, sH, sW, 0, Hp, Wp, xp);
+        T* dwg = acc + gi * Og * Kg;
+        for (int64_t kb = 0; kb < nkb; ++kb) {
+          const int64_t p0 = kb * kcm, kc = std::min(kcm, P - p0);
+          const T beta = n == n0 && kb == 0 ? T(0) : T(1);
+          const T* Gg = G + n * gm.sn + gi * Og * gm.so + p0 * gm.sp;
+          for (int64_t a = 0; a < npa; ++a)
+            pack_out_rows<T>(Gg + a * MR * gm.so, gm.so, gm.sp, std::min(MR, Og - a * MR), kc, MR, Ap + a * MR * kcm);
+          for (int64_t t0 = 0; t0 < Kg; t0 += NR) {
+            const int64_t nn = std::min(NR, Kg - t0);
+            pack_taps<T>(xp, kofs.data() + t0, nn, offs.data() + p0, kc, NR, g.sw == 1, Bp);
+            for (int64_t a = 0; a < npa; ++a)
+              mk.kernel(kc, Ap + a * MR * kcm, Bp, dwg + a * MR * Kg + t0, Kg, 1, T(1), beta,
+                        std::min(MR, Og - a * MR), nn);
+          }
+        }
+      }
+  });
+
+  if (nchunks > 1) {
+    // dw += the other chunks' sums, in chunk order for every element.
+    auto add = [&](int64_t i0, int64_t i1) {
+      for (int64_t ch = 1; ch < nchunks; ++ch) add_row(DW + i0, partial + (ch - 1) * wsize + i0, i1 - i0);
+    };
+    if (!in_parallel_region() && wsize * nchunks >= 65536) parallel_for(wsize, 4096, add);
+    else add(0, wsize);
+  }
+}
+
 // ---- weight gradient ------------------------------------------------------------------------------------
 
 template <class T>
@@ -688,6 +838,10 @@ void weight_grad_typed(const Geom& g, const Array& gout, const Array& x, Array& 
   if (g.N == 0 || g.O * Kg == 0) {
     std::fill(DW, DW + g.O * Kg, T(0));
     return;
+  }
+  if (!direct) {
+    const Micro<T> mk = micro_kernel<T>();
+    if (mk.kernel) return weight_grad_packed<T>(g, mk, gm, x, dw);
   }
   // The GEMM reads col^T (ncols, Kg) as B: its packing transposes whole
   // panels of 32 columns with vector shuffles but copies a narrower last
@@ -766,6 +920,7 @@ Array conv_forward(const Array& x, const Array& w, const std::optional<Array>& b
                    const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                    const std::vector<int64_t>& dilation, int64_t groups, const std::string& op) {
   if (is_cuda(x.device())) return cuda::via_host(op.c_str(), x.device(), [&](auto h) { return conv_forward(h(x), h(w), h(bias), stride, padding, dilation, groups, op); });  // no CUDA kernel yet
+  if (is_cuda(x.device())) return cuda::via_host(op.c_str(), x.device(), [&](auto h) { return conv_forward(h(x), h(w), h(bias), stride, padding, dilation, groups, op); });  // no CUDA kernel yet
   const int sd = x.ndim() == 3 ? 1 : 2;
   const Params p = parse_params(op, sd, stride, padding, dilation, groups);
   const Geom g = make_geom(op, p, x.shape, w.shape, "input");
@@ -785,6 +940,7 @@ Array conv_input_grad(const Array& gout, const Array& w, const std::optional<Arr
                       const std::vector<int64_t>& input_size, const std::vector<int64_t>& stride,
                       const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups,
                       const std::string& op) {
+  if (is_cuda(gout.device())) return cuda::via_host(op.c_str(), gout.device(), [&](auto h) { return conv_input_grad(h(gout), h(w), h(bias), input_size, stride, padding, dilation, groups, op); });  // no CUDA kernel yet
   if (is_cuda(gout.device())) return cuda::via_host(op.c_str(), gout.device(), [&](auto h) { return conv_input_grad(h(gout), h(w), h(bias), input_size, stride, padding, dilation, groups, op); });  // no CUDA kernel yet
   const int sd = gout.ndim() == 3 ? 1 : 2;
   const Params p = parse_params(op, sd, stride, padding, dilation, groups);
@@ -830,6 +986,7 @@ Array conv_input_grad(const Array& gout, const Array& w, const std::optional<Arr
 Array conv_weight_grad(const Array& gout, const Array& x, const std::vector<int64_t>& kernel_size,
                        const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                        const std::vector<int64_t>& dilation, int64_t groups, const std::string& op) {
+  if (is_cuda(gout.device())) return cuda::via_host(op.c_str(), gout.device(), [&](auto h) { return conv_weight_grad(h(gout), h(x), kernel_size, stride, padding, dilation, groups, op); });  // no CUDA kernel yet
   if (is_cuda(gout.device())) return cuda::via_host(op.c_str(), gout.device(), [&](auto h) { return conv_weight_grad(h(gout), h(x), kernel_size, stride, padding, dilation, groups, op); });  // no CUDA kernel yet
   const int sd = x.ndim() == 3 ? 1 : 2;
   const Params p = parse_params(op, sd, stride, padding, dilation, groups);
