@@ -40,7 +40,6 @@
 
 #include "cpu/gemm.h"
 #include "cuda/index.h"
-#include "cuda/index.h"
 #include "device.h"
 #include "errors.h"
 #include "parallel.h"
@@ -920,7 +919,6 @@ Array conv_forward(const Array& x, const Array& w, const std::optional<Array>& b
                    const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                    const std::vector<int64_t>& dilation, int64_t groups, const std::string& op) {
   if (is_cuda(x.device())) return cuda::via_host(op.c_str(), x.device(), [&](auto h) { return conv_forward(h(x), h(w), h(bias), stride, padding, dilation, groups, op); });  // no CUDA kernel yet
-  if (is_cuda(x.device())) return cuda::via_host(op.c_str(), x.device(), [&](auto h) { return conv_forward(h(x), h(w), h(bias), stride, padding, dilation, groups, op); });  // no CUDA kernel yet
   const int sd = x.ndim() == 3 ? 1 : 2;
   const Params p = parse_params(op, sd, stride, padding, dilation, groups);
   const Geom g = make_geom(op, p, x.shape, w.shape, "input");
@@ -940,7 +938,6 @@ Array conv_input_grad(const Array& gout, const Array& w, const std::optional<Arr
                       const std::vector<int64_t>& input_size, const std::vector<int64_t>& stride,
                       const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups,
                       const std::string& op) {
-  if (is_cuda(gout.device())) return cuda::via_host(op.c_str(), gout.device(), [&](auto h) { return conv_input_grad(h(gout), h(w), h(bias), input_size, stride, padding, dilation, groups, op); });  // no CUDA kernel yet
   if (is_cuda(gout.device())) return cuda::via_host(op.c_str(), gout.device(), [&](auto h) { return conv_input_grad(h(gout), h(w), h(bias), input_size, stride, padding, dilation, groups, op); });  // no CUDA kernel yet
   const int sd = gout.ndim() == 3 ? 1 : 2;
   const Params p = parse_params(op, sd, stride, padding, dilation, groups);
@@ -986,7 +983,6 @@ Array conv_input_grad(const Array& gout, const Array& w, const std::optional<Arr
 Array conv_weight_grad(const Array& gout, const Array& x, const std::vector<int64_t>& kernel_size,
                        const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                        const std::vector<int64_t>& dilation, int64_t groups, const std::string& op) {
-  if (is_cuda(gout.device())) return cuda::via_host(op.c_str(), gout.device(), [&](auto h) { return conv_weight_grad(h(gout), h(x), kernel_size, stride, padding, dilation, groups, op); });  // no CUDA kernel yet
   if (is_cuda(gout.device())) return cuda::via_host(op.c_str(), gout.device(), [&](auto h) { return conv_weight_grad(h(gout), h(x), kernel_size, stride, padding, dilation, groups, op); });  // no CUDA kernel yet
   const int sd = x.ndim() == 3 ? 1 : 2;
   const Params p = parse_params(op, sd, stride, padding, dilation, groups);
