@@ -355,6 +355,52 @@ def test_random_crop_single_image_and_errors():
         T.RandomCrop(5)(fg.tensor(a))
 
 
+def _crop_loop(x, size, padding, seed):
+    """The per-image reference: the transform's draws (n tops, then n lefts) and one slice per image."""
+    th, tw = size
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    h, w = xp.shape[-2:]
+    fg.manual_seed(seed)
+    tops = fg.randint(0, h - th + 1, (len(x),)).tolist()
+    lefts = fg.randint(0, w - tw + 1, (len(x),)).tolist()
+    return np.stack([xp[k, :, i:i + th, j:j + tw] for k, (i, j) in enumerate(zip(tops, lefts))])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,size,padding", [((37, 3, 9, 7), (6, 5), 2), ((5, 1, 8, 8), (8, 8), 1),
+                                                ((4, 2, 5, 6), (5, 6), 0)])
+def test_random_crop_batch_is_the_per_image_loop(shape, size, padding, dtype):
+    a = _images(shape).astype(dtype)
+    fg.manual_seed(3)
+    out = T.RandomCrop(size, padding=padding)(fg.tensor(a)).numpy()
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, _crop_loop(a, size, padding, 3))
+
+
+def test_random_crop_batch_non_contiguous_and_differentiable():
+    a = _images((9, 3, 7, 8))
+    base = fg.tensor(np.ascontiguousarray(a.transpose(0, 1, 3, 2))).transpose(2, 3)  # strided view of a
+    fg.manual_seed(5)
+    out = T.RandomCrop((4, 5))(base).numpy()
+    np.testing.assert_array_equal(out, _crop_loop(a, (4, 5), 0, 5))
+    fg.manual_seed(5)
+    np.testing.assert_array_equal(T.RandomCrop((4, 5))(fg.tensor(a)[:, :, :, :]).numpy(), out)
+    # with requires_grad the crop stays on the tape: the gradient of the sum
+    # is 1 on every pixel inside its image's window (padding cut away)
+    x = fg.tensor(a, requires_grad=True)
+    fg.manual_seed(5)
+    y = T.RandomCrop((4, 5), padding=1)(x)
+    np.testing.assert_array_equal(y.detach().numpy(), _crop_loop(a, (4, 5), 1, 5))
+    y.sum().backward()
+    fg.manual_seed(5)  # the same draws again: which padded pixels each window covers
+    tops = fg.randint(0, 9 - 4 + 1, (9,)).tolist()
+    lefts = fg.randint(0, 10 - 5 + 1, (9,)).tolist()
+    g = np.zeros((9, 3, 9, 10), np.float32)
+    for k, (i, j) in enumerate(zip(tops, lefts)):
+        g[k, :, i:i + 4, j:j + 5] = 1
+    np.testing.assert_array_equal(x.grad.numpy(), g[:, :, 1:-1, 1:-1])
+
+
 def test_gaussian_noise_statistics_and_clip():
     x = fg.zeros(200, 300)
     fg.manual_seed(0)

@@ -184,7 +184,11 @@ class RandomCrop:
 
     `padding` is an int (all sides), (left/right, top/bottom) or
     (left, top, right, bottom); `pad_if_needed` pads images smaller than
-    `size`; `fill` is the constant padding value. Offsets are drawn per image.
+    `size`; `fill` is the constant padding value. Offsets are drawn per image:
+    on a batch of n, n tops then n lefts (fg.randint over the valid range) from
+    fastgrad's generator, image k cut at (tops[k], lefts[k]) -- the crops a
+    loop over the images would give; the batch is padded once and cut with
+    one gather.
     """
 
     def __init__(self, size, padding=None, pad_if_needed=False, fill=0, padding_mode="constant"):
@@ -213,15 +217,38 @@ class RandomCrop:
         if h < th or w < tw:
             raise ValueError(f"RandomCrop: required crop size {(th, tw)} is larger than the (padded) input image "
                              f"size {(h, w)}")
+        # The draws: n tops, then n lefts, from fastgrad's generator (n = 1
+        # for one image); image k is cut at (tops[k], lefts[k]).
         n = x.shape[0] if _is_batch(x) else 1
-        tops = fg.randint(0, h - th + 1, (n,)).tolist()
-        lefts = fg.randint(0, w - tw + 1, (n,)).tolist()
+        tops = fg.randint(0, h - th + 1, (n,))
+        lefts = fg.randint(0, w - tw + 1, (n,))
         if not _is_batch(x):
-            return x[..., tops[0]:tops[0] + th, lefts[0]:lefts[0] + tw]
-        return fg.stack([x[k, :, i:i + th, j:j + tw] for k, (i, j) in enumerate(zip(tops, lefts))], 0)
+            i, j = int(tops.item()), int(lefts.item())
+            return x[..., i:i + th, j:j + tw]
+        return _crop_batch(x, tops.to(x.device), lefts.to(x.device), th, tw)
 
     def __repr__(self):
         return f"RandomCrop(size={self.size}, padding={self.padding})"
+
+
+def _crop_batch(x, tops, lefts, th, tw):
+    """x[k, :, tops[k]:tops[k] + th, lefts[k]:lefts[k] + tw] for every k, as one gather (no loop over images)."""
+    fg = _fg()
+    n, c, h, w = x.shape
+    k = fg.arange(n).to(x.device)
+    if x.requires_grad:  # advanced indexing: differentiable
+        rows = (tops.reshape(n, 1) + fg.arange(th).to(x.device)).reshape(n, 1, th, 1)
+        cols = (lefts.reshape(n, 1) + fg.arange(tw).to(x.device)).reshape(n, 1, 1, tw)
+        return x[k.reshape(n, 1, 1, 1), fg.arange(c).to(x.device).reshape(1, c, 1, 1), rows, cols]
+    # Every window of every image as one view (n, h - th + 1, w - tw + 1, c, th, tw);
+    # indexing it by (k, top, left) copies whole windows, a strided row at a time.
+    from .. import _C
+    from ..tensor import Tensor
+
+    a = x._data
+    sn, sc, sh, sw = a.strides
+    win = _C.as_strided(a, [n, h - th + 1, w - tw + 1, c, th, tw], [sn, sh, sw, sc, sh, sw], a.offset)
+    return Tensor._wrap(win)[k, tops, lefts]
 
 
 class GaussianNoise:
