@@ -4,6 +4,9 @@
 #include <cstring>
 
 #include "errors.h"
+#ifdef FASTGRAD_WITH_CUDA
+#include "cuda/runtime.h"
+#endif
 
 namespace py = pybind11;
 
@@ -294,6 +297,10 @@ Array from_dlpack(const py::object& obj) {
   Device device;
   if (t->device.device_type == dlpack::kDLCUDA) {
 #ifdef FASTGRAD_WITH_CUDA
+    const int visible = cuda::device_count();
+    if (t->device.device_id < 0 || t->device.device_id >= visible)
+      throw std::runtime_error("from_dlpack: cannot import a tensor on device " + dl_device_str(t->device) +
+                               ": no such CUDA device (" + std::to_string(visible) + " visible)");
     device = Device{DeviceType::CUDA, static_cast<int>(t->device.device_id)};
 #else
     throw std::runtime_error("from_dlpack: cannot import a tensor on device " + dl_device_str(t->device) +

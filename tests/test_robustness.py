@@ -618,6 +618,7 @@ _KINDS = [
     (r"Sequence\[fastgrad\._C\.Array\]", "arrlist"),
     (r"Sequence\[typing\.SupportsInt", "intlist"),
     (r"^fastgrad\._C\.Array$", "array"),
+    (r"^fastgrad\._C\.Array \| None$", "array_opt"),
     (r"^fastgrad\._C\.DType \| None$", "dtype_opt"),
     (r"^fastgrad\._C\.DType$", "dtype"),
     (r"SupportsInt.*SupportsFloat", "number"),

@@ -51,6 +51,9 @@ def from_dlpack(x):
         if hasattr(x, "__dlpack_device__"):
             dev_type, dev_id = x.__dlpack_device__()
             if int(dev_type) == 2 and cuda.is_built():  # kDLCUDA
+                if not 0 <= int(dev_id) < cuda.device_count():
+                    raise RuntimeError(f"from_dlpack: cannot import a tensor on cuda:{int(dev_id)}: no such CUDA "
+                                       f"device ({cuda.device_count()} visible)")
                 # Our kernels run on the legacy default stream (1 in DLPack's
                 # terms): the producer makes its pending work visible there.
                 kwargs["stream"] = 1

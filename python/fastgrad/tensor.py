@@ -447,8 +447,10 @@ def _infer_from_python(data):
             raise TypeError("tensor: nested lists of multi-element tensors are not supported; use fg.stack")
         numbers = np.array(flat)
         if numbers.dtype == object:  # something that is neither a number nor a one-element tensor
-            bad = next(x for x in flat if not isinstance(x, (bool, int, float, np.generic)))
-            raise TypeError(f"tensor: cannot build a tensor from an element of type {type(bad).__name__}")
+            bad = [x for x in flat if not isinstance(x, (bool, int, float, np.generic))]
+            if not bad:  # Python ints beyond 64 bits
+                raise OverflowError("tensor: an integer element does not fit in int64")
+            raise TypeError(f"tensor: cannot build a tensor from an element of type {type(bad[0]).__name__}")
         return _infer_from_python(numbers.reshape(a.shape))
     raise TypeError(f"tensor: cannot build a tensor from data of type {a.dtype}")
 
