@@ -135,6 +135,18 @@ def test_conv2d_unbatched_and_empty_batch():
     assert x.grad.shape == (0, 3, 5, 5) and float(w.grad.abs().sum()) == 0.0
 
 
+def test_conv2d_without_input_channels_gives_the_bias():
+    x = fg.zeros(2, 0, 4, 4, requires_grad=True)
+    w = fg.zeros(3, 0, 3, 3, requires_grad=True)
+    b = fg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = F.conv2d(x, w, b)
+    np.testing.assert_array_equal(y.detach().numpy(), np.broadcast_to(np.array([1.0, 2.0, 3.0], np.float32)
+                                                                      .reshape(1, 3, 1, 1), (2, 3, 2, 2)))
+    y.sum().backward()
+    assert x.grad.shape == (2, 0, 4, 4) and w.grad.shape == (3, 0, 3, 3)
+    np.testing.assert_array_equal(b.grad.numpy(), [8.0, 8.0, 8.0])
+
+
 def test_conv2d_same_result_for_any_thread_count():
     rng = np.random.default_rng(7)
     x = fg.tensor(rng.standard_normal((6, 8, 12, 10)).astype(np.float32), requires_grad=True)

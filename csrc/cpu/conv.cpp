@@ -13,11 +13,12 @@
 //
 // (Kg = C / groups * kh * kw.) The column matrix is built for a block of
 // output rows at a time, sized so that it stays in L2, from a zero-padded
-// copy of the input rows the block reads. The forward skips the column matrix
-// altogether: it drives gemm.h's micro-kernels itself and gathers each packed
-// B panel straight from the padded rows (the portable path uses gemm()). A
-// 1x1 convolution with stride 1 and no padding has col == x: the GEMM reads x
-// in place. The GEMM reads w, w^T, g and x through their strides.
+// copy of the input rows the block reads. The forward and the weight gradient
+// skip the column matrix altogether: they drive gemm.h's micro-kernels
+// themselves and gather each packed B panel straight from the padded rows
+// (the portable path uses im2col + gemm()). A 1x1 convolution with stride 1
+// and no padding has col == x: the GEMM reads x in place. The GEMM reads w,
+// w^T, g and x through their strides.
 //
 // Threads: images (x blocks of rows, forward only) are independent work
 // units; a unit runs its GEMMs single-threaded. With fewer units than
@@ -590,7 +591,7 @@ void forward_typed(const Geom& g, const Array& x, const Array& w, const std::opt
   const int64_t Og = g.Og(), Cg = g.Cg(), Kg = g.Kg(), P = g.P(), OW = g.OW;
   int64_t sp = 0;
   const bool direct = g.pointwise() && fold_hw(g.H, g.W, sH, sW, &sp);
-  if (!direct) {
+  if (!direct && Kg > 0) {  // (Kg = 0, no input channels: the GEMM path writes the bias)
     const Micro<T> mk = micro_kernel<T>();
     if (mk.kernel) return forward_packed<T>(g, mk, wm, x, bias, y);
   }
