@@ -7,7 +7,7 @@
 # FAILED/ERROR lines are printed last. Budget: < 5 min.
 #   ARCH=80 tools/gpu-check.sh     # another architecture
 #   SKIP_BENCH=1 tools/gpu-check.sh
-#   BUILD=build/dev-cuda JOBS=2 tools/gpu-check.sh   # here, without a GPU: build + skipped tests
+#   SKIP_BUILD=1 SKIP_BENCH=1 tools/gpu-check.sh    # here, without a GPU: the stages and the output
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
@@ -35,7 +35,9 @@ echo "nvcc: ${NVCC:-not found}" | tee "$OUT/nvcc.txt"
 [ -n "$NVCC" ] && "$NVCC" --version >> "$OUT/nvcc.txt" 2>&1
 
 echo "== build (sm_$ARCH)"
-if cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFASTGRAD_DEV_OUTPUT=ON -DFASTGRAD_CUDA=ON \
+if [ -n "${SKIP_BUILD:-}" ]; then  # the _C already in python/fastgrad (trying the script out)
+  summary+=("build: skipped")
+elif cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFASTGRAD_DEV_OUTPUT=ON -DFASTGRAD_CUDA=ON \
      ${NVCC:+-DCMAKE_CUDA_COMPILER="$NVCC"} \
      -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -Dpybind11_DIR="$($PY -m pybind11 --cmakedir)" \
      -DPython_EXECUTABLE="$(command -v $PY)" -DSKBUILD_PROJECT_VERSION=0.1.0-gpu > "$OUT/configure.log" 2>&1 &&
@@ -43,7 +45,7 @@ if cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFASTGRAD_DEV_OUT
   summary+=("build: ok ($(elapsed) s, $(grep -c -i warning "$OUT/build.log") warning lines)")
 else
   summary+=("build: FAILED (see build.log)")
-  tail -40 "$OUT/configure.log" "$OUT/build.log"
+  tail -n 40 "$OUT/configure.log" "$OUT/build.log"
   printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
   exit 1
 fi
@@ -54,7 +56,8 @@ $PY -c "import fastgrad as fg, json; print(json.dumps(fg.config(), indent=1))" 2
 run_tests() {  # name, timeout seconds, pytest args...
   local name=$1 limit=$2
   shift 2
-  timeout "$limit" $PY -m pytest -q -p no:cacheprovider "$@" > "$OUT/$name.log" 2>&1
+  # COLUMNS: the -rfE summary lines keep their reasons (pytest cuts them to the width)
+  COLUMNS=220 timeout "$limit" $PY -m pytest -q -p no:cacheprovider "$@" > "$OUT/$name.log" 2>&1
   local rc=$?
   summary+=("$name: rc=$rc, $(tail -1 "$OUT/$name.log")")
 }
@@ -85,7 +88,7 @@ if [ "$(elapsed)" -lt 200 ]; then
 fi
 if [ "$(elapsed)" -lt 230 ]; then
   echo "== CPU quick suite with the CUDA build, and the RNN layers on CUDA"
-  run_tests cpu_quick 40 tests/test_tensor.py tests/test_optim.py -rfE --tb=line
+  run_tests cpu_quick 60 tests/test_tensor.py tests/test_optim.py -rfE --tb=line
   run_tests rnn_cuda 30 tests/test_rnn.py -rfE --tb=line -k cuda
 fi
 if [ -z "${SKIP_BENCH:-}" ] && [ "$(elapsed)" -lt 250 ]; then
@@ -108,11 +111,11 @@ printf '%s\n' "${summary[@]}" > "$OUT/summary.txt"
   find "$OUT" -mindepth 1 -maxdepth 1 ! -name summary.txt -exec rm -rf {} + &&
   mv /tmp/gpu-check-logs.tgz "$OUT/logs.tgz"
 tmp=$(mktemp -d); tar xzf "$OUT/logs.tgz" -C "$tmp" 2>/dev/null
-# (sized to fit: ~20 bench lines, at most 50 failure lines of 150 characters)
-echo "== bench (short)"; grep -E "TFLOP|GB/s|ratio|Adam|adam" "$tmp/bench_cuda.txt" 2>/dev/null | cut -c1-120 | head -20
-echo "== FAILED/ERROR lines (file: line)"
+# (sized to fit: 12 bench lines, at most 45 failure lines of 180 characters)
+echo "== bench (short)"; grep -E "TFLOP|GB/s|ratio|Adam|adam" "$tmp/bench_cuda.txt" 2>/dev/null | cut -c1-110 | head -12
+echo "== FAILED/ERROR lines (log: test - reason)"
 for f in test_cuda ops_on_cuda cpu_quick rnn_cuda; do
-  [ -f "$tmp/$f.log" ] && grep -E "^(FAILED|ERROR)" "$tmp/$f.log" | sed "s|^|$f: |"
-done | cut -c1-150 | head -50
+  [ -f "$tmp/$f.log" ] && grep -E "^(FAILED|ERROR)" "$tmp/$f.log" | sed -E "s#^(FAILED|ERROR) tests/[a-z_]*\.py::#$f: \1 #"
+done | cut -c1-180 | head -45
 rm -rf "$tmp"
 cat "$OUT/summary.txt"
