@@ -166,3 +166,19 @@ def test_positional_encoding_formula():
     np.testing.assert_allclose(out[:, 1::2], np.cos(pos / 10000 ** (i / 8)), atol=1e-6)
     with pytest.raises(ValueError, match="max_len"):
         pe(fg.zeros(1, 51, 8))
+
+
+def test_every_example_is_documented_and_has_a_script():
+    import fastgrad.train as train
+
+    root = os.path.join(os.path.dirname(__file__), "..")
+    with open(os.path.join(root, "README.md")) as f:
+        readme = f.read()
+    names = train.examples()
+    assert {"iris", "mlp", "cnn", "resnet", "lstm", "autoencoder", "vae", "gan", "seq2seq", "transformer",
+            "diffusion", "dqn", "policy-gradient", "contrastive"} <= set(names)
+    for name, module in names.items():
+        assert f"`fastgrad train {name}`" in readme, name
+        assert module.DESCRIPTION and callable(module.run) and callable(module.add_arguments)
+        script = "train_iris.py" if name == "iris" else name.replace("-", "_") + ".py"
+        assert os.path.exists(os.path.join(root, "examples", script)), script
