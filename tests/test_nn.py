@@ -229,15 +229,26 @@ def test_cross_entropy_class_indices(reduction, label_smoothing, weighted):
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_cross_entropy_fused_path(reduction, dtype):
-    # every target valid and no weights: the one-node path; first and second
-    # derivatives and the forward-mode derivative all against torch
+@pytest.mark.parametrize("ignore", [None, -100, 2, "all"])
+def test_cross_entropy_fused_path(reduction, dtype, ignore):
+    # no weights or smoothing: the one-node path (with or without ignored
+    # targets); first and second derivatives and the forward-mode derivative
+    # all against torch
     logits = (RNG.standard_normal((7, 5)) * 3).astype(dtype)
     target = RNG.integers(0, 5, 7)
-    _loss_pair(F.cross_entropy, torch.nn.functional.cross_entropy, [logits, target], dict(reduction=reduction))
+    kw = dict(reduction=reduction)
+    if ignore == "all":
+        target[:] = 3
+        kw["ignore_index"] = 3
+    elif ignore is not None:
+        target[[1, 4]] = ignore
+        kw["ignore_index"] = ignore
+    _loss_pair(F.cross_entropy, torch.nn.functional.cross_entropy, [logits, target], kw)
+    if ignore == "all":
+        return  # nan for the mean, zeros otherwise: the values above are all there is
     x, xt = fgt(logits, True), tht(logits, True)
-    (gx,) = fg.autograd.grad(F.cross_entropy(x, fg.tensor(target), reduction=reduction).sum(), x, create_graph=True)
-    (gt,) = torch.autograd.grad(torch.nn.functional.cross_entropy(xt, torch.tensor(target), reduction=reduction).sum(),
+    (gx,) = fg.autograd.grad(F.cross_entropy(x, fg.tensor(target), **kw).sum(), x, create_graph=True)
+    (gt,) = torch.autograd.grad(torch.nn.functional.cross_entropy(xt, torch.tensor(target), **kw).sum(),
                                 xt, create_graph=True)
     assert gx.grad_fn is not None
     w = RNG.standard_normal((7, 5)).astype(dtype)
@@ -245,8 +256,8 @@ def test_cross_entropy_fused_path(reduction, dtype):
     (ht,) = torch.autograd.grad((gt * tht(w)).sum(), xt)
     close(hx, ht, 1e-4, 1e-5)
     v = RNG.standard_normal((7, 5)).astype(dtype)
-    _, jf = fg.jvp(lambda a: F.cross_entropy(a, fg.tensor(target), reduction=reduction), (fgt(logits),), (fgt(v),))
-    _, jt = torch.func.jvp(lambda a: torch.nn.functional.cross_entropy(a, torch.tensor(target), reduction=reduction),
+    _, jf = fg.jvp(lambda a: F.cross_entropy(a, fg.tensor(target), **kw), (fgt(logits),), (fgt(v),))
+    _, jt = torch.func.jvp(lambda a: torch.nn.functional.cross_entropy(a, torch.tensor(target), **kw),
                            (tht(logits),), (tht(v),))
     close(jf, jt, 1e-4, 1e-5)
 

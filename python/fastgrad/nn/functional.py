@@ -351,50 +351,60 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
 
 class _CrossEntropyIndices(Function):
     """cross_entropy of (N, C) logits against (N,) class indices with no class
-    weights, smoothing or ignored targets: one node instead of a dozen (the
-    common classifier case, where per-op overhead dominates small batches).
-    Forward log_softmax + pick; backward (softmax - one_hot(target)) * g."""
+    weights or smoothing: one node instead of a dozen (the common classifier
+    case, where per-op overhead dominates small batches). Forward log_softmax,
+    pick, mask the ignored rows; backward (softmax - one_hot(target)) * g on
+    the kept rows."""
 
-    def forward(ctx, x, target, reduction):
-        n = x.shape[0]
+    def forward(ctx, x, target, reduction, ignore_index):
+        n, dtype = x.shape[0], x._data.dtype
         logp = _C.log_softmax(x._data, 1)
-        # gather checks every index; a bad (or ignored, negative) one raises
-        # IndexError and the caller takes the general path
-        picked = _C.reshape(_C.gather(logp, 1, _C.unsqueeze(target._data, 1)), [n])
+        keep = _C.ne(target._data, _C.scalar(ignore_index, _dt.int64._c))
+        safe = _C.where(keep, target._data, _C.scalar(0, _dt.int64._c))
+        # gather checks every kept index; a bad one raises IndexError and the
+        # caller's general path reports it
+        picked = _C.reshape(_C.gather(logp, 1, _C.unsqueeze(safe, 1)), [n])
+        w = _C.astype(keep, dtype)
         ctx.save_for_backward(x)
-        ctx.logp, ctx.target, ctx.reduction = logp, target, reduction
+        ctx.logp, ctx.safe, ctx.w, ctx.reduction = logp, safe, w, reduction
+        rows = _C.neg(_C.mul(picked, w))
         if reduction == "none":
-            return _C.neg(picked)
-        total = _C.neg(_C.sum(picked, [0], False))
-        return _C.div(total, _C.scalar(n, x._data.dtype)) if reduction == "mean" else total
+            return rows
+        total = _C.sum(rows, [0], False)
+        if reduction == "sum":
+            return total
+        ctx.count = _C.sum(w, [0], False)  # kept rows; 0 gives nan, as torch
+        return _C.div(total, ctx.count)
 
-    def _scale(ctx, g):
-        """g as the per-row weight of d loss / d logits: (N, 1), or 0-d (over N for the mean)."""
+    def _row_scale(ctx, g):
+        """d loss / d (row's loss) times the keep mask, shaped (N, 1) or broadcastable."""
+        w = _C_wrap(_C.unsqueeze(ctx.w, 1))
         if ctx.reduction == "none":
-            return g.unsqueeze(1)
-        return g / ctx.logp.shape[0] if ctx.reduction == "mean" else g
+            return g.unsqueeze(1) * w
+        if ctx.reduction == "mean":  # every row ignored: the loss is nan, its gradient 0 (torch)
+            count = ctx.count
+            return w * (g / _C_wrap(_C.maximum(count, _C.scalar(1, count.dtype))))
+        return w * g
 
     def vjp(ctx, g):
         (x,) = ctx.saved_tensors
-        c = x.shape[1]
-        onehot = _C.astype(_C.one_hot(ctx.target._data, c), x._data.dtype)
+        onehot = _C.astype(_C.one_hot(ctx.safe, x.shape[1]), x._data.dtype)
         if not _grad_state.grad_enabled and g.dtype is x.dtype:
             d = _C.sub(_C.exp(ctx.logp), onehot)
-            return _C_wrap(_C.mul(d, ctx._scale(g)._data)), None
-        return (x.softmax(1) - _C_wrap(onehot)) * ctx._scale(g), None
+            return _C_wrap(_C.mul(d, ctx._row_scale(g)._data)), None
+        return (x.softmax(1) - _C_wrap(onehot)) * ctx._row_scale(g), None
 
     def jvp(ctx, tx, _t=None):
-        (x,) = ctx.saved_tensors
         p = _C_wrap(_C.exp(ctx.logp))
         dlogp = tx - (p * tx).sum(dim=1, keepdim=True)
-        picked = -dlogp.gather(1, ctx.target.unsqueeze(1)).squeeze(1)
+        rows = -dlogp.gather(1, _C_wrap(_C.unsqueeze(ctx.safe, 1))).squeeze(1) * _C_wrap(ctx.w)
         if ctx.reduction == "none":
-            return picked
-        return picked.mean() if ctx.reduction == "mean" else picked.sum()
+            return rows
+        return rows.sum() / _C_wrap(ctx.count) if ctx.reduction == "mean" else rows.sum()
 
     def release(ctx):
         super().release()
-        ctx.logp = ctx.target = None
+        ctx.logp = ctx.safe = ctx.w = ctx.count = None
 
 
 def _C_wrap(arr):
@@ -409,12 +419,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: {reduction!r} is not a valid value for reduction")
     if (input.ndim == 2 and target.ndim == 1 and target.dtype is _dt.int64 and weight is None
-            and label_smoothing == 0 and ignore_index < 0 and input.dtype.is_floating_point
+            and label_smoothing == 0 and input.dtype.is_floating_point
             and target.shape[0] == input.shape[0] and input.shape[0] > 0):
         try:
-            return _CrossEntropyIndices.apply(input, target=target, reduction=reduction)
+            return _CrossEntropyIndices.apply(input, target=target, reduction=reduction, ignore_index=int(ignore_index))
         except IndexError:
-            pass  # an ignored or out-of-range target: the general path handles or reports it
+            pass  # an out-of-range target: the general path reports it
     class_dim = 1 if input.ndim >= 2 else 0
     c = input.shape[class_dim]
     logp = log_softmax(input, dim=class_dim)
