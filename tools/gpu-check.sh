@@ -56,8 +56,9 @@ $PY -c "import fastgrad as fg, json; print(json.dumps(fg.config(), indent=1))" 2
 run_tests() {  # name, timeout seconds, pytest args...
   local name=$1 limit=$2
   shift 2
-  # COLUMNS: the -rfE summary lines keep their reasons (pytest cuts them to the width)
-  COLUMNS=220 timeout "$limit" $PY -m pytest -q -p no:cacheprovider "$@" > "$OUT/$name.log" 2>&1
+  # COLUMNS: the -rfE summary lines keep their reasons (pytest cuts them to the width).
+  # SIGINT at the limit: pytest stops and still prints its summary of failures.
+  COLUMNS=220 timeout -s INT -k 15 "$limit" $PY -m pytest -q -p no:cacheprovider "$@" > "$OUT/$name.log" 2>&1
   local rc=$?
   summary+=("$name: rc=$rc, $(tail -1 "$OUT/$name.log")")
 }
@@ -83,7 +84,7 @@ rm -f "$OUT"/test_cuda_*.log
 if [ "$(elapsed)" -lt 200 ]; then
   echo "== op tests on cuda (FASTGRAD_TEST_DEVICE=cuda: check_op's fastgrad side runs on the device)"
   export FASTGRAD_TEST_DEVICE=cuda
-  run_tests ops_on_cuda 100 tests/test_ops_grad.py -rfE --tb=line
+  run_tests ops_on_cuda 120 tests/test_ops_grad.py -rfE --tb=line
   unset FASTGRAD_TEST_DEVICE
 fi
 if [ "$(elapsed)" -lt 230 ]; then
