@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #if defined(__SSE2__)
@@ -242,6 +243,35 @@ void pack_b_panel(int64_t kc, int64_t nr, const T* B, int64_t rsB, int64_t csB, 
   }
 }
 
+// Packs NR-panels p0 <= p < p1 of B[0:kc, 0:nc] into dst (panel p at
+// dst + (p - p0) * NR * kc, each as pack_b_panel lays it out).
+template <class T, int NR>
+void pack_b(int64_t kc, int64_t nc, int64_t p0, int64_t p1, const T* B, int64_t rsB, int64_t csB, T* dst) {
+  if (csB == 1) {
+    // Rows contiguous: walk B row by row, so that each read is one long
+    // sequential stream rather than kc short pieces per panel, one row
+    // stride apart. (Measured about neutral on 128x784 @ 784x256, where
+    // packing is ~9% of the time: that is B's first trip from L3/memory,
+    // which the packing pays whichever order it reads in.)
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* src = B + k * rsB;
+      for (int64_t p = p0; p < p1; ++p) {
+        T* d = dst + (p - p0) * NR * kc + k * NR;
+        const int64_t j0 = p * NR, nr = std::min<int64_t>(NR, nc - j0);
+        if (nr == NR) {
+          for (int j = 0; j < NR; ++j) d[j] = src[j0 + j];
+        } else {
+          for (int64_t j = 0; j < nr; ++j) d[j] = src[j0 + j];
+          for (int64_t j = nr; j < NR; ++j) d[j] = T(0);
+        }
+      }
+    }
+    return;
+  }
+  for (int64_t p = p0; p < p1; ++p)
+    pack_b_panel<T, NR>(kc, std::min<int64_t>(NR, nc - p * NR), B + p * NR * csB, rsB, csB, dst + (p - p0) * NR * kc);
+}
+
 // ---- the portable micro-kernel --------------------------------------------------------
 // Plain C++ with a fixed-size accumulator tile; with constant MR/NR the
 // compiler unrolls it and keeps the tile in (SSE2) vector registers. Used for
@@ -274,7 +304,7 @@ template <class T>
 struct Spec {
   MicroKernel<T> kernel;
   void (*pack_a)(int64_t, int64_t, const T*, int64_t, int64_t, T*);
-  void (*pack_b_panel)(int64_t, int64_t, const T*, int64_t, int64_t, T*);
+  void (*pack_b)(int64_t, int64_t, int64_t, int64_t, const T*, int64_t, int64_t, T*);
   int64_t mr, nr;
   // Cache blocking, sized for a 48 KiB L1 / 1.25 MiB L2 per core (Ice Lake;
   // similar on most current x86). KC: an A micro-panel (MR x KC) plus the B
@@ -287,7 +317,7 @@ struct Spec {
 
 template <class T, int MR, int NR>
 Spec<T> make_spec(MicroKernel<T> k, int64_t mc, int64_t kc, int64_t nc) {
-  return Spec<T>{k, &pack_a<T, MR>, &pack_b_panel<T, NR>, MR, NR, mc, kc, nc};
+  return Spec<T>{k, &pack_a<T, MR>, &pack_b<T, NR>, MR, NR, mc, kc, nc};
 }
 
 template <class T> Spec<T> spec_for(Cap cap);
@@ -403,11 +433,10 @@ void gemm_packed(const Spec<T>& s, int64_t M, int64_t N, int64_t K, const T* A, 
           T* Bp = static_cast<T*>(t_pack_b.get(size_t(kc_max) * size_t((p1 - p0) * NR) * sizeof(T)));
           for (int64_t pc = 0; pc < K; pc += kc_max) {
             const int64_t kc = std::min(kc_max, K - pc);
+            const T beta_k = pc == 0 ? beta : T(1);
             s.pack_a(M, kc, A + pc * csA, rsA, csA, Ap);
-            for (int64_t p = p0; p < p1; ++p)
-              s.pack_b_panel(kc, std::min(NR, nc - p * NR), B + pc * rsB + (jc + p * NR) * csB, rsB, csB,
-                             Bp + (p - p0) * NR * kc);
-            tiles(Ap, Bp, 0, M, jc, nc, p0, p1, kc, pc == 0 ? beta : T(1));
+            s.pack_b(kc, nc, p0, p1, B + pc * rsB + jc * csB, rsB, csB, Bp);
+            tiles(Ap, Bp, 0, M, jc, nc, p0, p1, kc, beta_k);
           }
         }
       });
@@ -424,10 +453,7 @@ void gemm_packed(const Spec<T>& s, int64_t M, int64_t N, int64_t K, const T* A, 
       const T beta_k = pc == 0 ? beta : T(1);  // later K blocks accumulate
 
       const T* Bblk = B + pc * rsB + jc * csB;
-      auto pack_b = [&](int64_t p0, int64_t p1) {
-        for (int64_t p = p0; p < p1; ++p)
-          s.pack_b_panel(kc, std::min(NR, nc - p * NR), Bblk + p * NR * csB, rsB, csB, Bp + p * NR * kc);
-      };
+      auto pack_b = [&](int64_t p0, int64_t p1) { s.pack_b(kc, nc, p0, p1, Bblk, rsB, csB, Bp + p0 * NR * kc); };
       if (nt > 1) parallel_for(npanels, std::max<int64_t>(1, 16384 / (kc * NR)), pack_b);
       else pack_b(0, npanels);
 
@@ -459,6 +485,37 @@ void gemm_packed(const Spec<T>& s, int64_t M, int64_t N, int64_t K, const T* A, 
 }
 
 // ---- direct paths for small products and matrix-vector products ------------------------------
+
+// Up to this many multiply-adds a float product on AVX-512 with B's and C's
+// rows contiguous skips packing: the direct kernel reads A and B in place.
+// Packing A is a transpose, about a third of the micro-kernel's own time at
+// 64^3; it pays off only once each packed panel is reused over many tiles.
+// Measured (one core, against the packed path): 64^3 4.9 vs 7.1 us, 96^3
+// 15.2 vs 16.0 us, 128^3 38 vs 35 us; and with N <= 16 (a classifier's last
+// layer, 128x256 @ 256x10) 14 vs 24 us at any size, as the packed path pads
+// N to 32 columns.
+constexpr double kDirectMacs = 110.0 * 110 * 110;
+constexpr int64_t kDirectMaxN = 16;
+
+// C = alpha * A @ B + beta * C by the direct AVX-512 tile kernel (see gemm.h):
+// row tiles of MR, column tiles of NR; threads split the row tiles, and every
+// tile's arithmetic is the same whichever thread runs it.
+void gemm_direct_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsA, int64_t csA, const float* B,
+                     int64_t rsB, float* C, int64_t rsC, float alpha, float beta) {
+  constexpr int64_t MR = gemm_detail::kAvx512MrF32, NR = gemm_detail::kAvx512NrF32;
+  const int64_t ntiles = ceil_div(M, MR);
+  auto rows = [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i = t * MR, m = std::min(MR, M - i);
+      for (int64_t j = 0; j < N; j += NR)
+        gemm_detail::ukernel_direct_avx512_f32(K, A + i * rsA, rsA, csA, B + j, rsB, C + i * rsC + j, rsC, alpha,
+                                               beta, m, std::min(NR, N - j));
+    }
+  };
+  const int nt = threads_for(double(M) * double(N) * double(K));
+  if (nt > 1 && ntiles > 1) parallel_for(ntiles, 1, rows);
+  else rows(0, ntiles);
+}
 
 // C = alpha * A @ B + beta * C by plain loops (row of C accumulated over k as
 // axpy's on rows of B, which vectorises when B's rows are contiguous).
@@ -586,6 +643,24 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsA, int64_t csA,
   if (double(M) * double(N) * double(K) < kSmallMacs) {
     gemm_small<T>(M, N, K, A, rsA, csA, B, rsB, csB, C, rsC, csC, alpha, beta);
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    const bool small = double(M) * double(N) * double(K) <= kDirectMacs || N <= kDirectMaxN;
+    if (small && csC == 1 && current_cap() == Cap::Avx512) {
+      if (csB == 1) {
+        gemm_direct_f32(M, N, K, A, rsA, csA, B, rsB, C, rsC, alpha, beta);
+        return;
+      }
+      if (double(K) * double(N) <= kDirectMacs / 16) {
+        // B with strided rows (typically a transposed weight, x @ W^T): a
+        // row-major copy of B costs K*N moves, little next to M*N*K FMAs.
+        float* Bt = static_cast<float*>(t_pack_b.get(size_t(K) * size_t(N) * sizeof(float)));
+        for (int64_t j = 0; j < N; ++j)
+          for (int64_t k = 0; k < K; ++k) Bt[k * N + j] = B[k * rsB + j * csB];
+        gemm_direct_f32(M, N, K, A, rsA, csA, Bt, N, C, rsC, alpha, beta);
+        return;
+      }
+    }
   }
   const Spec<T> s = spec_for<T>(current_cap());
   gemm_packed<T>(s, M, N, K, A, rsA, csA, B, rsB, csB, C, rsC, csC, alpha, beta);

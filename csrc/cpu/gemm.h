@@ -77,6 +77,14 @@ void ukernel_avx2_f32(int64_t kc, const float* Ap, const float* Bp, float* C, in
 void ukernel_avx2_f64(int64_t kc, const double* Ap, const double* Bp, double* C, int64_t rsC, int64_t csC,
                       double alpha, double beta, int64_t m, int64_t n);
 
+// Small products without packing (AVX-512, float): C[0:m, 0:n] = alpha *
+// A[0:m, 0:kc] @ B[0:kc, 0:n] + beta * C with A[i, k] = A[i * rsA + k * csA],
+// B's rows contiguous (B[k, j] = B[k * rsB + j]) and C's rows contiguous
+// (C[i, j] = C[i * rsC + j]); m <= kAvx512MrF32, n <= kAvx512NrF32. Reads and
+// writes nothing outside those ranges.
+void ukernel_direct_avx512_f32(int64_t kc, const float* A, int64_t rsA, int64_t csA, const float* B, int64_t rsB,
+                               float* C, int64_t rsC, float alpha, float beta, int64_t m, int64_t n);
+
 // Register-resident FP32 FMA loops for measuring the peak rate (machine.cpp):
 // `iters` iterations of kFmaLoopFlops* flops each on independent
 // accumulators; the result only keeps the loop from being optimised away.

@@ -163,7 +163,71 @@ inline void kernel(int64_t kc, const typename S::T* __restrict Ap, const typenam
   }
 }
 
+// Direct (unpacked) tile: C[0:MR, 0:n] = alpha * A @ B + beta * C for small
+// products, reading A and B where they lie. A's 12 rows are addressed from
+// four row pointers (rows 3q, 3q+1, 3q+2 = a[3q] + {0, 1, 2} * rsA), so the
+// loop needs few integer registers; B's row k is one or two (masked) vector
+// loads, so columns past n are never read. Arithmetic per element as in the
+// packed kernel: one accumulator from zero over k in order, then alpha, beta.
+template <int MR, int NV>
+void direct_tile(int64_t kc, const float* A, int64_t rsA, int64_t csA, const float* B, int64_t rsB, float* C,
+                 int64_t rsC, float alpha, float beta, int64_t n) {
+  constexpr int W = 16;
+  const __mmask16 mk0 = n >= W ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
+  const __mmask16 mk1 = n >= 2 * W ? __mmask16(0xFFFF) : n <= W ? __mmask16(0) : __mmask16((1u << (n - W)) - 1u);
+  __m512 c[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) c[r][v] = _mm512_setzero_ps();
+  const float* a[4] = {A, A + 3 * rsA, A + 6 * rsA, A + 9 * rsA};  // only those < MR rows are read
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 b[NV];
+    b[0] = _mm512_maskz_loadu_ps(mk0, B);
+    if (NV > 1) b[NV - 1] = _mm512_maskz_loadu_ps(mk1, B + W);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r / 3][(r % 3) * rsA]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) c[r][v] = _mm512_fmadd_ps(av, b[v], c[r][v]);
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) a[q] += csA;
+    B += rsB;
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      const __mmask16 mk = v == 0 ? mk0 : mk1;
+      float* p = C + r * rsC + v * W;
+      __m512 out = _mm512_mul_ps(va, c[r][v]);
+      if (beta != 0.0f) out = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk, p), out);
+      _mm512_mask_storeu_ps(p, mk, out);
+    }
+}
+
+template <int NV>
+void direct_tile_rows(int64_t m, int64_t kc, const float* A, int64_t rsA, int64_t csA, const float* B, int64_t rsB,
+                      float* C, int64_t rsC, float alpha, float beta, int64_t n) {
+  switch (m) {  // a tile with exactly m rows: rows past M are never read
+#define FG_DIRECT_CASE(R) \
+  case R: return direct_tile<R, NV>(kc, A, rsA, csA, B, rsB, C, rsC, alpha, beta, n);
+    FG_DIRECT_CASE(1) FG_DIRECT_CASE(2) FG_DIRECT_CASE(3) FG_DIRECT_CASE(4) FG_DIRECT_CASE(5) FG_DIRECT_CASE(6)
+    FG_DIRECT_CASE(7) FG_DIRECT_CASE(8) FG_DIRECT_CASE(9) FG_DIRECT_CASE(10) FG_DIRECT_CASE(11)
+    default: return direct_tile<12, NV>(kc, A, rsA, csA, B, rsB, C, rsC, alpha, beta, n);
+#undef FG_DIRECT_CASE
+  }
+}
+
 }  // namespace
+
+void ukernel_direct_avx512_f32(int64_t kc, const float* A, int64_t rsA, int64_t csA, const float* B, int64_t rsB,
+                               float* C, int64_t rsC, float alpha, float beta, int64_t m, int64_t n) {
+  if (n <= 16) direct_tile_rows<1>(m, kc, A, rsA, csA, B, rsB, C, rsC, alpha, beta, n);
+  else direct_tile_rows<2>(m, kc, A, rsA, csA, B, rsB, C, rsC, alpha, beta, n);
+}
 
 void ukernel_avx512_f32(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t rsC, int64_t csC,
                         float alpha, float beta, int64_t m, int64_t n) {
