@@ -70,6 +70,10 @@ OPS = {
 # e^-|z| is tiny (checked separately below, like torch's float result).
 ULP = {"exp": 2, "log": 2, "tanh": 3, "sigmoid": 3, "silu": 4, "gelu": 7, "gelu_tanh": 5, "relu": 0}
 COMPOUND = {"sigmoid", "silu", "gelu", "gelu_tanh"}
+# float32 exp / tanh of the vector builds (pure float32 since round 2);
+# measured max over these sweeps and 4M log-uniform points: exp 1.06 ulp,
+# tanh 1.43 ulp (at |x| ~ 0.65, just above the odd polynomial's range).
+F32_ULP = {"exp": 1.25, "tanh": 1.6}
 
 
 def allowed_ulp(name, x, dtype, cap):
@@ -78,7 +82,7 @@ def allowed_ulp(name, x, dtype, cap):
     -x / sqrt 2 (x^2 ulp in the far negative tail)."""
     tol = np.full(x.shape, ULP[name], dtype=LD)
     if name in ("exp", "tanh") and dtype == np.float32 and cap != "scalar":
-        tol[:] = 0.5001  # evaluated in double and rounded once: correctly rounded
+        tol[:] = F32_ULP[name]  # pure float32 vector code
     if name == "gelu_tanh":
         tol += 4 * np.abs(_z_tanh(x.astype(LD)))
     if name == "gelu" and cap == "scalar" and dtype == np.float64:
@@ -152,6 +156,31 @@ def test_gelu_tanh_far_tail(cap, dtype):
     z = np.abs(_z_tanh(x.astype(LD)))
     rel = np.abs(got.astype(LD) - ref) / np.maximum(np.abs(ref), LD(np.finfo(dtype).tiny))
     assert np.all(rel <= (8 + 4 * z) * np.finfo(dtype).eps)
+
+
+# Dense sweeps around the points where a method changes or a result leaves
+# the normal range: tanh near 0 (odd polynomial), 0.625 (its edge) and 9
+# (saturation); exp near overflow (88.72), the smallest normal result
+# (-87.34) and the last nonzero subnormal (-103.97); gelu's negative tail.
+TRICKY = {
+    "tanh": [(-1e-3, 1e-3), (-0.7, -0.55), (0.55, 0.7), (8.5, 9.5), (-9.5, -8.5), (-1e-30, 1e-30)],
+    "exp": [(88.0, 88.73), (-87.6, -87.0), (-104.0, -103.0), (-0.35, 0.35)],
+    "gelu": [(-14.0, -5.0), (-5.0, -0.5)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRICKY))
+def test_tricky_points_f32(cap, name):
+    dtype = np.float32
+    for lo, hi in TRICKY[name]:
+        x = np.linspace(lo, hi, 20001).astype(dtype)
+        ref = REFS[name](x.astype(LD), dtype)
+        with np.errstate(over="ignore"):
+            err = ulp_errors(run(name, x), ref, dtype, floor=name in COMPOUND)
+        # below the normal range exp's results are subnormal: 1 unit of the smallest subnormal
+        tol = np.where(np.abs(ref) < np.finfo(dtype).tiny, LD(1), allowed_ulp(name, x, dtype, cap))
+        worst = int(np.argmax(err - tol))
+        assert (err <= tol).all(), f"{name} [{cap}] {err[worst]:.2f} ulp at x={x[worst]!r}"
 
 
 SPECIAL = {
