@@ -184,6 +184,8 @@ def assert_close(actual, expected, atol, rtol, what="values"):
     if e.dtype.kind in "biu":
         np.testing.assert_array_equal(a, e, err_msg=what)
     else:
+        if e.dtype == np.float32:  # a float64 test's bounds on a float32 result (int inputs): 2 ulp at least
+            rtol = max(rtol, 2.5e-7)
         np.testing.assert_allclose(a, e, atol=atol, rtol=rtol, equal_nan=True, err_msg=what)
 
 
