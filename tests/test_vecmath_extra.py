@@ -284,3 +284,40 @@ def test_exp_around_the_zero_cut(cap, dtype):
     with np.errstate(all="ignore"):
         rs = (np.exp(row.astype(LD)) / np.exp(row.astype(LD)).sum()).astype(dtype)
     np.testing.assert_array_equal(sm == 0, rs == 0)
+
+
+# ---- the thread pool (csrc/parallel.cpp) under concurrent callers ------------------------------
+
+def test_pool_concurrent_callers_and_resizes_give_same_bits():
+    import threading
+
+    x = fg.randn(300_001)
+    m = fg.randn(200, 300)
+    work = [lambda: x.exp(), lambda: x.sum(), lambda: F.softplus(x), lambda: m @ m.T, lambda: m.softmax(-1),
+            lambda: m.sum(0)]
+    prev = fg.get_num_threads()
+    try:
+        fg.set_num_threads(1)
+        ref = [f().numpy() for f in work]
+        for n in (2, 3, 2):  # resizing the pool between jobs
+            fg.set_num_threads(n)
+            for f, r in zip(work, ref):
+                np.testing.assert_array_equal(f().numpy(), r)
+        errors = []
+
+        def hammer():  # the GIL is released in the kernels: jobs from several threads queue up
+            try:
+                for _ in range(15):
+                    for f, r in zip(work, ref):
+                        np.testing.assert_array_equal(f().numpy(), r)
+            except Exception as e:  # noqa: BLE001 (reported below)
+                errors.append(e)
+
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors[0]
+    finally:
+        fg.set_num_threads(prev)

@@ -76,7 +76,13 @@ constexpr int64_t kMinRow = 8;
 // independent (group, column chunk) tasks than this (a shape-only rule).
 constexpr int64_t kMinTasks = 64;
 // Elements of work per parallel chunk; smaller problems stay on this thread.
+// A chunk should take tens of microseconds, or waking a worker for it costs
+// more than it saves (on a loaded machine the worker may not run for a
+// while): kGrain for the exp-heavy softmax family, the scans and arg-extrema
+// (~1 ns per element), kReduceGrain for the order-free reductions, which
+// stream at ~0.1-0.3 ns per element.
 constexpr int64_t kGrain = 32768;
+constexpr int64_t kReduceGrain = 131072;
 
 // Integer sums and products wrap like PyTorch's (signed overflow is UB in C++).
 template <class A>
@@ -488,7 +494,7 @@ void reduce_generic(const Op& op, const Plan& pl, const typename Op::in_t* in, t
   };
 
   const int64_t nb = (n_red + kBlock - 1) / kBlock;
-  const int64_t out_grain = std::max<int64_t>(1, kGrain / n_red);
+  const int64_t out_grain = std::max<int64_t>(1, kReduceGrain / n_red);
   if (nb == 1) {
     parallel_for(n_out, out_grain, [&](int64_t m0, int64_t m1) {
       for (int64_t m = m0; m < m1; ++m) {
@@ -504,14 +510,14 @@ void reduce_generic(const Op& op, const Plan& pl, const typename Op::in_t* in, t
   // tasks (this is what parallelises a full reduction), then each output
   // combines its block partials in a balanced tree.
   Scratch<A> part(n_out * nb);
-  parallel_for(n_out * nb, 1, [&](int64_t t0, int64_t t1) {
+  parallel_for(n_out * nb, kReduceGrain / kBlock, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       int64_t m = t / nb, b = t % nb, io, oo;
       locate(m, io, oo);
       part[t] = block(in + io, b * kBlock, std::min(n_red, (b + 1) * kBlock), aux_at(oo));
     }
   });
-  parallel_for(n_out, std::max<int64_t>(1, kGrain / nb), [&](int64_t m0, int64_t m1) {
+  parallel_for(n_out, std::max<int64_t>(1, kReduceGrain / nb), [&](int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m) {
       int64_t io, oo;
       locate(m, io, oo);
@@ -576,7 +582,8 @@ void reduce_rows(const Op& op, const Plan& pl, const typename Op::in_t* in, type
 
   const int64_t ntask = G * ncc * nrb;
   const int64_t work = std::min(rpb, NR) * wmax;
-  parallel_for(ntask, std::max<int64_t>(1, kGrain / std::max<int64_t>(work, 1)), [&](int64_t t0, int64_t t1) {
+  const int64_t grain = std::max<int64_t>(1, kReduceGrain / std::max<int64_t>(work, 1));
+  parallel_for(ntask, grain, [&](int64_t t0, int64_t t1) {
     Scratch<A> buf(levels * wmax);
     IndexBuf ib;
     int64_t* idx = ib.get(std::max(nr, 1));
@@ -674,7 +681,7 @@ void reduce_rows(const Op& op, const Plan& pl, const typename Op::in_t* in, type
     }
   });
   if (nrb == 1) return;
-  parallel_for(G, std::max<int64_t>(1, kGrain / (nrb * C)), [&](int64_t g0, int64_t g1) {
+  parallel_for(G, std::max<int64_t>(1, kReduceGrain / (nrb * C)), [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g) {
       int64_t gio, goo;
       locate(g, gio, goo);
