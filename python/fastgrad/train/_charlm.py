@@ -5,7 +5,7 @@ load), and the validation-loss-against-seconds figure."""
 import math
 import time
 
-from ._common import progress, pyplot
+from ._common import progress, pyplot, save_figure
 
 LN2 = math.log(2.0)
 
@@ -123,11 +123,20 @@ class SliceTrainer:
                 f"{p}train_loss": [q[2] for q in self.points], f"{p}val_loss": [q[3] for q in self.points]}
 
 
+def _backward_step(loss, optimizer, params, clip):
+    """Backward, clip the gradients' global norm to `clip` (0: no clipping), optimizer step; the loss value."""
+    from .. import nn
+
+    loss.backward()
+    if clip:
+        nn.utils.clip_grad_norm_(params, clip)
+    optimizer.step()
+    return loss.item()
+
+
 def lstm_step_fn(model, optimizer, batches, clip=1.0):
     """Truncated BPTT over a StreamBatcher: the state carried from chunk to chunk, detached between
     them, reset at the start of each pass over the text."""
-    from .. import nn
-
     it = batches.forever()
     params = list(model.parameters())
     carried = [None]
@@ -138,18 +147,13 @@ def lstm_step_fn(model, optimizer, batches, clip=1.0):
         optimizer.zero_grad()
         loss, state = model.loss(x, y, state)
         carried[0] = model.detach_state(state)
-        loss.backward()
-        if clip:
-            nn.utils.clip_grad_norm_(params, clip)
-        optimizer.step()
-        return loss.item()
+        return _backward_step(loss, optimizer, params, clip)
 
     return step
 
 
 def window_step_fn(model, optimizer, train_ids, batch_size, length, clip=1.0):
     """Random windows of `length` characters (the Transformer's context)."""
-    from .. import nn
     from ..models.charlm import random_windows
 
     params = list(model.parameters())
@@ -158,11 +162,7 @@ def window_step_fn(model, optimizer, train_ids, batch_size, length, clip=1.0):
         x, y = random_windows(train_ids, batch_size, length)
         optimizer.zero_grad()
         loss, _ = model.loss(x, y)
-        loss.backward()
-        if clip:
-            nn.utils.clip_grad_norm_(params, clip)
-        optimizer.step()
-        return loss.item()
+        return _backward_step(loss, optimizer, params, clip)
 
     return step
 
@@ -200,10 +200,7 @@ def plot_val_vs_seconds(path, trainers, title, unigram=None):
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save_figure(plt, fig, path)
 
 
 def lm_summary(t, unigram):

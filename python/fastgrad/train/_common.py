@@ -61,6 +61,14 @@ def pyplot():
     return plt
 
 
+def save_figure(plt, fig, path, dpi=120):
+    """Lay out, write and close a finished figure; True (what the plot helpers return once drawn)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return True
+
+
 def plot_curves(path, curves, title, xlabel="step", ylabel="training loss", logy=True):
     """One line per curve; returns False when matplotlib is not installed."""
     plt = pyplot()
@@ -76,10 +84,7 @@ def plot_curves(path, curves, title, xlabel="step", ylabel="training loss", logy
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save_figure(plt, fig, path)
 
 
 def image_grid(path, images, title, ncols=8, cmap="gray"):
@@ -95,10 +100,7 @@ def image_grid(path, images, title, ncols=8, cmap="gray"):
         if k < n:
             ax.imshow(images[k], cmap=cmap)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return save_figure(plt, fig, path, dpi=110)
 
 
 def no_matplotlib_hint():
@@ -113,3 +115,13 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+def print_outputs(args, figures, plotted, lead=""):
+    """The closing lines of every example: `lead` (e.g. "total 12.3 s; "), where the CSV went, then the
+    figures (file names under args.out) or, without matplotlib, how to get them."""
+    print(f"\n{lead}wrote CSV to {args.out}/")
+    if plotted:
+        print(("figure: " if len(figures) == 1 else "figures: ") + ", ".join(f"{args.out}/{f}" for f in figures))
+    else:
+        no_matplotlib_hint()

@@ -51,3 +51,11 @@ def judge_digits(predict, samples):
     counts = np.bincount(labels, minlength=10)
     return {"classes_present": int((counts > 0).sum()), "largest_class_share": float(counts.max() / len(labels)),
             "mean_confidence": float(conf.mean()), "class_counts": counts.tolist()}
+
+
+def print_judged_digits(r):
+    """The summary lines of a digits generator's run r = {steps, seconds, metrics: judge_digits(...)}."""
+    m = r["metrics"]
+    print(f"digits, {r['steps']} steps, {r['seconds']:.1f} s; 500 samples judged by an MLP digit classifier:")
+    print(f"  classes present {m['classes_present']}/10, largest class share {m['largest_class_share']:.1%}, "
+          f"mean classifier confidence {m['mean_confidence']:.1%}")

@@ -4,8 +4,8 @@ import time
 
 import numpy as np
 
-from ._common import (image_grid, no_matplotlib_hint, out_path, plot_curves, progress, pyplot, write_curves_csv,
-                      write_summary)
+from ._common import (image_grid, out_path, plot_curves, print_outputs, progress, pyplot, save_figure,
+                      write_curves_csv, write_summary)
 from ._digits_split import digits_split
 
 NAME = "autoencoder"
@@ -71,10 +71,7 @@ def plot_latent(path, codes, labels):
     ax.set_title("2-D autoencoder code of the digits (train + test)")
     ax.set_xlabel("z1")
     ax.set_ylabel("z2")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save_figure(plt, fig, path)
 
 
 def run(args):
@@ -128,9 +125,5 @@ def run(args):
     print(f"{'code size m':<13}{'AE test MSE':>13}{'PCA test MSE':>14}{'mean-image MSE':>16}{'time':>8}")
     for m, r in results.items():
         print(f"{m:<13}{r['test_mse']:>13.4f}{r['pca_test_mse']:>14.4f}{mean_mse:>16.4f}{r['seconds']:>7.1f}s")
-    print(f"\ntotal {elapsed:.1f} s; wrote CSV to {args.out}/")
-    if plotted:
-        print("figures: " + ", ".join(f"{args.out}/{f}" for f in figures))
-    else:
-        no_matplotlib_hint()
+    print_outputs(args, figures, plotted, f"total {elapsed:.1f} s; ")
     return 0

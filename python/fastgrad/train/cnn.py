@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ._common import no_matplotlib_hint, out_path, plot_curves, progress, write_curves_csv, write_summary
+from ._common import out_path, plot_curves, print_outputs, progress, write_curves_csv, write_summary
 from ._digits_split import digits_split
 
 NAME = "cnn"
@@ -157,9 +157,5 @@ def run(args):
     print(f"{'test accuracy':<24}{test_acc[-1] * 100:>9.1f}%  (bar {BAR * 100:g}%: "
           f"{'met' if test_acc[-1] >= BAR else 'NOT met'})")
     print(f"{'time':<24}{seconds:>9.1f}s  ({args.epochs} epochs)")
-    print(f"wrote CSV to {args.out}/")
-    if plotted:
-        print(f"figures: {args.out}/cnn_loss.png, {args.out}/cnn_accuracy.png")
-    else:
-        no_matplotlib_hint()
+    print_outputs(args, ["cnn_loss.png", "cnn_accuracy.png"], plotted)
     return 0

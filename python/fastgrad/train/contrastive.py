@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from ._common import image_grid, no_matplotlib_hint, out_path, plot_curves, progress, pyplot, write_curves_csv, \
-    write_summary
+from ._common import (image_grid, out_path, plot_curves, print_outputs, progress, pyplot, save_figure,
+                      write_curves_csv, write_summary)
 from ._digits_split import digits_split
 
 NAME = "contrastive"
@@ -102,12 +102,7 @@ def run(args):
     print(f"  {'learned embedding':<32}{acc:>11.1%}{acc_aug:>20.1%}")
     print(f"  {'raw pixels':<32}{pixel_acc:>11.1%}{pixel_aug:>20.1%}")
     print(f"  {'random-init encoder':<32}{random_acc:>11.1%}{random_aug:>20.1%}")
-    print(f"\nwrote CSV to {args.out}/")
-    if plotted:
-        print(f"figures: {args.out}/contrastive_knn.png, {args.out}/contrastive_loss.png, "
-              f"{args.out}/contrastive_views.png")
-    else:
-        no_matplotlib_hint()
+    print_outputs(args, ["contrastive_knn.png", "contrastive_loss.png", "contrastive_views.png"], plotted)
     return 0
 
 
@@ -124,7 +119,4 @@ def plot_knn(path, steps, curve, pixel_acc, random_acc, k):
     ax.set_title("Contrastive digits embedding: kNN accuracy on the test split")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save_figure(plt, fig, path)

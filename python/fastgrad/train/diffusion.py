@@ -7,9 +7,9 @@ import time
 
 import numpy as np
 
-from ._common import image_grid, no_matplotlib_hint, out_path, plot_curves, progress, pyplot, write_curves_csv, \
-    write_summary
-from ._digits_split import digit_classifier, digits_split, judge_digits
+from ._common import (image_grid, out_path, plot_curves, print_outputs, progress, pyplot, save_figure,
+                      write_curves_csv, write_summary)
+from ._digits_split import digit_classifier, digits_split, judge_digits, print_judged_digits
 
 NAME = "diffusion"
 DESCRIPTION = "DDPM with an MLP denoiser on 2-D two moons (sliced Wasserstein vs held-out data) and on digits"
@@ -128,10 +128,7 @@ def plot_moons(path, samples, heldout, metrics):
     for ax in axes:
         ax.set_aspect("equal")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save_figure(plt, fig, path)
 
 
 def run(args):
@@ -177,13 +174,6 @@ def run(args):
             m = r["metrics"][name]
             print(f"  {label:<30}{m['sliced_wasserstein']:>11.4f}{m['mean_nn_distance']:>14.4f}")
     if "digits" in results:
-        r, m = results["digits"], results["digits"]["metrics"]
-        print(f"digits, {r['steps']} steps, {r['seconds']:.1f} s; 500 samples judged by an MLP digit classifier:")
-        print(f"  classes present {m['classes_present']}/10, largest class share {m['largest_class_share']:.1%}, "
-              f"mean classifier confidence {m['mean_confidence']:.1%}")
-    print(f"\ntotal {elapsed:.1f} s; wrote CSV to {args.out}/")
-    if plotted:
-        print("figures: " + ", ".join(f"{args.out}/{f}" for f in figures))
-    else:
-        no_matplotlib_hint()
+        print_judged_digits(results["digits"])
+    print_outputs(args, figures, plotted, f"total {elapsed:.1f} s; ")
     return 0

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from ._common import no_matplotlib_hint, out_path, plot_curves, progress, write_curves_csv, write_summary
+from ._common import out_path, plot_curves, print_outputs, progress, write_curves_csv, write_summary
 
 NAME = "dqn"
 DESCRIPTION = "DQN (replay, target net, double-DQN, Huber) on CartPole-v1: greedy return over 100 episodes"
@@ -164,9 +164,5 @@ def run(args):
     print(f"{'greedy return, 100 eval ep.':<28}{mean:>10.1f}  (std {std:.1f}, bar {BAR:g}: "
           f"{'met' if mean >= BAR else 'NOT met'})")
     print(f"{'time':<28}{seconds:>9.1f}s  (training {train_seconds:.1f} s)")
-    print(f"wrote CSV to {args.out}/")
-    if plotted:
-        print(f"figure: {args.out}/dqn_returns.png")
-    else:
-        no_matplotlib_hint()
+    print_outputs(args, ["dqn_returns.png"], plotted)
     return 0

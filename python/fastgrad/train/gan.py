@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from ._common import image_grid, no_matplotlib_hint, out_path, plot_curves, progress, pyplot, write_curves_csv, \
-    write_summary
-from ._digits_split import digit_classifier, digits_split, judge_digits
+from ._common import (image_grid, out_path, plot_curves, print_outputs, progress, pyplot, save_figure,
+                      write_curves_csv, write_summary)
+from ._digits_split import digit_classifier, digits_split, judge_digits, print_judged_digits
 
 NAME = "gan"
 DESCRIPTION = "GAN (non-saturating loss) on a ring of 8 Gaussians (mode coverage) and on digits (samples)"
@@ -113,10 +113,7 @@ def plot_ring(path, samples, std):
     ax.set_ylim(-3, 3)
     ax.legend(loc="upper right", fontsize=8, markerscale=4)
     ax.set_title("GAN on a ring of 8 Gaussians (circles: 3 std)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save_figure(plt, fig, path)
 
 
 def smooth(values, width=50):
@@ -164,13 +161,6 @@ def run(args):
               f"{real['high_quality_fraction']:.1%})")
         print(f"  high-quality samples per mode: {m['per_mode_high_quality']}")
     if "digits" in results:
-        r, m = results["digits"], results["digits"]["metrics"]
-        print(f"digits, {r['steps']} steps, {r['seconds']:.1f} s; 500 samples judged by an MLP digit classifier:")
-        print(f"  classes present {m['classes_present']}/10, largest class share {m['largest_class_share']:.1%}, "
-              f"mean classifier confidence {m['mean_confidence']:.1%}")
-    print(f"\ntotal {elapsed:.1f} s; wrote CSV to {args.out}/")
-    if plotted:
-        print("figures: " + ", ".join(f"{args.out}/{f}" for f in figures))
-    else:
-        no_matplotlib_hint()
+        print_judged_digits(results["digits"])
+    print_outputs(args, figures, plotted, f"total {elapsed:.1f} s; ")
     return 0

@@ -3,7 +3,7 @@ optimizer and, for one optimizer, per learning rate (full batch)."""
 import sys
 import time
 
-from ._common import no_matplotlib_hint, out_path, plot_curves, progress, write_curves_csv, write_summary
+from ._common import out_path, plot_curves, print_outputs, progress, write_curves_csv, write_summary
 
 NAME = "iris"
 DESCRIPTION = "MLP 4-8(ReLU)-3 on Iris: loss curves per optimizer and per learning rate"
@@ -109,9 +109,5 @@ def run(args):
     print(f"{'optimizer':<18}{'lr':>8}{'final loss':>13}{'accuracy':>10}")
     for o, lr, loss, acc in summary:
         print(f"{o:<18}{lr:>8g}{loss:>13.4f}{acc * 100:>9.1f}%")
-    print(f"\n{len(summary)} runs in {elapsed:.1f} s; wrote CSV to {args.out}/")
-    if plotted:
-        print(f"figures: {args.out}/iris_loss_per_optimizer.png, {args.out}/iris_loss_per_lr.png")
-    else:
-        no_matplotlib_hint()
+    print_outputs(args, ["iris_loss_per_optimizer.png", "iris_loss_per_lr.png"], plotted, f"{len(summary)} runs in {elapsed:.1f} s; ")
     return 0

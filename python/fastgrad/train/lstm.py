@@ -10,7 +10,7 @@ adding  the adding problem (sum of the two marked values of a sequence):
 import time
 
 from . import _charlm as C
-from ._common import (no_matplotlib_hint, out_path, plot_curves, progress, write_curves_csv, write_summary)
+from ._common import out_path, plot_curves, print_outputs, progress, write_curves_csv, write_summary
 
 NAME = "lstm"
 DESCRIPTION = "LSTM: char-level Shakespeare LM with truncated BPTT (samples text) and the adding problem"
@@ -168,9 +168,5 @@ def run(args):
               f"predicting 1 ({s['baseline_mse'] / max(s['test_mse'], 1e-12):.0f}x lower); "
               f"{100 * s['fraction_within_0.04']:.1f}% of sums within 0.04; {s['steps']} steps in "
               f"{s['seconds']:.1f} s")
-    print(f"\ntotal {summary['seconds']:.1f} s; wrote CSV to {args.out}/")
-    if plotted:
-        print("figures: " + ", ".join(f"{args.out}/{f}" for f in figures))
-    else:
-        no_matplotlib_hint()
+    print_outputs(args, figures, plotted, f"total {summary['seconds']:.1f} s; ")
     return 0

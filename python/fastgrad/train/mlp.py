@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from ._common import (no_matplotlib_hint, out_path, plot_curves, progress, pyplot, write_curves_csv,
+from ._common import (out_path, plot_curves, print_outputs, progress, pyplot, save_figure, write_curves_csv,
                       write_summary)
 
 NAME = "mlp"
@@ -100,10 +100,7 @@ def plot_fits(path, fits, hidden):
         ax.set_xlabel("x")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save_figure(plt, fig, path)
 
 
 def run(args):
@@ -134,9 +131,5 @@ def run(args):
     for name, r in results.items():
         print(f"{name:<10}{FUNCTIONS[name][0]:<22}{r['final_mse']:>12.2e}{r['max_abs_error']:>24.4f}"
               f"{r['seconds']:>7.1f}s")
-    print(f"\ntotal {elapsed:.1f} s; wrote CSV to {args.out}/")
-    if plotted:
-        print(f"figures: {args.out}/mlp_fit.png, {args.out}/mlp_loss.png")
-    else:
-        no_matplotlib_hint()
+    print_outputs(args, ["mlp_fit.png", "mlp_loss.png"], plotted, f"total {elapsed:.1f} s; ")
     return 0

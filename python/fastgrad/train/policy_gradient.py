@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ._common import no_matplotlib_hint, out_path, plot_curves, progress, write_curves_csv, write_summary
+from ._common import out_path, plot_curves, print_outputs, progress, write_curves_csv, write_summary
 from .dqn import moving_average, write_checks_csv
 
 NAME = "policy-gradient"
@@ -139,9 +139,5 @@ def run(args):
     print(f"{'greedy return, 100 eval ep.':<28}{mean:>10.1f}  (std {std:.1f}, bar {BAR:g}: "
           f"{'met' if mean >= BAR else 'NOT met'})")
     print(f"{'time':<28}{seconds:>9.1f}s  (training {train_seconds:.1f} s)")
-    print(f"wrote CSV to {args.out}/")
-    if plotted:
-        print(f"figure: {args.out}/policy_gradient_returns.png")
-    else:
-        no_matplotlib_hint()
+    print_outputs(args, ["policy_gradient_returns.png"], plotted)
     return 0

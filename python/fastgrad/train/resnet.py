@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from ._common import no_matplotlib_hint, out_path, plot_curves, write_curves_csv, write_summary
+from ._common import out_path, plot_curves, print_outputs, write_curves_csv, write_summary
 from .cnn import accuracy, augmentation, digits_images, fit, standardised
 
 NAME = "resnet"
@@ -85,9 +85,5 @@ def run(args):
     for r in results.values():
         print(f"{r['label']:<14}{r['parameters']:>9}{r['final_train_loss']:>12.4f}{r['train_accuracy'] * 100:>10.1f}%"
               f"{r['test_accuracy'] * 100:>9.1f}%{r['seconds']:>8.1f}s")
-    print(f"wrote CSV to {args.out}/")
-    if plotted:
-        print(f"figure: {args.out}/resnet_vs_plain_loss.png")
-    else:
-        no_matplotlib_hint()
+    print_outputs(args, ["resnet_vs_plain_loss.png"], plotted)
     return 0

@@ -4,7 +4,7 @@ decoding on held-out sources (none of them seen in training); exact-sequence
 and per-token accuracy, for an LSTM with attention and for a Transformer."""
 import time
 
-from ._common import no_matplotlib_hint, out_path, plot_curves, progress, write_curves_csv, write_summary
+from ._common import out_path, plot_curves, print_outputs, progress, write_curves_csv, write_summary
 
 NAME = "seq2seq"
 DESCRIPTION = "encoder-decoder (LSTM+attention, Transformer) reversing/sorting sequences: greedy-decoded accuracy"
@@ -147,9 +147,5 @@ def run(args):
         print(f"\n{arch}: source -> target | greedy decoding")
         for s, t, p in ex:
             print(f"  {s:<26} -> {t:<30} | {p}")
-    print(f"\ntotal {summary['seconds']:.1f} s; wrote CSV to {args.out}/")
-    if plotted:
-        print(f"figures: {args.out}/seq2seq_loss.png, {args.out}/seq2seq_accuracy.png")
-    else:
-        no_matplotlib_hint()
+    print_outputs(args, ["seq2seq_loss.png", "seq2seq_accuracy.png"], plotted, f"total {summary['seconds']:.1f} s; ")
     return 0

@@ -7,7 +7,7 @@ import argparse
 import time
 
 from . import _charlm as C
-from ._common import no_matplotlib_hint, out_path, write_curves_csv, write_summary
+from ._common import out_path, print_outputs, write_curves_csv, write_summary
 
 NAME = "transformer"
 DESCRIPTION = "causal Transformer char LM of Shakespeare vs the LSTM for the same wall-clock budget"
@@ -108,9 +108,5 @@ def run(args):
           + "-" * 60)
     print(sample.strip("\n"))
     print("-" * 60)
-    print(f"\ntotal {summary['seconds']:.1f} s; wrote CSV to {args.out}/")
-    if plotted:
-        print(f"figure: {args.out}/transformer_vs_lstm.png")
-    else:
-        no_matplotlib_hint()
+    print_outputs(args, ["transformer_vs_lstm.png"], plotted, f"total {summary['seconds']:.1f} s; ")
     return 0

@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 
-from ._common import image_grid, no_matplotlib_hint, out_path, plot_curves, progress, write_curves_csv, write_summary
+from ._common import (image_grid, out_path, plot_curves, print_outputs, progress, write_curves_csv,
+                      write_summary)
 from ._digits_split import digits_split
 
 NAME = "vae"
@@ -103,9 +104,5 @@ def run(args):
     print(f"{'  = reconstruction log-likelihood':<44}{rec:>10.2f}")
     print(f"{'  - KL(q(z|x) || N(0, I))':<44}{kl:>10.2f}")
     print(f"{'independent-pixel Bernoulli log-likelihood':<44}{floor:>10.2f} (no latent: the floor)")
-    print(f"\nwrote CSV to {args.out}/")
-    if plotted:
-        print(f"figures: {args.out}/vae_samples.png, {args.out}/vae_elbo.png")
-    else:
-        no_matplotlib_hint()
+    print_outputs(args, ["vae_samples.png", "vae_elbo.png"], plotted)
     return 0
