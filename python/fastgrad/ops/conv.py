@@ -33,6 +33,20 @@ def _bias_view(b, ndim):
     return b.reshape([1, -1] + [1] * (ndim - 2))
 
 
+def _plus_bias_tangent(out, tb, shape):
+    """A jvp's tangent `out` (None: zero) plus the bias tangent tb (None: zero) broadcast to `shape`."""
+    if tb is None:
+        return out
+    tb = _bias_view(tb, len(shape))
+    return tb + out if out is not None else tb.expand(*shape)
+
+
+def _save(ctx, a, b, stride, padding, dilation, groups):
+    """Save a forward's two operands and the geometry that its vjp and jvp pass on to the other ops."""
+    ctx.save_for_backward(a, b)
+    ctx.geo = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
 def _crop(t, shape):
     """t's leading corner of `shape` in the spatial dims (a view). The adjoint
     of a convolution whose output was given a size below the natural one
@@ -65,8 +79,7 @@ class Conv(Function):
     """y = conv(x, w) + b. x (N, C, *S), w (O, C/groups, *K), b (O,)."""
 
     def forward(ctx, x, w, b=None, *, stride, padding, dilation, groups, op):
-        ctx.save_for_backward(x, w)
-        ctx.geo = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        _save(ctx, x, w, stride, padding, dilation, groups)
         out = _C.conv_forward(x._data, w._data, None if b is None else b._data, stride, padding, dilation, groups,
                               op)
         ctx.out_shape = out.shape
@@ -85,10 +98,7 @@ class Conv(Function):
         x, w = ctx.saved_tensors
         geo = ctx.geo
         out = tsum(None if tx is None else conv(tx, w, **geo), None if tw is None else conv(x, tw, **geo))
-        if tb is not None:
-            tb = _bias_view(tb, x.ndim)
-            out = tb + out if out is not None else tb.expand(*ctx.out_shape)
-        return out
+        return _plus_bias_tangent(out, tb, ctx.out_shape)
 
 
 class ConvInputGrad(Function):
@@ -96,8 +106,7 @@ class ConvInputGrad(Function):
     convolution. g (N, O, *S_out), w (O, C/groups, *K), b (C,), dx (N, C, *size)."""
 
     def forward(ctx, g, w, b=None, *, size, stride, padding, dilation, groups, op):
-        ctx.save_for_backward(g, w)
-        ctx.geo = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        _save(ctx, g, w, stride, padding, dilation, groups)
         out = _C.conv_input_grad(g._data, w._data, None if b is None else b._data, size, stride, padding, dilation,
                                  groups, op)
         ctx.out_shape = out.shape
@@ -118,10 +127,7 @@ class ConvInputGrad(Function):
         size = ctx.out_shape[2:]
         out = tsum(None if tg is None else conv_input_grad(tg, w, size=size, **geo),
                    None if tw is None else conv_input_grad(g, tw, size=size, **geo))
-        if tb is not None:
-            tb = _bias_view(tb, g.ndim)
-            out = tb + out if out is not None else tb.expand(*ctx.out_shape)
-        return out
+        return _plus_bias_tangent(out, tb, ctx.out_shape)
 
 
 class ConvWeightGrad(Function):
@@ -129,8 +135,7 @@ class ConvWeightGrad(Function):
     x (N, C, *S), dw (O, C/groups, *kernel_size)."""
 
     def forward(ctx, g, x, *, kernel_size, stride, padding, dilation, groups, op):
-        ctx.save_for_backward(g, x)
-        ctx.geo = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        _save(ctx, g, x, stride, padding, dilation, groups)
         out = _C.conv_weight_grad(g._data, x._data, kernel_size, stride, padding, dilation, groups, op)
         ctx.out_shape = out.shape
         return out

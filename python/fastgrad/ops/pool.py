@@ -382,15 +382,21 @@ def upsample_bilinear(input, size=None, scale_factor=None):
 # -- pixel shuffle ----------------------------------------------------------------------------------
 
 
-def pixel_shuffle(input, upscale_factor):
-    """(*, C*r*r, H, W) -> (*, C, H*r, W*r): a reshape and a permute."""
-    op = "pixel_shuffle"
-    r = _int(upscale_factor, "upscale_factor", op)
+def _shuffle_factor(input, factor, name, op):
+    """The checked factor r of pixel_(un)shuffle, whose input has at least 3 dims (*, C, H, W)."""
+    r = _int(factor, name, op)
     if not isinstance(input, Tensor) or input.ndim < 3:
         raise ValueError(f"{op}: expected an input of at least 3 dims, got "
                          f"{list(input.shape) if isinstance(input, Tensor) else type(input).__name__}")
     if r <= 0:
-        raise ValueError(f"{op}: upscale_factor must be positive, got {r}")
+        raise ValueError(f"{op}: {name} must be positive, got {r}")
+    return r
+
+
+def pixel_shuffle(input, upscale_factor):
+    """(*, C*r*r, H, W) -> (*, C, H*r, W*r): a reshape and a permute."""
+    op = "pixel_shuffle"
+    r = _shuffle_factor(input, upscale_factor, "upscale_factor", op)
     *batch, c, h, w = input.shape
     if c % (r * r) != 0:
         raise ValueError(f"{op}: channels ({c}) must be divisible by the square of upscale_factor ({r * r})")
@@ -403,12 +409,7 @@ def pixel_shuffle(input, upscale_factor):
 def pixel_unshuffle(input, downscale_factor):
     """(*, C, H*r, W*r) -> (*, C*r*r, H, W), the inverse of pixel_shuffle."""
     op = "pixel_unshuffle"
-    r = _int(downscale_factor, "downscale_factor", op)
-    if not isinstance(input, Tensor) or input.ndim < 3:
-        raise ValueError(f"{op}: expected an input of at least 3 dims, got "
-                         f"{list(input.shape) if isinstance(input, Tensor) else type(input).__name__}")
-    if r <= 0:
-        raise ValueError(f"{op}: downscale_factor must be positive, got {r}")
+    r = _shuffle_factor(input, downscale_factor, "downscale_factor", op)
     *batch, c, h, w = input.shape
     if h % r != 0 or w % r != 0:
         raise ValueError(f"{op}: height ({h}) and width ({w}) must be divisible by downscale_factor ({r})")

@@ -92,6 +92,13 @@ def _packed_composite(mode, reverse, xp, h0, w_hh, c0=None, b_ih=None, b_hh=None
     return cat(parts, 0)
 
 
+def _reset_uniform(module):
+    """torch's RNN initialisation: every parameter uniform in +-1/sqrt(hidden_size)."""
+    k = 1.0 / math.sqrt(module.hidden_size)
+    for p in module.parameters():
+        init.uniform_(p, -k, k)
+
+
 # ---------------------------------------------------------------------------------------------
 # the native whole-sequence op
 
@@ -232,9 +239,7 @@ class RNNCellBase(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        k = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            init.uniform_(p, -k, k)
+        _reset_uniform(self)
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
@@ -394,9 +399,7 @@ class RNNBase(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        k = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            init.uniform_(p, -k, k)
+        _reset_uniform(self)
 
     def flatten_parameters(self):
         """No-op (torch packs weights for cuDNN here); kept for compatibility."""
