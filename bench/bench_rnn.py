@@ -36,6 +36,29 @@ def paired_medians(fa, fb, budget_s, max_reps=15, clock=time.perf_counter):
     return statistics.median(ta), statistics.median(tb)
 
 
+def step_fn(framework, mod, x, cell, train):
+    """The timed call of mod, an RNN module of `framework` (torch or fastgrad), on x (T, B, I): forward and
+    backward of the outputs' sum (with train), or a forward under no_grad; for a cell (cell=True), a
+    decoder-style loop of one cell call per step with the loss on every h."""
+    if cell:
+        def run():
+            mod.zero_grad()
+            hc, loss = None, 0
+            for t in range(x.shape[0]):
+                hc = mod(x[t], hc)
+                loss = loss + hc[0].sum()
+            loss.backward()
+    elif train:
+        def run():
+            mod.zero_grad()
+            mod(x)[0].sum().backward()
+    else:
+        def run():
+            with framework.no_grad():
+                mod(x)
+    return run
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1, help="threads for both libraries (default 1)")
@@ -84,38 +107,8 @@ def main():
         x = rng.standard_normal((T, B, I), dtype=np.float32)
         tx, fx = torch.tensor(x), fg.tensor(x)
 
-        if kind.endswith("Cell"):  # a decoder-style loop: one cell call per step, loss on every h
-            def run_torch():
-                tm.zero_grad()
-                hc, loss = None, 0
-                for t in range(T):
-                    hc = tm(tx[t], hc)
-                    loss = loss + hc[0].sum()
-                loss.backward()
-
-            def run_fg():
-                m.zero_grad()
-                hc, loss = None, 0
-                for t in range(T):
-                    hc = m(fx[t], hc)
-                    loss = loss + hc[0].sum()
-                loss.backward()
-        elif train:
-            def run_torch():
-                tm.zero_grad()
-                tm(tx)[0].sum().backward()
-
-            def run_fg():
-                m.zero_grad()
-                m(fx)[0].sum().backward()
-        else:
-            def run_torch():
-                with torch.no_grad():
-                    tm(tx)
-
-            def run_fg():
-                with fg.no_grad():
-                    m(fx)
+        run_torch = step_fn(torch, tm, tx, kind.endswith("Cell"), train)
+        run_fg = step_fn(fg, m, fx, kind.endswith("Cell"), train)
 
         def run_fg_path(run=run_fg, fused="composite" not in label):
             rnn_mod.use_fused = fused

@@ -17,7 +17,6 @@ fastgrad's GFLOP/s at the median (matmul FLOPs only: 3x the forward's).
     PYTHONPATH=python python bench/bench_transformer.py [--reps 15] [--threads 1,2] [--dropout 0.0]
 """
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -25,22 +24,12 @@ import torch
 import fastgrad as fg
 import fastgrad.nn as fnn
 
+from _zoo_common import time_ms
+
 SHAPES = {
     "encoder": dict(batch=32, seq=64, d=128, heads=4, ff=512, causal=False),
     "char-LM": dict(batch=64, seq=128, d=128, heads=4, ff=512, causal=True),
 }
-
-
-def time_ms(fn, reps, warmup=2):
-    """(median, best) wall time of fn() in ms."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times)), 1e3 * min(times)
 
 
 def flops(batch, seq, d, ff, **_):
@@ -109,9 +98,9 @@ def main():
             # interleave the two so that a burst of load on the shared machine hits both
             tm, tb, fm, fb = [], [], [], []
             for _ in range(3):
-                m, b = time_ms(torch_step, max(1, args.reps // 3))
+                m, b = time_ms(torch_step, max(1, args.reps // 3), warmup=2)
                 tm.append(m), tb.append(b)
-                m, b = time_ms(fg_step, max(1, args.reps // 3))
+                m, b = time_ms(fg_step, max(1, args.reps // 3), warmup=2)
                 fm.append(m), fb.append(b)
             t_med, f_med = float(np.median(tm)), float(np.median(fm))
             gflops = 3 * flops(**cfg) / (f_med * 1e-3) / 1e9

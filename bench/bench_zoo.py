@@ -8,39 +8,16 @@ functions from the same seed. Torch is only used here, never in tests.
 
     PYTHONPATH=python python bench/bench_zoo.py [--threads 1] [--reps 7] [--only NAME ...]
 """
-import argparse
 import math
-import os
-import time
 
 import numpy as np
 
-
-def time_step(step, steps, reps):
-    """Median and best ms per call of step() over `reps` blocks of `steps` calls, after one warm-up block."""
-    for _ in range(steps):
-        step()
-    blocks = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        blocks.append((time.perf_counter() - t0) / steps)
-    return 1e3 * float(np.median(blocks)), 1e3 * min(blocks)
+from _zoo_common import import_frameworks, run_steps, step_args, torch_mlp
 
 
 # ---------------------------------------------------------------------------------------------------------
 # zoo part A: mlp, autoencoder, vae, gan, diffusion, contrastive (architectures of python/fastgrad/train/*)
 # ---------------------------------------------------------------------------------------------------------
-
-
-def _torch_mlp(sizes, act, torch):
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(torch.nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(act())
-    return torch.nn.Sequential(*layers)
 
 
 def zoo_a_mlp(fg, torch):
@@ -59,7 +36,7 @@ def zoo_a_mlp(fg, torch):
         F.mse_loss(model(X), Y).backward()
         opt.step()
 
-    tm = _torch_mlp([1, 128, 1], torch.nn.Tanh, torch)
+    tm = torch_mlp([1, 128, 1], torch.nn.Tanh)
     topt = torch.optim.Adam(tm.parameters(), lr=0.01)
     tX, tY = torch.from_numpy(x), torch.from_numpy(y)
 
@@ -91,8 +68,8 @@ def zoo_a_autoencoder(fg, torch):
         F.mse_loss(model(X), X).backward()
         opt.step()
 
-    enc = _torch_mlp([64, 128, 8], torch.nn.ReLU, torch)
-    dec = torch.nn.Sequential(_torch_mlp([8, 128, 64], torch.nn.ReLU, torch), torch.nn.Sigmoid())
+    enc = torch_mlp([64, 128, 8], torch.nn.ReLU)
+    dec = torch.nn.Sequential(torch_mlp([8, 128, 64], torch.nn.ReLU), torch.nn.Sigmoid())
     topt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=2e-3)
     tX = torch.from_numpy(x)
 
@@ -120,7 +97,7 @@ def zoo_a_vae(fg, torch):
 
     enc = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU())
     mu, logvar = torch.nn.Linear(256, 8), torch.nn.Linear(256, 8)
-    dec = _torch_mlp([8, 256, 64], torch.nn.ReLU, torch)
+    dec = torch_mlp([8, 256, 64], torch.nn.ReLU)
     params = [p for m in (enc, mu, logvar, dec) for p in m.parameters()]
     topt = torch.optim.Adam(params, lr=2e-3)
     tX = torch.from_numpy(x)
@@ -150,8 +127,8 @@ def zoo_a_gan(fg, torch):
     def fg_step():
         gan.step(fmodes[fg.randint(0, 8, (512,))] + fg.randn(512, 2) * 0.05)
 
-    G = _torch_mlp([8, 128, 128, 2], torch.nn.ReLU, torch)
-    D = _torch_mlp([2, 128, 128, 1], lambda: torch.nn.LeakyReLU(0.2), torch)
+    G = torch_mlp([8, 128, 128, 2], torch.nn.ReLU)
+    D = torch_mlp([2, 128, 128, 1], lambda: torch.nn.LeakyReLU(0.2))
     og = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
     od = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
     tmodes = torch.from_numpy(modes)
@@ -243,8 +220,8 @@ def zoo_a_contrastive(fg, torch):
         info_nce(model(f1), model(f2), 0.5).backward()
         opt.step()
 
-    enc = _torch_mlp([64, 256, 64], torch.nn.ReLU, torch)
-    head = torch.nn.Sequential(torch.nn.ReLU(), _torch_mlp([64, 64, 32], torch.nn.ReLU, torch))
+    enc = torch_mlp([64, 256, 64], torch.nn.ReLU)
+    head = torch.nn.Sequential(torch.nn.ReLU(), torch_mlp([64, 64, 32], torch.nn.ReLU))
     topt = torch.optim.Adam(list(enc.parameters()) + list(head.parameters()), lr=1e-3)
     t1, t2 = torch.from_numpy(v1), torch.from_numpy(v2)
     target = torch.cat([torch.arange(256, 512), torch.arange(0, 256)])
@@ -270,34 +247,9 @@ SECTIONS = {"zoo part A": ZOO_A}
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1, help="threads for fastgrad and torch (default 1)")
-    ap.add_argument("--reps", type=int, default=7, help="timed blocks per entry (default 7)")
-    ap.add_argument("--steps", type=int, default=20, help="steps per timed block (default 20)")
-    ap.add_argument("--only", nargs="+", default=None, help="entries to run (default: all)")
-    args = ap.parse_args()
-    os.environ["FASTGRAD_NUM_THREADS"] = str(args.threads)
-    import torch
-
-    import fastgrad as fg
-
-    fg.set_num_threads(args.threads)
-    torch.set_num_threads(args.threads)
-    print(f"threads: {args.threads}; ms per training step, median of {args.reps} blocks of {args.steps} "
-          f"(best in brackets); ratio = torch / fastgrad (> 1: fastgrad faster)")
-    print(f"{'entry':<14}{'fastgrad ms':>18}{'torch ms':>18}{'ratio':>8}{'default steps':>15}{'fastgrad s':>12}")
-    for section, entries in SECTIONS.items():
-        print(f"-- {section}")
-        for name, (build, default_steps) in entries.items():
-            if args.only and name not in args.only:
-                continue
-            fg.manual_seed(0)
-            torch.manual_seed(0)
-            fg_step, torch_step = build(fg, torch)
-            f_med, f_best = time_step(fg_step, args.steps, args.reps)
-            t_med, t_best = time_step(torch_step, args.steps, args.reps)
-            print(f"{name:<14}{f_med:>10.3f} ({f_best:5.3f}){t_med:>10.3f} ({t_best:5.3f}){t_med / f_med:>7.2f}x"
-                  f"{default_steps:>15}{default_steps * f_med / 1e3:>11.1f}s", flush=True)
+    args = step_args(__doc__, steps=20)
+    fg, torch = import_frameworks(args.threads)
+    run_steps(SECTIONS, args, fg, torch, digits=3)
 
 
 if __name__ == "__main__":

@@ -35,34 +35,10 @@ import fastgrad as fg
 import fastgrad.nn.functional as F
 from fastgrad.models import DigitsCNN, DQNAgent, PlainNet, REINFORCEAgent, ResNet
 
-
-def time_ms(fn, reps, warmup=3):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(ts)), 1e3 * min(ts)
-
-
-def copy_weights(fg_module, torch_module):
-    """Load fastgrad weights into a torch module with the same parameter names."""
-    sd = {k: torch.from_numpy(v.numpy().copy()) for k, v in fg_module.state_dict().items()}
-    torch_module.load_state_dict(sd)
+from _zoo_common import copy_weights, time_ms, torch_mlp
 
 
 # ---------------------------------------------------------------- torch twins
-
-
-def torch_mlp(sizes, act):
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(torch.nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(act())
-    return torch.nn.Sequential(*layers)
 
 
 class TorchQ(torch.nn.Module):
@@ -128,6 +104,23 @@ class TorchResNet(torch.nn.Module):
 
 
 # ---------------------------------------------------------------- the rows
+
+
+def classifier_steps(model, opt, X, Y, tm, topt, tX, tY):
+    """The cross-entropy training step of a classifier on the batch (X, Y), in fastgrad and in torch."""
+    def fg_step():
+        loss = F.cross_entropy(model(X), Y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def torch_step():
+        loss = torch.nn.functional.cross_entropy(tm(tX), tY)
+        topt.zero_grad()
+        loss.backward()
+        topt.step()
+
+    return fg_step, torch_step
 
 
 def bench_dqn(reps, rng):
@@ -228,17 +221,7 @@ def bench_cnn(reps, rng):
     X, Y, tX, tY = fg.from_numpy(x), fg.from_numpy(y), torch.from_numpy(x), torch.from_numpy(y)
     aug = T.Compose([T.RandomCrop(8, padding=1), T.GaussianNoise(0.05)])
 
-    def fg_step():
-        loss = F.cross_entropy(model(X), Y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    def torch_step():
-        loss = torch.nn.functional.cross_entropy(tm(tX), tY)
-        topt.zero_grad()
-        loss.backward()
-        topt.step()
+    fg_step, torch_step = classifier_steps(model, opt, X, Y, tm, topt, tX, tY)
 
     def torch_aug():
         p = torch.nn.functional.pad(tX, (1, 1, 1, 1))
@@ -262,18 +245,7 @@ def bench_resnet(reps, rng):
         copy_weights(model, tm)
         opt = fg.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
         topt = torch.optim.SGD(tm.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-
-        def fg_step():
-            loss = F.cross_entropy(model(X), Y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        def torch_step():
-            loss = torch.nn.functional.cross_entropy(tm(tX), tY)
-            topt.zero_grad()
-            loss.backward()
-            topt.step()
+        fg_step, torch_step = classifier_steps(model, opt, X, Y, tm, topt, tX, tY)
 
         name = "resnet-32 train step (batch 64)" if residual else "plain-32 train step (batch 64)"
         rows.append((name, time_ms(fg_step, reps), time_ms(torch_step, reps)))

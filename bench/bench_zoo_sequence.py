@@ -6,38 +6,19 @@ preparation is excluded). The examples' training time is about steps x this.
 
     PYTHONPATH=python python bench/bench_zoo_sequence.py [--threads 1] [--reps 7] [--only NAME ...]
 """
-import argparse
 import math
-import os
-import time
 
 import numpy as np
 
-
-def time_step(step, steps, reps):
-    """Median and best ms per call of step() over `reps` blocks of `steps` calls, after one warm-up block."""
-    for _ in range(steps):
-        step()
-    blocks = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        blocks.append((time.perf_counter() - t0) / steps)
-    return 1e3 * float(np.median(blocks)), 1e3 * min(blocks)
+from _zoo_common import import_frameworks, run_steps, step_args
 
 
-def _clip_step(torch, opt, params, loss):
+def _clip_step(framework, opt, params, loss):
+    """One step as the sequence examples train: backward, gradient norm clipped to 1, optimizer step;
+    framework: fastgrad or torch (the same API)."""
     opt.zero_grad()
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
-    opt.step()
-
-
-def _fg_step(fg, opt, params, loss):
-    opt.zero_grad()
-    loss.backward()
-    fg.nn.utils.clip_grad_norm_(params, 1.0)
+    framework.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
 
 
@@ -65,7 +46,7 @@ def lstm_charlm(fg, torch):
     def fg_step():
         loss, s = m.loss(fx, fy, st[0])
         st[0] = m.detach_state(s)
-        _fg_step(fg, opt, params, loss)
+        _clip_step(fg, opt, params, loss)
 
     emb, lstm, head = torch.nn.Embedding(65, 64), torch.nn.LSTM(64, 256), torch.nn.Linear(256, 65)
     tparams = list(emb.parameters()) + list(lstm.parameters()) + list(head.parameters())
@@ -94,7 +75,7 @@ def lstm_adding(fg, torch):
     params = list(m.parameters())
 
     def fg_step():
-        _fg_step(fg, opt, params, F.mse_loss(m(x), y))
+        _clip_step(fg, opt, params, F.mse_loss(m(x), y))
 
     lstm, head = torch.nn.LSTM(2, 64, batch_first=True), torch.nn.Linear(64, 1)
     tparams = list(lstm.parameters()) + list(head.parameters())
@@ -138,7 +119,7 @@ def transformer_charlm(fg, torch):
     fx, fy = fg.tensor(x), fg.tensor(y)
 
     def fg_step():
-        _fg_step(fg, opt, params, m.loss(fx, fy)[0])
+        _clip_step(fg, opt, params, m.loss(fx, fy)[0])
 
     tm = _torch_char_transformer(torch, 65, 128, 4, 2, 64, m.pos.pe.numpy())
     topt = torch.optim.AdamW(tm.parameters(), lr=1e-3, weight_decay=0.01)
@@ -170,7 +151,7 @@ def seq2seq_rnn(fg, torch):
     params = list(m.parameters())
 
     def fg_step():
-        _fg_step(fg, opt, params, m.loss(src, tgt))
+        _clip_step(fg, opt, params, m.loss(src, tgt))
 
     nn = torch.nn
     mods = nn.ModuleDict({"se": nn.Embedding(13, 128), "te": nn.Embedding(13, 128), "enc": nn.LSTM(128, 128),
@@ -203,7 +184,7 @@ def seq2seq_transformer(fg, torch):
     params = list(m.parameters())
 
     def fg_step():
-        _fg_step(fg, opt, params, m.loss(src, tgt))
+        _clip_step(fg, opt, params, m.loss(src, tgt))
 
     nn = torch.nn
     mods = nn.ModuleDict({"se": nn.Embedding(13, 64), "te": nn.Embedding(13, 64),
@@ -233,36 +214,12 @@ ENTRIES = {"lstm-charlm": (lstm_charlm, None), "lstm-adding": (lstm_adding, 1500
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=1, help="threads for fastgrad and torch (default 1)")
-    ap.add_argument("--reps", type=int, default=7, help="timed blocks per entry (default 7)")
-    ap.add_argument("--steps", type=int, default=10, help="steps per timed block (default 10)")
-    ap.add_argument("--only", nargs="+", default=None, help="entries to run (default: all)")
-    args = ap.parse_args()
-    os.environ["FASTGRAD_NUM_THREADS"] = str(args.threads)
+    args = step_args(__doc__, steps=10)
+    fg, torch = import_frameworks(args.threads)
     import warnings
 
-    import torch
-
-    import fastgrad as fg
-
     warnings.filterwarnings("ignore", message="enable_nested_tensor")  # torch's note on norm_first layers
-    fg.set_num_threads(args.threads)
-    torch.set_num_threads(args.threads)
-    print(f"threads: {args.threads}; ms per training step, median of {args.reps} blocks of {args.steps} "
-          f"(best in brackets); ratio = torch / fastgrad (> 1: fastgrad faster); the char LMs train by time")
-    print(f"{'entry':<14}{'fastgrad ms':>18}{'torch ms':>18}{'ratio':>8}{'default steps':>15}{'fastgrad s':>12}")
-    for name, (build, default_steps) in ENTRIES.items():
-        if args.only and name not in args.only:
-            continue
-        fg.manual_seed(0)
-        torch.manual_seed(0)
-        fg_step, torch_step = build(fg, torch)
-        f_med, f_best = time_step(fg_step, args.steps, args.reps)
-        t_med, t_best = time_step(torch_step, args.steps, args.reps)
-        total = f"{default_steps * f_med / 1e3:>11.1f}s" if default_steps else f"{'(by time)':>12}"
-        print(f"{name:<14}{f_med:>10.2f} ({f_best:6.2f}){t_med:>10.2f} ({t_best:6.2f}){t_med / f_med:>7.2f}x"
-              f"{default_steps or '-':>15}{total}", flush=True)
+    run_steps({None: ENTRIES}, args, fg, torch, note="; the char LMs train by time", digits=2)
 
 
 if __name__ == "__main__":
