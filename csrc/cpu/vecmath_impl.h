@@ -84,6 +84,23 @@ inline f64x4 mad(f64x4 a, f64x4 b, f64x4 c) { return _mm256_fmadd_pd(a, b, c); }
 FG_VM_VECTYPES(f32x16, f64x8, i32x16, u32x16, i64x8, u64x8, 64)
 inline f32x16 mad(f32x16 a, f32x16 b, f32x16 c) { return _mm512_fmadd_ps(a, b, c); }
 inline f64x8 mad(f64x8 a, f64x8 b, f64x8 c) { return _mm512_fmadd_pd(a, b, c); }
+// vmaxps(lo, x) / vminps(hi, x) return their second operand when either is
+// NaN or both are equal: exactly the selects above, in one instruction
+// (GCC emitted a compare and a masked move). The all-lanes masked forms:
+// GCC 12's unmasked intrinsics trip -Wmaybe-uninitialized.
+inline f32x16 max_keep_nan(f32x16 lo, f32x16 x) { return _mm512_mask_max_ps(x, 0xffff, lo, x); }
+inline f32x16 min_keep_nan(f32x16 hi, f32x16 x) { return _mm512_mask_min_ps(x, 0xffff, hi, x); }
+inline f64x8 max_keep_nan(f64x8 lo, f64x8 x) { return _mm512_mask_max_pd(x, 0xff, lo, x); }
+inline f64x8 min_keep_nan(f64x8 hi, f64x8 x) { return _mm512_mask_min_pd(x, 0xff, hi, x); }
+#endif
+// x 2^n for float-valued n with one rounding (vscalefps: overflow to inf,
+// gradual underflow): exp's scaling in one instruction where AVX-512 has it.
+template <class V> struct HasScalef { static constexpr bool value = false; };
+#ifdef __AVX512F__
+template <> struct HasScalef<f32x16> { static constexpr bool value = true; };
+template <> struct HasScalef<f64x8> { static constexpr bool value = true; };
+inline f32x16 scalef(f32x16 x, f32x16 n) { return _mm512_mask_scalef_ps(x, 0xffff, x, n); }
+inline f64x8 scalef(f64x8 x, f64x8 n) { return _mm512_mask_scalef_pd(x, 0xff, x, n); }
 #endif
 #undef FG_VM_VECTYPES
 
@@ -296,6 +313,15 @@ inline V exp_shift(V x, int shift) {
   // softmax / attention feeds long runs of -inf or -1e9 through here.
   const IOf<V> zero = below(x, lo);
   x = as_float<V>(as_int(x) & ~zero);
+  if constexpr (HasScalef<V>::value) {
+    // AVX-512: half the instructions of the integer 2^n below (which
+    // made float32 exp compute-bound); lanes >= lo need only the top clamp.
+    x = min_keep_nan(splat<V>(K<T>::kExpHi), x);
+    const V fn = mad(x, splat<V>(K<T>::kLog2e), splat<V>(K<T>::kMagic)) - K<T>::kMagic;
+    const V r = mad(fn, splat<V>(-K<T>::kLn2Lo), mad(fn, splat<V>(-K<T>::kLn2Hi), x));
+    const V e = expm1_poly(r) + T(1);
+    return as_float<V>(as_int(scalef(e, fn + T(shift))) & ~zero);
+  }
   const V r = reduce_ln2(clamp_nan(x, lo, K<T>::kExpHi), &n);
   const V e = expm1_poly(r) + T(1);
   // Two factors: n reaches 128 / 1024 at the top and -150 / -1075 at the
