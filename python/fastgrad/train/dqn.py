@@ -66,6 +66,31 @@ def write_checks_csv(path, checks, when):
         w.writerows([k, f"{r:.6g}"] for k, r in checks)
 
 
+class BestWeights:
+    """Greedy checks during training (check() -> score): keeps a copy of module's weights at the best
+    check so far; finish() restores it unless a final check of the last weights does at least as well."""
+
+    def __init__(self, module, check):
+        self.module, self.check = module, check
+        self.checks, self.best, self.state = [], -1.0, None
+
+    def check_at(self, at):
+        """Check at step or update `at`; the score."""
+        score = self.check()
+        self.checks.append((at, score))
+        if score >= self.best:
+            self.best, self.state = score, {k: v.clone() for k, v in self.module.state_dict().items()}
+        return score
+
+    def finish(self, at):
+        if self.state is not None and self.checks[-1][0] != at:
+            # a final check of the last weights too, so the run never ends on a worse copy than it had
+            score = self.check()
+            self.checks.append((at, score))
+            if score < self.best:
+                self.module.load_state_dict(self.state)
+
+
 def train(args, bar_desc="dqn"):
     """Train as args say; returns a dict of the agent (best weights loaded), curves and checks."""
     import fastgrad as fg
@@ -84,8 +109,8 @@ def train(args, bar_desc="dqn"):
         rets = envs.evaluate(agent.greedy, lambda: envs.make("CartPole-v1", gymnasium=use_gym), episodes, seed)
         return float(np.mean(rets))
 
-    returns, losses, checks = [], [], []
-    best, best_state = -1.0, None
+    returns, losses = [], []
+    best = BestWeights(agent.q, check)
     obs, _ = env.reset(seed=args.seed)
     ep_return = 0.0
     bar = progress(args.steps, bar_desc)
@@ -111,21 +136,13 @@ def train(args, bar_desc="dqn"):
         bar.update(1)
         steps_done = step
         if step > args.learning_starts and step % args.eval_every == 0:
-            score = check()
-            checks.append((step, score))
-            if score >= best:
-                best, best_state = score, {k: v.clone() for k, v in agent.q.state_dict().items()}
+            score = best.check_at(step)
             if args.stop_at and score >= args.stop_at:
                 break
     bar.close()
-    if best_state is not None and checks[-1][0] != steps_done:
-        # a final check of the last weights too, so the run never ends on a worse copy than it had
-        score = check()
-        checks.append((steps_done, score))
-        if score < best:
-            agent.q.load_state_dict(best_state)
+    best.finish(steps_done)
     env_name = "built-in" if args.builtin_env or not envs.gymnasium_available() else "gymnasium"
-    return dict(agent=agent, returns=returns, losses=losses, checks=checks, steps=steps_done, env_name=env_name)
+    return dict(agent=agent, returns=returns, losses=losses, checks=best.checks, steps=steps_done, env_name=env_name)
 
 
 def run(args):

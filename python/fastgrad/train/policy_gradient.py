@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from ._common import out_path, plot_curves, print_outputs, progress, write_curves_csv, write_summary
-from .dqn import moving_average, write_checks_csv
+from .dqn import BestWeights, moving_average, write_checks_csv
 
 NAME = "policy-gradient"
 DESCRIPTION = "REINFORCE with a value baseline on CartPole-v1: greedy return over 100 episodes"
@@ -71,8 +71,12 @@ def train(args, bar_desc="policy-gradient"):
     probe = make_env()
     agent = REINFORCEAgent(probe.observation_space.shape[0], probe.action_space.n, hidden=tuple(args.hidden),
                            lr=args.lr, gamma=args.gamma, baseline=args.baseline, entropy_coef=args.entropy)
-    returns, stats, checks = [], [], []
-    best, best_state = -1.0, None
+
+    def check(episodes=10, seed=10_000):
+        return float(np.mean(envs.evaluate(agent.greedy, make_env, episodes, seed)))
+
+    returns, stats = [], []
+    best = BestWeights(agent.policy, check)
     bar = progress(args.updates, bar_desc)
     done = 0
     for u in range(1, args.updates + 1):
@@ -84,21 +88,13 @@ def train(args, bar_desc="policy-gradient"):
         bar.update(1)
         bar.set_postfix(ret=f"{np.mean(returns[-args.batch_episodes:]):.0f}")
         if u % args.eval_every == 0:
-            score = float(np.mean(envs.evaluate(agent.greedy, make_env, 10, seed=10_000)))
-            checks.append((u, score))
-            if score >= best:
-                best, best_state = score, {k: v.clone() for k, v in agent.policy.state_dict().items()}
+            score = best.check_at(u)
             if args.stop_at and score >= args.stop_at:
                 break
     bar.close()
-    if best_state is not None and checks[-1][0] != done:
-        # a final check of the last weights too, so the run never ends on a worse copy than it had
-        score = float(np.mean(envs.evaluate(agent.greedy, make_env, 10, seed=10_000)))
-        checks.append((done, score))
-        if score < best:
-            agent.policy.load_state_dict(best_state)
+    best.finish(done)
     env_name = "built-in" if args.builtin_env or not envs.gymnasium_available() else "gymnasium"
-    return dict(agent=agent, returns=returns, stats=stats, checks=checks, updates=done, env_name=env_name,
+    return dict(agent=agent, returns=returns, stats=stats, checks=best.checks, updates=done, env_name=env_name,
                 make_env=make_env)
 
 
