@@ -27,6 +27,27 @@ class _NoBar:
         pass
 
 
+def adam_cosine(params, loss_fn, steps, lr, final_lr, desc):
+    """`steps` Adam steps on loss_fn() (called after the gradients are cleared), the learning rate
+    cosine-annealed from lr to final_lr; the loss of every step."""
+    import fastgrad as fg
+
+    opt = fg.optim.Adam(params, lr=lr)
+    sched = fg.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=final_lr)
+    losses = []
+    bar = progress(steps, desc)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        bar.update(1)
+    bar.close()
+    return losses
+
+
 def out_path(args, filename):
     """args.out/filename, creating args.out."""
     os.makedirs(args.out, exist_ok=True)

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from ._common import (image_grid, out_path, plot_curves, print_outputs, progress, pyplot, save_figure,
+from ._common import (adam_cosine, image_grid, out_path, plot_curves, print_outputs, pyplot, save_figure,
                       write_curves_csv, write_summary)
 from ._digits_split import digit_classifier, digits_split, judge_digits, print_judged_digits
 
@@ -55,22 +55,8 @@ def mean_nn_distance(a, b):
 
 
 def train_ddpm(model, sample_batch, steps, lr, name):
-    import fastgrad as fg
-
-    opt = fg.optim.Adam(model.parameters(), lr=lr)
-    sched = fg.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr * 0.05)
-    losses = []
-    bar = progress(steps, f"ddpm {name}")
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = model.loss(sample_batch())
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        bar.update(1)
-    bar.close()
-    return losses
+    """Adam on the DDPM loss of sample_batch() batches, the learning rate annealed to lr / 20; the losses."""
+    return adam_cosine(model.parameters(), lambda: model.loss(sample_batch()), steps, lr, lr * 0.05, f"ddpm {name}")
 
 
 def run_moons(args, steps):

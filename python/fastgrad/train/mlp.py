@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from ._common import (out_path, plot_curves, print_outputs, progress, pyplot, save_figure, write_curves_csv,
+from ._common import (adam_cosine, out_path, plot_curves, print_outputs, pyplot, save_figure, write_curves_csv,
                       write_summary)
 
 NAME = "mlp"
@@ -61,19 +61,7 @@ def fit(fn, steps, hidden, lr, points, seed, init_scale=4.0):
     model = MLP([1, hidden, 1], activation="tanh")
     if init_scale > 0:
         spread_init_(model.net[0], init_scale)
-    opt = fg.optim.Adam(model.parameters(), lr=lr)
-    sched = fg.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr * 0.01)
-    losses = []
-    bar = progress(steps, "mlp fit")
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = F.mse_loss(model(X), Y)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        bar.update(1)
-    bar.close()
+    losses = adam_cosine(model.parameters(), lambda: F.mse_loss(model(X), Y), steps, lr, lr * 0.01, "mlp fit")
     return model, losses
 
 
