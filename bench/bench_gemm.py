@@ -8,7 +8,10 @@ dX = dY @ W^T). All libraries use the same number of threads (NumPy's
 OpenBLAS is set through its own call). Each figure is the median over
 samples in which the libraries alternate; with one thread the clock is the
 calling thread's CPU time (a loaded machine disturbs it far less than wall
-time), with more threads wall time. Targets (the issue): fg/np >= 0.95 for
+time), with more threads wall time. "fastgrad" times the native product
+(_C.matmul on the tensors' arrays, ~1 us of binding like NumPy's call);
+"Tensor@" is the same product through fastgrad's Python op layer (a @ b on
+Tensors, ~4 us more per call). Targets (the issue): fg/np >= 0.95 for
 N >= 512, >= 1.2 for N <= 128 and the MLP shapes, and >= 85% of the peak FMA
 rate at N = 2048.
 
@@ -48,7 +51,7 @@ def cases(sizes):
 
 
 def run(threads=(1, 2), quick=False, sizes=SIZES, peak=None):
-    """Prints one table per thread count; returns rows (case, threads, fg, np, torch GFLOP/s).
+    """Prints one table per thread count; returns rows (case, threads, fg, np, torch, Tensor GFLOP/s).
 
     peak: {threads: GFLOP/s} of the machine (bench/run.py measures it); adds a % of peak column."""
     torch = _bench.try_torch()
@@ -59,7 +62,7 @@ def run(threads=(1, 2), quick=False, sizes=SIZES, peak=None):
         clock = "thread CPU time" if nt == 1 else "wall time"
         print(f"\nGEMM float32 (GFLOP/s), {nt} thread(s), micro-kernels {_C.gemm_info()}, clock: {clock}")
         print(f"{'case':<36}{'fastgrad':>9}{'numpy':>9}{'torch':>9}{'fg/np':>7}{'fg/torch':>9}"
-              f"{'%peak':>7}{'target':>8}")
+              f"{'%peak':>7}{'target':>8}{'Tensor@':>9}{'T/np':>7}")
         for name, a, b, target in cases(sizes):
             m, k = a.shape
             n = b.shape[1]
@@ -71,10 +74,13 @@ def run(threads=(1, 2), quick=False, sizes=SIZES, peak=None):
             if err > 1e-5:
                 raise RuntimeError(f"bench_gemm {name}: wrong result (relative error {err})")
             big = flops > 2e9  # a few calls already fill a sample
-            (t_fg, _), (t_np, _) = _bench.paired_times(lambda: fa @ fb, lambda: a @ b, budget, cpu_clock=nt == 1,
-                                                       min_time=0.05 if big else 0.02,
+            ca, cb = fa._data, fb._data  # the native arrays: the product without the Python op layer
+            (t_fg, _), (t_np, _) = _bench.paired_times(lambda: _C.matmul(ca, cb), lambda: a @ b, budget,
+                                                       cpu_clock=nt == 1, min_time=0.05 if big else 0.02,
                                                        min_samples=3 if quick else 5)
-            g_fg, g_np = flops / t_fg / 1e9, flops / t_np / 1e9
+            (t_tensor, _), _ = _bench.paired_times(lambda: fa @ fb, None, budget / 3, cpu_clock=nt == 1,
+                                                   min_samples=3)
+            g_fg, g_np, g_tensor = flops / t_fg / 1e9, flops / t_np / 1e9, flops / t_tensor / 1e9
             g_t = None
             if torch is not None:
                 ta, tb = torch.from_numpy(a), torch.from_numpy(b)
@@ -83,9 +89,10 @@ def run(threads=(1, 2), quick=False, sizes=SIZES, peak=None):
                 g_t = flops / t_t / 1e9
             pk = f"{100 * g_fg / peak[nt]:6.0f}%" if peak and nt in peak else f"{'-':>7}"
             tg = f"{target:7.2f}x" if target else ("  85%pk" if name == "square 2048" else "")
-            t_col, rt_col = (f"{g_t:9.1f}", f"{g_fg / g_t:8.2f}x") if g_t else (f"{'-':>9}", f"{'-':>9}")
-            print(f"{name:<36}{g_fg:9.1f}{g_np:9.1f}{t_col}{g_fg / g_np:6.2f}x{rt_col}{pk}{tg}", flush=True)
-            rows.append((name, nt, g_fg, g_np, g_t))
+            t_col, rt_col = (f"{g_t:9.1f}", f" {g_fg / g_t:7.2f}x") if g_t else (f"{'-':>9}", f"{'-':>9}")
+            print(f"{name:<36}{g_fg:9.1f}{g_np:9.1f}{t_col} {g_fg / g_np:5.2f}x{rt_col}{pk}{tg}"
+                  f"{g_tensor:9.1f} {g_tensor / g_np:5.2f}x", flush=True)
+            rows.append((name, nt, g_fg, g_np, g_t, g_tensor))
     return rows
 
 

@@ -58,8 +58,11 @@ def _median_time(fn, repeat, min_time=0.02, cpu_clock=False):
 def paired_times(fa, fb, budget, cpu_clock=False, min_time=0.02, min_samples=5, max_samples=41):
     """((median, best) seconds per call of fa, same of fb or None).
 
-    Samples of fa and fb alternate, so that a burst of load from other
-    processes hits both; as many samples as fit in `budget` seconds.
+    With cpu_clock (one thread) the samples of fa and fb alternate, so that
+    a burst of load from other processes hits both; as many samples as fit
+    in `budget` seconds. On wall time (several threads) each function's
+    samples run in one block instead: a BLAS's worker threads spin for a
+    while after each call and would take the cores from the other library.
     """
     clock = _clock(cpu_clock)
     fns = [f for f in (fa, fb) if f is not None]
@@ -67,13 +70,23 @@ def paired_times(fa, fb, budget, cpu_clock=False, min_time=0.02, min_samples=5, 
     per_round = sum(n * t for n, t in counts)
     rounds = int(min(max_samples, max(min_samples, budget / max(per_round, 1e-9))))
     samples = [[] for _ in fns]
-    for _ in range(rounds):
-        for i, f in enumerate(fns):
-            n = counts[i][0]
-            t0 = clock()
-            for _ in range(n):
-                f()
-            samples[i].append((clock() - t0) / n)
+
+    def sample(i):
+        n = counts[i][0]
+        t0 = clock()
+        for _ in range(n):
+            fns[i]()
+        samples[i].append((clock() - t0) / n)
+
+    if cpu_clock:
+        for _ in range(rounds):
+            for i in range(len(fns)):
+                sample(i)
+    else:
+        for i in range(len(fns)):
+            fns[i]()  # warm up again after the other library ran
+            for _ in range(rounds):
+                sample(i)
     out = [(statistics.median(s), min(s)) for s in samples]
     return out[0], (out[1] if fb is not None else (None, None))
 
@@ -94,7 +107,7 @@ def _find_blas_setter():
     except OSError:
         return None
     for path in sorted(paths):
-        if "torch" in path or not os.path.exists(path):
+        if os.sep + "torch" + os.sep + "lib" in path or not os.path.exists(path):
             continue  # torch's own BLAS follows torch.set_num_threads
         try:
             lib = ctypes.CDLL(path)
@@ -170,6 +183,7 @@ def machine(threads, quick=False):
     bw1 = _C.measure_copy_bandwidth(nbytes, 3 if quick else 5, 1)
     bwn = _C.measure_copy_bandwidth(nbytes, 3 if quick else 5, threads) if threads > 1 else bw1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    blas_ok = blas_threads(threads)
     info = dict(cpu=cpu_model(), cores=cores, threads=threads, isa=p1.isa, peak_core=per_core,
                 peak_all=all_cores, peak_all_wall=pn.gflops, copy1=statistics.median(bw1),
                 copyn=statistics.median(bwn), load=load)
@@ -180,6 +194,8 @@ def machine(threads, quick=False):
           f"{all_cores:.1f} for {threads} cores together ({pn.gflops:.1f} by wall time now)")
     print(f"copy bandwidth ({nbytes >> 20} MiB, read + write): {info['copy1']:.1f} GB/s on 1 thread "
           f"(best {max(bw1):.1f}), {info['copyn']:.1f} on {threads} (best {max(bwn):.1f})")
+    if not blas_ok:
+        print("NOTE: NumPy's BLAS thread count could not be set: NumPy's GEMM columns use its default threads")
     print("times are medians; ratio = other time / fastgrad time (> 1: fastgrad faster)")
     return info
 

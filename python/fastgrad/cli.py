@@ -1,7 +1,7 @@
 """The `fastgrad` command (also `python -m fastgrad`).
 
     fastgrad train NAME [--seed S] [--out DIR] [options of NAME]   (`fastgrad train --help` lists them)
-    fastgrad bench [--quick]
+    fastgrad bench [--quick] [--only FAMILY ...]
     fastgrad info
 """
 import argparse
@@ -26,7 +26,7 @@ def cmd_info(args):
 def cmd_bench(args):
     from . import _bench
 
-    return _bench.main(quick=args.quick)
+    return _bench.main(quick=args.quick, argv=(["--only", *args.only] if args.only else []))
 
 
 def build_parser():
@@ -43,8 +43,9 @@ def build_parser():
         e.add_argument("--out", default=f"runs/{name}", help=f"output folder for CSV/PNG (default runs/{name})")
         example.add_arguments(e)
         e.set_defaults(fn=cmd_train, example=example)
-    b = sub.add_parser("bench", help="micro-benchmarks against NumPy (and PyTorch if installed)")
-    b.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    b = sub.add_parser("bench", help="benchmarks against NumPy (and PyTorch if installed): bench/run.py")
+    b.add_argument("--quick", action="store_true", help="fewer sizes and repeats (~3 minutes)")
+    b.add_argument("--only", nargs="+", default=None, help="families to run (a source checkout's bench/run.py)")
     b.set_defaults(fn=cmd_bench)
     i = sub.add_parser("info", help="print build and runtime information")
     i.set_defaults(fn=cmd_info)
