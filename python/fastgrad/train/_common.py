@@ -5,6 +5,8 @@ import json
 import os
 import time
 
+import numpy as np
+
 
 def progress(total, desc):
     """A tqdm bar when tqdm is installed, else a stand-in that does nothing."""
@@ -80,6 +82,15 @@ def pyplot():
     except ImportError:
         return None
     return plt
+
+
+def running_mean(values, width=50):
+    """Means over every window of `width` consecutive values (fewer points; all of them when there are
+    fewer than width), so that noisy per-step losses show their trend."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < width:
+        return v.tolist()
+    return np.convolve(v, np.ones(width) / width, mode="valid").tolist()
 
 
 def save_figure(plt, fig, path, dpi=120):

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from ._common import (adam_cosine, image_grid, out_path, plot_curves, print_outputs, pyplot, save_figure,
-                      write_curves_csv, write_summary)
+from ._common import (adam_cosine, image_grid, out_path, plot_curves, print_outputs, pyplot, running_mean,
+                      save_figure, write_curves_csv, write_summary)
 from ._digits_split import digit_classifier, digits_split, judge_digits, print_judged_digits
 
 NAME = "diffusion"
@@ -138,8 +138,7 @@ def run(args):
     elapsed = time.perf_counter() - t0
 
     write_curves_csv(out_path(args, "diffusion_loss.csv"), curves)
-    smoothed = {k: np.convolve(v, np.ones(50) / 50, mode="valid").tolist() if len(v) >= 50 else v
-                for k, v in curves.items()}
+    smoothed = {k: running_mean(v) for k, v in curves.items()}
     plotted &= plot_curves(out_path(args, "diffusion_loss.png"), smoothed,
                            "DDPM training loss (running mean over 50 steps)", ylabel="noise-prediction MSE")
     figures.append("diffusion_loss.png")

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from ._common import (image_grid, out_path, plot_curves, print_outputs, progress, pyplot, save_figure,
-                      write_curves_csv, write_summary)
+from ._common import (image_grid, out_path, plot_curves, print_outputs, progress, pyplot, running_mean,
+                      save_figure, write_curves_csv, write_summary)
 from ._digits_split import digit_classifier, digits_split, judge_digits, print_judged_digits
 
 NAME = "gan"
@@ -116,14 +116,6 @@ def plot_ring(path, samples, std):
     return save_figure(plt, fig, path)
 
 
-def smooth(values, width=50):
-    """Running mean, so the noisy per-step GAN losses show their trend."""
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) < width:
-        return v.tolist()
-    return (np.convolve(v, np.ones(width) / width, mode="valid")).tolist()
-
-
 def run(args):
     parts = ["ring", "digits"] if args.data == "both" else [args.data]
     results, curves, figures, plotted = {}, {}, [], True
@@ -143,7 +135,7 @@ def run(args):
     elapsed = time.perf_counter() - t0
 
     write_curves_csv(out_path(args, "gan_loss.csv"), curves)
-    plotted &= plot_curves(out_path(args, "gan_loss.png"), {k: smooth(v) for k, v in curves.items()},
+    plotted &= plot_curves(out_path(args, "gan_loss.png"), {k: running_mean(v) for k, v in curves.items()},
                            "GAN losses (running mean over 50 steps)", ylabel="BCE-with-logits loss", logy=False)
     figures.append("gan_loss.png")
     write_summary(out_path(args, "gan_summary.json"),
