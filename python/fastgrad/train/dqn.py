@@ -66,6 +66,27 @@ def write_checks_csv(path, checks, when):
         w.writerows([k, f"{r:.6g}"] for k, r in checks)
 
 
+def returns_summary(returns, eval_returns, res, train_seconds, seconds):
+    """The summary fields every CartPole agent reports: its greedy evaluation against BAR, its training
+    returns, the greedy checks during training (res from train()) and the times."""
+    mean = float(np.mean(eval_returns))
+    return {"eval_mean_return": mean, "eval_std_return": float(np.std(eval_returns)),
+            "eval_min_return": float(np.min(eval_returns)), "eval_episodes": len(eval_returns), "bar": BAR,
+            "met_bar": mean >= BAR, "train_episodes": len(returns),
+            "last100_train_return": float(np.mean(returns[-100:])) if returns else 0.0,
+            "greedy_checks": [[at, r] for at, r in res["checks"]], "env": res["env_name"],
+            "train_seconds": train_seconds, "seconds": seconds}
+
+
+def print_evaluation(summary):
+    """The printed summary's last lines: the greedy evaluation against the bar, and the times."""
+    s = summary
+    what = f"greedy return, {s['eval_episodes']} eval ep."
+    print(f"{what:<28}{s['eval_mean_return']:>10.1f}  (std {s['eval_std_return']:.1f}, bar {BAR:g}: "
+          f"{'met' if s['met_bar'] else 'NOT met'})")
+    print(f"{'time':<28}{s['seconds']:>9.1f}s  (training {s['train_seconds']:.1f} s)")
+
+
 class BestWeights:
     """Greedy checks during training (check() -> score): keeps a copy of module's weights at the best
     check so far; finish() restores it unless a final check of the last weights does at least as well."""
@@ -156,19 +177,15 @@ def run(args):
     eval_returns = envs.evaluate(agent.greedy, lambda: envs.make("CartPole-v1", gymnasium=use_gym),
                                  args.eval_episodes, seed=1_000_000 + args.seed)
     seconds = time.perf_counter() - t0
-    mean, std = float(np.mean(eval_returns)), float(np.std(eval_returns))
+    mean = float(np.mean(eval_returns))
     returns = res["returns"]
     curves = {"episode return": returns, "mean of last 100": moving_average(returns)}
     write_curves_csv(out_path(args, "dqn_returns.csv"), curves, index_name="episode")
     write_checks_csv(out_path(args, "dqn_greedy_checks.csv"), res["checks"], "env_step")
     write_curves_csv(out_path(args, "dqn_loss.csv"), {"huber loss" if not args.mse else "mse loss": res["losses"]},
                      index_name="update")
-    summary = {"eval_mean_return": mean, "eval_std_return": std, "eval_min_return": float(np.min(eval_returns)),
-               "eval_episodes": len(eval_returns), "bar": BAR, "met_bar": mean >= BAR,
-               "train_episodes": len(returns), "train_steps": res["steps"], "updates": len(res["losses"]),
-               "last100_train_return": float(np.mean(returns[-100:])) if returns else 0.0,
-               "greedy_checks": [[s, r] for s, r in res["checks"]], "env": res["env_name"],
-               "train_seconds": train_seconds, "seconds": seconds}
+    summary = {**returns_summary(returns, eval_returns, res, train_seconds, seconds),
+               "train_steps": res["steps"], "updates": len(res["losses"])}
     write_summary(out_path(args, "dqn_summary.json"), summary)
     plotted = plot_curves(out_path(args, "dqn_returns.png"), curves,
                           f"DQN on CartPole-v1: training return (greedy eval {mean:.1f} over {len(eval_returns)})",
@@ -178,8 +195,6 @@ def run(args):
     print(f"{'train steps':<28}{res['steps']:>10}")
     print(f"{'train episodes':<28}{len(returns):>10}")
     print(f"{'updates':<28}{len(res['losses']):>10}")
-    print(f"{'greedy return, 100 eval ep.':<28}{mean:>10.1f}  (std {std:.1f}, bar {BAR:g}: "
-          f"{'met' if mean >= BAR else 'NOT met'})")
-    print(f"{'time':<28}{seconds:>9.1f}s  (training {train_seconds:.1f} s)")
+    print_evaluation(summary)
     print_outputs(args, ["dqn_returns.png"], plotted)
     return 0

@@ -10,12 +10,10 @@ import time
 import numpy as np
 
 from ._common import out_path, plot_curves, print_outputs, progress, write_curves_csv, write_summary
-from .dqn import BestWeights, moving_average, write_checks_csv
+from .dqn import BestWeights, moving_average, print_evaluation, returns_summary, write_checks_csv
 
 NAME = "policy-gradient"
 DESCRIPTION = "REINFORCE with a value baseline on CartPole-v1: greedy return over 100 episodes"
-
-BAR = 195.0
 
 
 def add_arguments(p):
@@ -107,7 +105,7 @@ def run(args):
     eval_returns = envs.evaluate(res["agent"].greedy, res["make_env"], args.eval_episodes,
                                  seed=1_000_000 + args.seed)
     seconds = time.perf_counter() - t0
-    mean, std = float(np.mean(eval_returns)), float(np.std(eval_returns))
+    mean = float(np.mean(eval_returns))
     returns = res["returns"]
     curves = {"episode return": returns, "mean of last 100": moving_average(returns)}
     write_curves_csv(out_path(args, "policy_gradient_returns.csv"), curves, index_name="episode")
@@ -115,13 +113,8 @@ def run(args):
     write_curves_csv(out_path(args, "policy_gradient_losses.csv"),
                      {k: [s[k] for s in res["stats"]] for k in ("policy_loss", "value_loss", "entropy")},
                      index_name="update")
-    summary = {"eval_mean_return": mean, "eval_std_return": std, "eval_min_return": float(np.min(eval_returns)),
-               "eval_episodes": len(eval_returns), "bar": BAR, "met_bar": mean >= BAR,
-               "train_episodes": len(returns), "updates": res["updates"],
-               "train_steps": int(sum(returns)),
-               "last100_train_return": float(np.mean(returns[-100:])) if returns else 0.0,
-               "greedy_checks": [[u, r] for u, r in res["checks"]], "env": res["env_name"],
-               "train_seconds": train_seconds, "seconds": seconds}
+    summary = {**returns_summary(returns, eval_returns, res, train_seconds, seconds),
+               "updates": res["updates"], "train_steps": int(sum(returns))}
     write_summary(out_path(args, "policy_gradient_summary.json"), summary)
     plotted = plot_curves(out_path(args, "policy_gradient_returns.png"), curves,
                           f"REINFORCE on CartPole-v1: training return (greedy eval {mean:.1f} over "
@@ -132,8 +125,6 @@ def run(args):
     print(f"{'updates':<28}{res['updates']:>10}")
     print(f"{'train episodes':<28}{len(returns):>10}")
     print(f"{'train steps':<28}{int(sum(returns)):>10}")
-    print(f"{'greedy return, 100 eval ep.':<28}{mean:>10.1f}  (std {std:.1f}, bar {BAR:g}: "
-          f"{'met' if mean >= BAR else 'NOT met'})")
-    print(f"{'time':<28}{seconds:>9.1f}s  (training {train_seconds:.1f} s)")
+    print_evaluation(summary)
     print_outputs(args, ["policy_gradient_returns.png"], plotted)
     return 0
