@@ -428,10 +428,18 @@ inline V tanh_op(V x) {
     // Above: 1 - 2e / (1 + e), e = exp(-2|x|) formed as 2^n e^r directly.
     // The subtracted term is < 0.45, so its ~2 ulp cost under 1 ulp of the
     // result (the expm1 form reached 2.5 ulp near |x| = 4.5).
-    IOf<V> n;
-    const V r = reduce_ln2(max_keep_nan(splat<V>(K<float>::kTanhLo), ax * -2.0f), &n);
-    const V s = pow2<V>(n);
-    const V e = mad(s, expm1_poly(r), s);
+    V e;
+    if constexpr (HasScalef<V>::value) {  // as in exp_shift: fewer instructions
+      const V y = max_keep_nan(splat<V>(K<float>::kTanhLo), ax * -2.0f);
+      const V fn = mad(y, splat<V>(K<float>::kLog2e), splat<V>(K<float>::kMagic)) - K<float>::kMagic;
+      const V r = mad(fn, splat<V>(-K<float>::kLn2Lo), mad(fn, splat<V>(-K<float>::kLn2Hi), y));
+      e = scalef(expm1_poly(r) + 1.0f, fn);
+    } else {
+      IOf<V> n;
+      const V r = reduce_ln2(max_keep_nan(splat<V>(K<float>::kTanhLo), ax * -2.0f), &n);
+      const V s = pow2<V>(n);
+      e = mad(s, expm1_poly(r), s);
+    }
     const V big = 1.0f - div_pos(e + e, e + 1.0f);
     return copysign(ax < kTanhSmall ? small : big, x);
   } else {
