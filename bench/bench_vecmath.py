@@ -3,8 +3,15 @@
 Part 1: each activation (forward and fused backward) on N float32 elements
 (default 16M), GB/s = bytes read + written / median time, next to the
 machine's copy bandwidth (a large np.copyto into existing memory). fastgrad
-always returns a fresh output (served by its caching allocator); NumPy and
-torch are timed both into an existing output (out=) and with a fresh one.
+is timed with a fresh output (served by its caching allocator) and into
+existing memory (the in-place form, x.exp_(), on a scratch copy whose values
+drift over the repeats: the kernels are branch-free, so the cost does not);
+NumPy and torch into an existing output (out=) and with a fresh one.
+
+Clock: the box is shared (load 6-10 on 2 cores), so with one thread the
+medians are of process CPU time (time.process_time: the work this process
+did, not the time it waited for a core); with two threads of wall time
+(CPU time would add the threads up). --clock overrides.
 Part 2: layer_norm / batch_norm forward and forward+backward vs torch.
 
     python bench/bench_vecmath.py [--quick] [--threads 1,2] [--isa avx512|avx2|scalar]
@@ -27,14 +34,17 @@ except ImportError:  # torch columns are left out
     torch = None
 
 
+CLOCK = time.perf_counter  # set per table in main()
+
+
 def median_time(fn, reps, warmup=2):
     for _ in range(warmup):
         fn()
     ts = []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         fn()
-        ts.append(time.perf_counter() - t0)
+        ts.append(CLOCK() - t0)
     return statistics.median(ts)
 
 
@@ -78,28 +88,31 @@ def activation_rows(n, reps):
     b2, b3 = 8 * n, 12 * n  # bytes: unary (read + write), backward (2 reads + write)
     rows = []
 
-    def row(name, nbytes, f_fg, f_np_out=None, f_np_fresh=None, f_t_out=None, f_t_fresh=None):
-        r = {"op": name, "bytes": nbytes, "fg": median_time(f_fg, reps)}
+    scratch = fg.from_numpy(x.copy())
+
+    def row(name, nbytes, f_fg, f_np_out=None, f_np_fresh=None, f_t_out=None, f_t_fresh=None, f_fg_out=None):
+        r = {"op": name, "bytes": nbytes, "fg": median_time(f_fg, reps),
+             "fg_out": median_time(f_fg_out, reps) if f_fg_out is not None else None}
         for key, f in (("np_out", f_np_out), ("np_fresh", f_np_fresh), ("t_out", f_t_out), ("t_fresh", f_t_fresh)):
             r[key] = median_time(f, reps) if f is not None else None
         rows.append(r)
 
     T = torch
     row("exp", b2, lambda: fg.exp(fx), lambda: np.exp(x, out=out), lambda: np.exp(x),
-        T and (lambda: torch.exp(tx, out=tout)), T and (lambda: torch.exp(tx)))
+        T and (lambda: torch.exp(tx, out=tout)), T and (lambda: torch.exp(tx)), lambda: scratch.exp_())
     row("log", b2, lambda: fg.log(fxp), lambda: np.log(xp, out=out), lambda: np.log(xp),
         T and (lambda: torch.log(txp, out=tout)), T and (lambda: torch.log(txp)))
     row("tanh", b2, lambda: fg.tanh(fx), lambda: np.tanh(x, out=out), lambda: np.tanh(x),
-        T and (lambda: torch.tanh(tx, out=tout)), T and (lambda: torch.tanh(tx)))
+        T and (lambda: torch.tanh(tx, out=tout)), T and (lambda: torch.tanh(tx)), lambda: scratch.tanh_())
     row("sigmoid", b2, lambda: fg.sigmoid(fx), lambda: np_sigmoid(x, out), lambda: 1 / (1 + np.exp(-x)),
-        T and (lambda: torch.sigmoid(tx, out=tout)), T and (lambda: torch.sigmoid(tx)))
+        T and (lambda: torch.sigmoid(tx, out=tout)), T and (lambda: torch.sigmoid(tx)), lambda: scratch.sigmoid_())
     row("silu", b2, lambda: F.silu(fx), lambda: np.multiply(np_sigmoid(x, out), x, out=out),
         lambda: x / (1 + np.exp(-x)), None, T and (lambda: TF.silu(tx)))
     row("gelu (erf)", b2, lambda: F.gelu(fx), None, None, None, T and (lambda: TF.gelu(tx)))
     row("gelu (tanh)", b2, lambda: F.gelu(fx, approximate="tanh"), lambda: np_gelu_tanh(x, out, tmp), None, None,
         T and (lambda: TF.gelu(tx, approximate="tanh")))
     row("relu", b2, lambda: fg.relu(fx), lambda: np.maximum(x, 0, out=out), lambda: np.maximum(x, 0),
-        T and (lambda: torch.clamp_min(tx, 0, out=tout)), T and (lambda: torch.relu(tx)))
+        T and (lambda: torch.clamp_min(tx, 0, out=tout)), T and (lambda: torch.relu(tx)), lambda: scratch.relu_())
     aten = torch.ops.aten if torch is not None else None
     row("tanh backward", b3, lambda: _C.tanh_backward(fgr._data, y_tanh._data), None, None, None,
         T and (lambda: aten.tanh_backward(tg, ty_tanh)))
@@ -169,27 +182,37 @@ def main():
     ap.add_argument("--quick", action="store_true", help="2M elements, fewer repetitions")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--isa", default="auto", help="FASTGRAD_CPU_CAPABILITY for this run")
+    ap.add_argument("--clock", default="auto", choices=["auto", "cpu", "wall"],
+                    help="auto: process CPU time with one thread, wall time with more")
+    ap.add_argument("--reps", type=int, default=0, help="repeats per median (default 15, --quick 5)")
     args = ap.parse_args()
     n = (2 if args.quick else 16) * 1024 * 1024
-    reps = 5 if args.quick else 9
+    reps = args.reps or (5 if args.quick else 15)
     _C.set_cpu_capability(args.isa)
     print(f"fastgrad vecmath build: {_C.vecmath_isa()}; numpy {np.__version__}; "
           f"torch {torch.__version__ if torch is not None else '-'}; N = {n / 2**20:.0f}M float32")
+    global CLOCK
     for nt in [int(s) for s in args.threads.split(",")]:
+        cpu = args.clock == "cpu" or (args.clock == "auto" and nt == 1)
+        CLOCK = time.process_time if cpu else time.perf_counter
         fg.set_num_threads(nt)
         if torch is not None:
             torch.set_num_threads(nt)
         bw = copy_bandwidth(n, reps)
-        print(f"\n### {nt} thread(s); copy bandwidth (np.copyto into existing memory): {bw:.1f} GB/s\n")
-        print("| op | fastgrad (fresh) GB/s | / copy bw | NumPy out= | NumPy fresh | torch out= | torch fresh |"
-              " vs NumPy | vs torch fresh |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print(f"\n### {nt} thread(s), {'process CPU' if cpu else 'wall'} time, medians of {reps}; "
+              f"copy bandwidth (np.copyto into existing memory): {bw:.1f} GB/s\n")
+        print("| op | fastgrad (fresh) GB/s | / copy bw | fastgrad existing | / copy bw | NumPy out= | NumPy fresh |"
+              " torch out= | torch fresh | vs NumPy | vs torch fresh |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in activation_rows(n, reps):
             b = r["bytes"]
             best_np = min([t for t in (r["np_out"], r["np_fresh"]) if t is not None], default=None)
             vs_np = f"{best_np / r['fg']:.2f}x" if best_np else "-"
             vs_t = f"{r['t_fresh'] / r['fg']:.2f}x" if r["t_fresh"] else "-"
-            print(f"| {r['op']} | {fmt(r['fg'], b)} | {gbs(b, r['fg']) / bw:.2f} | {fmt(r['np_out'], b)} | "
+            fo = r["fg_out"]
+            fo_bw = "-" if fo is None else f"{gbs(b, fo) / bw:.2f}"
+            print(f"| {r['op']} | {fmt(r['fg'], b)} | {gbs(b, r['fg']) / bw:.2f} | {fmt(fo, b)} | {fo_bw} | "
+                  f"{fmt(r['np_out'], b)} | "
                   f"{fmt(r['np_fresh'], b)} | {fmt(r['t_out'], b)} | {fmt(r['t_fresh'], b)} | {vs_np} | {vs_t} |")
         print("\n| norm (float32, affine) | fastgrad fwd | fastgrad fwd+bwd | torch fwd | torch fwd+bwd |"
               " fwd vs torch | fwd+bwd vs torch |")
