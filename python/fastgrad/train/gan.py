@@ -21,6 +21,8 @@ def add_arguments(p):
     p.add_argument("--steps", type=int, default=None,
                    help="alternating D/G steps per GAN (default 3500 ring, 6000 digits)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default 512 ring, 256 digits)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate of G and D (default 1e-3 ring, 2e-4 digits)")
     p.add_argument("--ring-std", type=float, default=0.05, help="std of each ring mode (default 0.05)")
     p.add_argument("--samples", type=int, default=2000, help="samples drawn for the ring metrics (default 2000)")
 
@@ -68,7 +70,8 @@ def run_ring(args, steps):
     from ..models import GAN, Discriminator, Generator
 
     fg.manual_seed(args.seed)
-    gan = GAN(Generator(8, 2, hidden=(128, 128)), Discriminator(2, hidden=(128, 128)), lr_g=1e-3, lr_d=1e-3)
+    lr = args.lr or 1e-3
+    gan = GAN(Generator(8, 2, hidden=(128, 128)), Discriminator(2, hidden=(128, 128)), lr_g=lr, lr_d=lr)
     start = time.perf_counter()
     batch = args.batch_size or 512  # large batches help D see every mode (fewer dropped modes)
     d_losses, g_losses = train_gan(gan, lambda: sample_ring(batch, args.ring_std), steps, "ring")
@@ -86,7 +89,9 @@ def run_digits(args, steps):
 
     Xtr, ytr, _, _ = digits_split()
     fg.manual_seed(args.seed)
-    gan = GAN(Generator(32, 64, hidden=(128, 256), output="sigmoid"), Discriminator(64, hidden=(256, 128)))
+    lr = args.lr or 2e-4
+    gan = GAN(Generator(32, 64, hidden=(128, 256), output="sigmoid"), Discriminator(64, hidden=(256, 128)), lr_g=lr,
+              lr_d=lr)
     data = fg.tensor(Xtr)
     start = time.perf_counter()
     batch = args.batch_size or 256

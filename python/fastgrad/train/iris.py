@@ -109,5 +109,6 @@ def run(args):
     print(f"{'optimizer':<18}{'lr':>8}{'final loss':>13}{'accuracy':>10}")
     for o, lr, loss, acc in summary:
         print(f"{o:<18}{lr:>8g}{loss:>13.4f}{acc * 100:>9.1f}%")
-    print_outputs(args, ["iris_loss_per_optimizer.png", "iris_loss_per_lr.png"], plotted, f"{len(summary)} runs in {elapsed:.1f} s; ")
+    print_outputs(args, ["iris_loss_per_optimizer.png", "iris_loss_per_lr.png"], plotted,
+                  f"{len(summary)} runs in {elapsed:.1f} s; ")
     return 0

@@ -16,7 +16,7 @@ def add_arguments(p):
     p.add_argument("--task", choices=["reverse", "sort"], default="reverse", help="default reverse")
     p.add_argument("--steps", type=int, default=800, help="training steps per model (default 800)")
     p.add_argument("--seconds", type=float, default=None, help="stop each model after this many seconds as well")
-    p.add_argument("--batch-size", type=int, default=64, help="default 64")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--symbols", type=int, default=10, help="distinct symbols (default 10)")
     p.add_argument("--min-len", type=int, default=3, help="shortest source (default 3)")
     p.add_argument("--max-len", type=int, default=12, help="longest source (default 12)")
