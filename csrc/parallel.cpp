@@ -5,12 +5,12 @@
 // claims chunks too, so it never waits for a worker that has not started:
 // whatever no worker has claimed when the caller runs out of its own, the
 // caller runs itself. It only waits for chunks that a worker is running.
-// The loaded 2-core machines this runs on deschedule workers for whole
-// time slices, which is why (measured: a small MLP step 15x slower with 2
-// threads than with 1 under load):
+// Loaded machines deschedule workers for whole time slices (reported: a
+// small MLP step up to 15x slower with 2 threads than with 1), hence:
 //   - nothing waits on a worker's wake-up, only on chunks it holds;
-//   - a worker spins briefly after a job before it sleeps, so the next
-//     small op of a training step finds it awake;
+//   - a worker spins briefly after a job (pause, then yielding its core)
+//     before it sleeps, so the next small op of a training step finds it
+//     awake;
 //   - a job is cut into up to kChunksPerThread chunks per thread (each still
 //     >= grain), so a worker that starts late takes a share, not a half;
 //   - the caller waits for held chunks by spinning, then yielding, and
@@ -42,10 +42,12 @@ constexpr int kMaxThreads = 1024;
 constexpr int64_t kChunksPerThread = 4;
 // The ticket's fields: 32 bits of job id, 16 of ntasks, 16 of the next chunk.
 constexpr int64_t kMaxTasks = 0xffff;
-// How long a worker stays awake after a job, and how long the caller spins
-// and then yields for held chunks before it sleeps.
+// How long a waiting thread spins on pause instructions, then spins
+// yielding its core (to whatever else wants it: on a loaded machine, maybe
+// the very worker it waits for), before it sleeps: a worker after a job
+// waits kWorkerSpin for the next, the caller kCallerYield for held chunks.
+constexpr auto kPauseSpin = std::chrono::microseconds(20);
 constexpr auto kWorkerSpin = std::chrono::microseconds(50);
-constexpr auto kCallerSpin = std::chrono::microseconds(20);
 constexpr auto kCallerYield = std::chrono::microseconds(1000);
 
 int default_threads() {
@@ -158,7 +160,7 @@ class Pool {
       if ((k & 15) == 0) {
         const auto waited = Clock::now() - start;
         if (waited > kCallerYield) break;
-        if (waited > kCallerSpin) std::this_thread::yield();  // a descheduled worker may want this core
+        if (waited > kPauseSpin) std::this_thread::yield();
       }
       cpu_relax();
     }
@@ -176,7 +178,11 @@ class Pool {
       for (int k = 0; !found; ++k) {
         if (stopping_.load(std::memory_order_relaxed)) return;
         found = has_work(ticket_.load(std::memory_order_relaxed));
-        if (!found && (k & 15) == 0 && Clock::now() - start > kWorkerSpin) break;
+        if (!found && (k & 15) == 0) {
+          const auto waited = Clock::now() - start;
+          if (waited > kWorkerSpin) break;
+          if (waited > kPauseSpin) std::this_thread::yield();
+        }
         cpu_relax();
       }
       if (found) continue;
