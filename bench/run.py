@@ -129,7 +129,7 @@ def main(argv=None):
             print(f"[{fam}] failed: {type(e).__name__}: {e}")
             status[fam] = "failed"
         status[fam] += f" ({time.perf_counter() - t0:.0f} s)"
-    print(f"\nfamilies: " + ", ".join(f"{k} {v}" for k, v in status.items()))
+    print("\nfamilies: " + ", ".join(f"{k} {v}" for k, v in status.items()))
     print(f"total {time.perf_counter() - t_start:.0f} s; load average now {os.getloadavg()[0]:.1f} "
           f"on {cores} cores" + (" (busy machine: trust the 1-thread rows)" if os.getloadavg()[0] > cores else ""))
     return 0 if all(v.startswith("ok") for v in status.values()) else 1
