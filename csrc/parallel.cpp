@@ -129,12 +129,14 @@ class Pool {
     return false;
   }
 
-  // Runs chunks until none is left to claim. A chunk claimed here keeps its
-  // job alive (pending_ > 0), so task_ is that job's until it is finished.
-  void drain() {
+  // Runs chunks until none is left to claim; returns how many it ran. A chunk
+  // claimed here keeps its job alive (pending_ > 0), so task_ is that job's
+  // until it is finished.
+  int drain() {
     t_in_parallel = true;
-    int i;
+    int i, ran = 0;
     while (claim(&i)) {
+      ++ran;
       try {
         (*task_.load(std::memory_order_relaxed))(i);
       } catch (...) {
@@ -147,6 +149,7 @@ class Pool {
       }
     }
     t_in_parallel = false;
+    return ran;
   }
 
   // The caller, after drain(): waits for the chunks that workers still run.
@@ -171,8 +174,10 @@ class Pool {
   void worker_loop() {
     using Clock = std::chrono::steady_clock;
     for (;;) {
-      drain();
-      // Stay awake a little for the next job, then sleep until one comes.
+      // Stay awake a little for the next job, then sleep until one comes; a
+      // worker that woke too late to get a chunk goes straight back to sleep
+      // (on a busy machine its spinning would only slow the caller down).
+      const bool worked = drain() > 0;
       const auto start = Clock::now();
       bool found = false;
       for (int k = 0; !found; ++k) {
@@ -180,7 +185,7 @@ class Pool {
         found = has_work(ticket_.load(std::memory_order_relaxed));
         if (!found && (k & 15) == 0) {
           const auto waited = Clock::now() - start;
-          if (waited > kWorkerSpin) break;
+          if (!worked || waited > kWorkerSpin) break;
           if (waited > kPauseSpin) std::this_thread::yield();
         }
         cpu_relax();

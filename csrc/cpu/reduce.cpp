@@ -41,6 +41,7 @@
 #include <type_traits>
 
 #include "cpu/gemm.h"  // gemm_info(): the process-wide CPU capability setting
+#include "cpu/vecmath.h"
 #include "errors.h"
 #include "parallel.h"
 
@@ -999,6 +1000,19 @@ const SoftmaxKernels<T>& softmax_table() {
   return cpu_has_avx2() && gemm_info() != "scalar" ? avx2 : base;
 }
 
+// The exp of the softmax kernels: vecmath's span kernel for the capability in
+// force (AVX-512 where the CPU has it), looked up once per op; null under
+// "scalar" (the kernels then call vexp per element).
+template <class T>
+reduce_detail::ExpSpan<T> exp_span() {
+  const vecmath::Kernels<T>* vk;
+  if constexpr (std::is_same_v<T, float>)
+    vk = vecmath::kernels_f32();
+  else
+    vk = vecmath::kernels_f64();
+  return vk ? vk->unary[vecmath::kExp] : nullptr;
+}
+
 // Runs rows(r0, r1) over the `outer` rows (inner == 1) or cols(o, c0, w) over
 // (outer index, column block) tasks (inner > 1), in parallel. Every output
 // element is computed by one task, so any thread count gives the same bits.
@@ -1030,13 +1044,14 @@ Array softmax_impl(const Array& a0, int64_t dim, bool log, const char* op) {
     dispatch_float(a.dtype, op, [&](auto tag) {
       using T = decltype(tag);
       const SoftmaxKernels<T>& k = softmax_table<T>();
+      const reduce_detail::ExpSpan<T> ex = exp_span<T>();
       const T* x = a.data<T>();
       T* y = out.data<T>();
       for_softmax_tasks(
-          s, [&](int64_t r0, int64_t r1) { k.fwd_rows[log](x, y, r0, r1, s.n); },
+          s, [&](int64_t r0, int64_t r1) { k.fwd_rows[log](x, y, r0, r1, s.n, ex); },
           [&](int64_t o, int64_t c0, int64_t w) {
             int64_t off = o * s.n * s.inner + c0;
-            k.fwd_cols[log](x + off, y + off, s.n, s.inner, w);
+            k.fwd_cols[log](x + off, y + off, s.n, s.inner, w, ex);
           });
     });
     return out;
@@ -1062,13 +1077,14 @@ Array softmax_bw_impl(const Array& g0, const Array& o0, int64_t dim, bool log, c
     dispatch_float(g.dtype, op, [&](auto tag) {
       using T = decltype(tag);
       const SoftmaxKernels<T>& k = softmax_table<T>();
+      const reduce_detail::ExpSpan<T> ex = exp_span<T>();
       const T *gp = g.data<T>(), *op_ = o.data<T>();
       T* ip = gi.data<T>();
       for_softmax_tasks(
-          s, [&](int64_t r0, int64_t r1) { k.bwd_rows[log](gp, op_, ip, r0, r1, s.n); },
+          s, [&](int64_t r0, int64_t r1) { k.bwd_rows[log](gp, op_, ip, r0, r1, s.n, ex); },
           [&](int64_t b, int64_t c0, int64_t w) {
             int64_t off = b * s.n * s.inner + c0;
-            k.bwd_cols[log](gp + off, op_ + off, ip + off, s.n, s.inner, w);
+            k.bwd_cols[log](gp + off, op_ + off, ip + off, s.n, s.inner, w, ex);
           });
     });
     return gi;
