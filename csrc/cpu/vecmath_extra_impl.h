@@ -49,12 +49,22 @@ inline V log1p(V x) {
   return x == T(0) ? x : y;  // -0 stays -0
 }
 
+// log1p(t) for t in [0, 1] (or NaN): u = 1 + t lies in [1, 2], where
+// div_pos divides without the divider (AVX-512).
+template <class V>
+inline V log1p_unit(V t) {
+  using T = TOf<V>;
+  const V u = t + T(1);
+  return log(u) + div_pos(t - (u - T(1)), u);
+}
+
 template <class V>
 inline V softplus(V x, TOf<V> beta, TOf<V> threshold) {
   using T = TOf<V>;
   const V z = x * beta;
   const V pos = z > T(0) ? z : splat<V>(T(0));
-  const V y = (pos + log1p(exp(-vabs(z)))) / beta;  // a division, as PyTorch's kernel does
+  V y = pos + log1p_unit(exp(-vabs(z)));
+  if (beta != T(1)) y = y / beta;  // a division, as PyTorch's kernel does (the branch is the same for a whole span)
   return z > threshold ? x : y;
 }
 
