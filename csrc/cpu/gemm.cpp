@@ -272,6 +272,22 @@ void pack_b(int64_t kc, int64_t nc, int64_t p0, int64_t p1, const T* B, int64_t 
     pack_b_panel<T, NR>(kc, std::min<int64_t>(NR, nc - p * NR), B + p * NR * csB, rsB, csB, dst + (p - p0) * NR * kc);
 }
 
+// pack_b for float on AVX-512: full panels of a transposed B by 16 x 16
+// register transposes instead of SSE 4 x 4 ones. Measured on 128x256 @
+// 256x784 with B = W^T (a linear layer's products): packing 16% -> 14% of
+// the time; the rest is B's first trip from L2/L3, not the shuffles.
+void pack_b_f32_avx512(int64_t kc, int64_t nc, int64_t p0, int64_t p1, const float* B, int64_t rsB, int64_t csB,
+                       float* dst) {
+  constexpr int NR = gemm_detail::kAvx512NrF32;
+  if (rsB != 1 || csB == 1) return pack_b<float, NR>(kc, nc, p0, p1, B, rsB, csB, dst);
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t nr = std::min<int64_t>(NR, nc - p * NR);
+    float* d = dst + (p - p0) * NR * kc;
+    if (nr == NR) gemm_detail::pack_lines32_avx512_f32(kc, B + p * NR * csB, csB, d);
+    else pack_b_panel<float, NR>(kc, nr, B + p * NR * csB, rsB, csB, d);
+  }
+}
+
 // ---- the portable micro-kernel --------------------------------------------------------
 // Plain C++ with a fixed-size accumulator tile; with constant MR/NR the
 // compiler unrolls it and keeps the tile in (SSE2) vector registers. Used for
@@ -327,7 +343,11 @@ Spec<float> spec_for<float>(Cap cap) {
   using namespace gemm_detail;
   switch (cap) {
     case Cap::Avx512:
-      return make_spec<float, kAvx512MrF32, kAvx512NrF32>(&ukernel_avx512_f32, 384, 256, 4096);
+    {
+      Spec<float> sp = make_spec<float, kAvx512MrF32, kAvx512NrF32>(&ukernel_avx512_f32, 384, 256, 4096);
+      sp.pack_b = &pack_b_f32_avx512;
+      return sp;
+    }
     case Cap::Avx2:
       return make_spec<float, kAvx2MrF32, kAvx2NrF32>(&ukernel_avx2_f32, 240, 256, 4096);
     default:

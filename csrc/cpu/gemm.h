@@ -77,6 +77,11 @@ void ukernel_avx2_f32(int64_t kc, const float* Ap, const float* Bp, float* C, in
 void ukernel_avx2_f64(int64_t kc, const double* Ap, const double* Bp, double* C, int64_t rsC, int64_t csC,
                       double alpha, double beta, int64_t m, int64_t n);
 
+// dst[k * 32 + l] = src[l * ls + k] for l < 32, k < kc: a full B micro-panel
+// of a B whose columns are contiguous (a transposed view), by 16 x 16
+// in-register transposes. Reads nothing past k = kc - 1 of each line.
+void pack_lines32_avx512_f32(int64_t kc, const float* src, int64_t ls, float* dst);
+
 // Small products without packing (AVX-512, float): C[0:m, 0:n] = alpha *
 // A[0:m, 0:kc] @ B[0:kc, 0:n] + beta * C with A[i, k] = A[i * rsA + k * csA],
 // B's rows contiguous (B[k, j] = B[k * rsB + j]) and C's rows contiguous

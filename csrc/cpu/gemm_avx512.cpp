@@ -163,6 +163,34 @@ inline void kernel(int64_t kc, const typename S::T* __restrict Ap, const typenam
   }
 }
 
+// 16 x 16 transpose in registers: r[i] holds row i on entry, column i on exit
+// (4 shuffle stages of 16 instructions: 32-bit, 64-bit, then 128-bit lanes twice).
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_maskz_unpacklo_ps(0xFFFF, r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_maskz_unpackhi_ps(0xFFFF, r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // u[4i + c]: column 4j + c of rows 4i..4i+3 in 128-bit lane j
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i + 0] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(0xFF, a, c));
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(0xFF, a, c));
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(0xFF, b, d));
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(0xFF, b, d));
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 v0 = _mm512_maskz_shuffle_f32x4(0xFFFF, u[c], u[4 + c], 0x44);
+    const __m512 v1 = _mm512_maskz_shuffle_f32x4(0xFFFF, u[c], u[4 + c], 0xEE);
+    const __m512 w0 = _mm512_maskz_shuffle_f32x4(0xFFFF, u[8 + c], u[12 + c], 0x44);
+    const __m512 w1 = _mm512_maskz_shuffle_f32x4(0xFFFF, u[8 + c], u[12 + c], 0xEE);
+    r[c] = _mm512_maskz_shuffle_f32x4(0xFFFF, v0, w0, 0x88);
+    r[4 + c] = _mm512_maskz_shuffle_f32x4(0xFFFF, v0, w0, 0xDD);
+    r[8 + c] = _mm512_maskz_shuffle_f32x4(0xFFFF, v1, w1, 0x88);
+    r[12 + c] = _mm512_maskz_shuffle_f32x4(0xFFFF, v1, w1, 0xDD);
+  }
+}
+
 // Direct (unpacked) tile: C[0:MR, 0:n] = alpha * A @ B + beta * C for small
 // products, reading A and B where they lie. A's 12 rows are addressed from
 // four row pointers (rows 3q, 3q+1, 3q+2 = a[3q] + {0, 1, 2} * rsA), so the
@@ -227,6 +255,21 @@ void ukernel_direct_avx512_f32(int64_t kc, const float* A, int64_t rsA, int64_t 
                                float* C, int64_t rsC, float alpha, float beta, int64_t m, int64_t n) {
   if (n <= 16) direct_tile_rows<1>(m, kc, A, rsA, csA, B, rsB, C, rsC, alpha, beta, n);
   else direct_tile_rows<2>(m, kc, A, rsA, csA, B, rsB, C, rsC, alpha, beta, n);
+}
+
+void pack_lines32_avx512_f32(int64_t kc, const float* src, int64_t ls, float* dst) {
+  constexpr int L = 32;
+  for (int l0 = 0; l0 < L; l0 += 16) {
+    const float* s0 = src + l0 * ls;
+    for (int64_t k = 0; k < kc; k += 16) {
+      const int64_t rem = kc - k < 16 ? kc - k : 16;
+      const __mmask16 mk = rem == 16 ? __mmask16(0xFFFF) : __mmask16((1u << rem) - 1u);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_maskz_loadu_ps(mk, s0 + i * ls + k);  // never past k < kc
+      transpose16(r);
+      for (int64_t j = 0; j < rem; ++j) _mm512_storeu_ps(dst + (k + j) * L + l0, r[j]);
+    }
+  }
 }
 
 void ukernel_avx512_f32(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t rsC, int64_t csC,
