@@ -296,12 +296,6 @@ PYBIND11_MODULE(_C, m) {
   m.def("measure_copy_bandwidth", &fg::measure_copy_bandwidth, py::arg("nbytes"), py::arg("reps") = 5,
         py::arg("threads") = 1, Release());
 
-  // ---- recurrent layers (cpu/rnn.h) -------------------------------------------
-  m.def("rnn_forward", &fg::rnn_forward, py::arg("mode"), py::arg("xp"), py::arg("h0"), py::arg("c0"),
-        py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("reverse"), py::arg("keep"), Release());
-  m.def("rnn_backward", &fg::rnn_backward, py::arg("mode"), py::arg("ws"), py::arg("grad"), py::arg("h0"),
-        py::arg("c0"), py::arg("w_hh"), py::arg("bias"), py::arg("reverse"), Release());
-
   // ---- convolution (cpu/conv.h) -----------------------------------------------
   // 1-D or 2-D by the input's rank; padding holds (begin, end) per spatial dim.
   m.def("conv_forward", &fg::conv_forward, py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("stride"),
@@ -312,6 +306,12 @@ PYBIND11_MODULE(_C, m) {
   m.def("conv_weight_grad", &fg::conv_weight_grad, py::arg("g"), py::arg("x"), py::arg("kernel_size"),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
         py::arg("op") = "conv2d_backward_weight", Release());
+
+  // ---- recurrent layers (cpu/rnn.h) -------------------------------------------
+  m.def("rnn_forward", &fg::rnn_forward, py::arg("mode"), py::arg("xp"), py::arg("h0"), py::arg("c0"),
+        py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("reverse"), py::arg("keep"), Release());
+  m.def("rnn_backward", &fg::rnn_backward, py::arg("mode"), py::arg("ws"), py::arg("grad"), py::arg("h0"),
+        py::arg("c0"), py::arg("w_hh"), py::arg("bias"), py::arg("reverse"), Release());
 
   // ---- random numbers (cpu/random.h) ------------------------------------------
   // Seeds are taken modulo 2**64, so negative Python ints work as in torch.
