@@ -238,7 +238,7 @@ def test_tails_match_full_vectors(cap, dtype, n):
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
 def test_streaming_stores_same_bits(dtype):
-    # outputs of >= 16 MB per thread chunk of the cheap ops (relu and the
+    # outputs of >= 8 MB per parallel_for chunk of the cheap ops (relu and the
     # cheap backward ops) are written with non-temporal stores after an
     # unaligned head: same bits as the cached path (exp / tanh / gelu keep
     # cached stores: checked here as well)

@@ -16,7 +16,7 @@
 // gradual-underflow subnormals (within 1 unit of the smallest subnormal), 0
 // below the last one; not flushed.
 //
-// Large outputs (>= 16 MB per thread's chunk) of relu and the cheap backward
+// Large outputs (>= 8 MB per parallel_for chunk) of relu and the cheap backward
 // kernels are written with non-temporal stores (see vecmath_impl.h).
 // Special values follow libm: exp(+-inf) = inf / 0, log(0) = -inf,
 // log(x < 0) = nan, tanh(+-inf) = +-1, NaN in -> NaN out, -0 keeps its sign

@@ -624,7 +624,7 @@ FG_VM_OP2(SiluBwOp, silu_backward, false)
 #undef FG_VM_OP1
 #undef FG_VM_OP2
 
-// Outputs of at least this many bytes per call (a thread's chunk) of the
+// Outputs of at least kStreamBytes per call (a parallel_for chunk) of the
 // cheap ops (Op::kStream: relu and the backward ops that are a few flops)
 // are written with non-temporal stores: they cannot stay in the 48 MB LLC
 // with their input anyway, and a streaming store skips the read-for-ownership
@@ -634,7 +634,9 @@ FG_VM_OP2(SiluBwOp, silu_backward, false)
 // the arithmetic already takes longer than the memory traffic, streaming
 // stores slowed the loop, so the transcendental ops keep cached stores.
 // Smaller outputs stay cacheable for the op that reads them next.
-constexpr int64_t kStreamBytes = int64_t{16} << 20;
+// (8 MB: parallel_for gives each of 2 threads 4 chunks, so a 64 MB output
+// arrives in 8 MB pieces; one thread sees the whole span.)
+constexpr int64_t kStreamBytes = int64_t{8} << 20;
 
 // Streaming store of a whole vector to p, aligned to sizeof(V).
 template <class V>
