@@ -20,12 +20,15 @@ Input specs (the `inputs` sequence of both helpers), one per argument:
   list               a list argument (cat/stack) of specs
   anything else      passed unchanged to both (Python scalars, None, ...)
 """
+import contextlib
 import os
 
 import numpy as np
+import pytest
 import torch
 
 import fastgrad as fg
+from fastgrad import _C
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -282,3 +285,36 @@ def noncontig_pair(np_array, kind):
     else:
         base[...] = np_array[:1]
     return spec.view(fg.tensor(base)), spec.view(torch.tensor(base))
+
+
+# ---- CPU paths and ulp errors (the per-ISA kernel tests) --------------------------------------------
+
+@contextlib.contextmanager
+def forced_cpu_capability(cap, isa_in_use=None):
+    """Runs the body on fastgrad's `cap` CPU path ('avx512', 'avx2', 'scalar',
+    'auto'), restoring 'auto' after; skips when `isa_in_use()` (the kernel
+    family's report of what runs) shows the CPU lacks `cap`."""
+    _C.set_cpu_capability(cap)
+    try:
+        if isa_in_use is not None and isa_in_use() != cap:
+            pytest.skip(f"this CPU has no {cap}")
+        yield cap
+    finally:
+        _C.set_cpu_capability("auto")
+
+
+def ulp_errors(got, ref, dtype, floor=True):
+    """|got - ref| in ulp of ref rounded to dtype; NaN / inf must match exactly.
+    ref is a long double (or float64) reference. floor: below the smallest
+    normal number, in units of it (an absolute error there, not subnormal ulps)."""
+    r = ref.astype(dtype)
+    special = ~np.isfinite(r)
+    assert np.array_equal(np.isnan(got), np.isnan(r)), "NaN positions differ"
+    assert np.array_equal(got[special & ~np.isnan(r)], r[special & ~np.isnan(r)]), "inf results differ"
+    ok = ~special
+    den = np.spacing(np.abs(r[ok])).astype(np.longdouble)
+    if floor:
+        den = np.where(np.abs(r[ok]) < np.finfo(dtype).tiny, np.longdouble(np.finfo(dtype).tiny), den)
+    err = np.zeros(len(r), dtype=np.longdouble)
+    err[ok] = np.abs(got[ok].astype(np.longdouble) - ref[ok]) / den
+    return err

@@ -7,9 +7,6 @@ dtypes, non-contiguous views (transposed, stepped slices, flipped, broadcast
 stride 0), 0-d and zero-size arrays, sizes on both sides of the parallel grain,
 and special values (nan, +-inf, -0.0, huge, tiny).
 """
-import glob
-import importlib.util
-import os
 import threading
 import zlib
 
@@ -20,22 +17,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-
-def _load_C():
-    try:
-        from fastgrad import _C
-
-        return _C
-    except Exception:  # the Python package may be mid-rewrite: load the extension directly
-        here = os.path.dirname(os.path.abspath(__file__))
-        so = glob.glob(os.path.join(here, "..", "python", "fastgrad", "_C*.so"))[0]
-        spec = importlib.util.spec_from_file_location("fastgrad._C", so)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-
-
-_C = _load_C()
+from fastgrad import _C
 
 DTYPES = [np.bool_, np.int32, np.int64, np.float32, np.float64]
 DT_IDS = ["bool", "int32", "int64", "float32", "float64"]

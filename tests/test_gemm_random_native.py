@@ -8,7 +8,6 @@ checked for determinism (same seed, any thread count), a known answer of
 Philox-4x32-10, and loose statistical moments.
 """
 import functools
-import importlib.util
 import os
 import subprocess
 import sys
@@ -17,30 +16,9 @@ import textwrap
 import numpy as np
 import pytest
 
+from fastgrad import _C
+from helpers import forced_cpu_capability
 
-def _load_native():
-    """fastgrad._C; when the Python package cannot import (it is developed in
-    parallel), the extension module alone is enough for these tests."""
-    try:
-        from fastgrad import _C
-
-        return _C
-    except Exception:  # noqa: BLE001 - any failure of the package's __init__
-        if "fastgrad._C" in sys.modules:  # loaded before the package failed
-            return sys.modules["fastgrad._C"]
-        import glob
-
-        here = os.path.dirname(os.path.abspath(__file__))
-        found = glob.glob(os.path.join(here, "..", "python", "fastgrad", "_C*.so"))
-        if not found:
-            raise
-        spec = importlib.util.spec_from_file_location("fastgrad._C", found[0])
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-
-
-_C = _load_native()
 DT = _C.DType
 NP_OF = {DT.float32: np.float32, DT.float64: np.float64, DT.int32: np.int32, DT.int64: np.int64}
 CAPS = ["avx512", "avx2", "scalar"]
@@ -61,13 +39,8 @@ def mm(a, b):
 
 @pytest.fixture(params=CAPS)
 def cap(request):
-    _C.set_cpu_capability(request.param)
-    try:
-        if _C.gemm_info() != request.param:
-            pytest.skip(f"CPU has no {request.param}")
-        yield request.param
-    finally:
-        _C.set_cpu_capability("auto")
+    with forced_cpu_capability(request.param, _C.gemm_info) as c:
+        yield c
 
 
 @pytest.fixture

@@ -6,10 +6,6 @@ negative and duplicate indices; errors are checked for type and message
 (the op name and the offending value); accumulating kernels are checked to
 give bit-identical results for different thread counts.
 """
-import glob
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 
@@ -17,13 +13,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-try:
-    from fastgrad import _C
-except Exception:  # the package __init__ may be mid-edit; load the extension itself
-    _so = glob.glob(os.path.join(os.path.dirname(__file__), "..", "python", "fastgrad", "_C*.so"))[0]
-    _spec = importlib.util.spec_from_file_location("fastgrad._C", _so)
-    _C = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_C)
+from fastgrad import _C  # noqa: E402
 
 DTYPES = [np.bool_, np.int32, np.int64, np.float32, np.float64]
 DTYPE_IDS = ["bool", "int32", "int64", "float32", "float64"]

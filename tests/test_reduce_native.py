@@ -6,20 +6,12 @@ cover all dtypes, dims None/int/tuple/negative, keepdim, non-contiguous views,
 zero-size and 0-d arrays, odd sizes, NaN/inf, thread-count determinism, errors,
 and hypothesis property tests over random shapes and dims.
 """
-import importlib.util
 import itertools
-import pathlib
 
 import numpy as np
 import pytest
 
-try:
-    from fastgrad import _C
-except Exception:  # the package __init__ may be mid-edit: load the extension directly
-    _so = next((pathlib.Path(__file__).parents[1] / "python" / "fastgrad").glob("_C*.so"))
-    _spec = importlib.util.spec_from_file_location("fastgrad._C", _so)
-    _C = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_C)
+from fastgrad import _C
 
 torch = pytest.importorskip("torch")
 from hypothesis import HealthCheck, given, settings  # noqa: E402

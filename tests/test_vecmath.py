@@ -9,6 +9,7 @@ import torch
 
 import fastgrad as fg
 from fastgrad import _C
+from helpers import forced_cpu_capability, ulp_errors
 
 CAPS = ["avx512", "avx2", "scalar"]
 FLOATS = [np.float32, np.float64]
@@ -17,13 +18,8 @@ LD = np.longdouble
 
 @pytest.fixture(params=CAPS)
 def cap(request):
-    _C.set_cpu_capability(request.param)
-    try:
-        if _C.vecmath_isa() != request.param:
-            pytest.skip(f"this CPU has no {request.param}")
-        yield request.param
-    finally:
-        _C.set_cpu_capability("auto")
+    with forced_cpu_capability(request.param, _C.vecmath_isa) as c:
+        yield c
 
 
 # ---- references (long double; the float32 results are compared after rounding) ----
@@ -113,23 +109,6 @@ def sweep(name, dtype, n):
         lo, hi = RANGES[name][dtype]
         x = np.concatenate([np.linspace(lo, hi, n // 2), rng.uniform(lo, hi, n // 4), rng.standard_normal(n // 4)])
     return x.astype(dtype)
-
-
-def ulp_errors(got, ref, dtype, floor=False):
-    """|got - ref| in ulp of ref rounded to dtype; NaN / inf must match exactly.
-    floor: below the smallest normal number, in units of it (compound
-    activations promise an absolute error there, not subnormal ulps)."""
-    r = ref.astype(dtype)
-    special = ~np.isfinite(r)
-    assert np.array_equal(np.isnan(got), np.isnan(r)), "NaN positions differ"
-    assert np.array_equal(got[special & ~np.isnan(r)], r[special & ~np.isnan(r)]), "inf results differ"
-    err = np.zeros(len(r), dtype=LD)
-    ok = ~special
-    den = np.spacing(np.abs(r[ok])).astype(LD)
-    if floor:
-        den = np.where(np.abs(r[ok]) < np.finfo(dtype).tiny, LD(np.finfo(dtype).tiny), den)
-    err[ok] = np.abs(got[ok].astype(LD) - ref[ok]) / den
-    return err
 
 
 def run(name, x):

@@ -10,6 +10,7 @@ import torch
 import fastgrad as fg
 import fastgrad.nn.functional as F
 from fastgrad import _C
+from helpers import forced_cpu_capability, ulp_errors
 
 CAPS = ["avx512", "avx2", "scalar"]
 FLOATS = [np.float32, np.float64]
@@ -18,13 +19,8 @@ LD = np.longdouble
 
 @pytest.fixture(params=CAPS)
 def cap(request):
-    _C.set_cpu_capability(request.param)
-    try:
-        if _C.vecmath_isa() != request.param:
-            pytest.skip(f"this CPU has no {request.param}")
-        yield request.param
-    finally:
-        _C.set_cpu_capability("auto")
+    with forced_cpu_capability(request.param, _C.vecmath_isa) as c:
+        yield c
 
 
 def _softplus_ref(x, dt, beta, threshold):
@@ -72,21 +68,6 @@ def sweep(name, dtype, n=40000):
 
 def run(name, x):
     return OPS[name][0](fg.from_numpy(x)).numpy()
-
-
-def ulp_errors(got, ref, dtype):
-    """|got - ref| in ulp of ref rounded to dtype (below the smallest normal
-    number in units of it); NaN and inf must match exactly."""
-    r = ref.astype(dtype)
-    special = ~np.isfinite(r)
-    assert np.array_equal(np.isnan(got), np.isnan(r)), "NaN positions differ"
-    assert np.array_equal(got[special & ~np.isnan(r)], r[special & ~np.isnan(r)]), "inf results differ"
-    ok = ~special
-    den = np.spacing(np.abs(r[ok])).astype(LD)
-    den = np.where(np.abs(r[ok]) < np.finfo(dtype).tiny, LD(np.finfo(dtype).tiny), den)
-    err = np.zeros(len(r), dtype=LD)
-    err[ok] = np.abs(got[ok].astype(LD) - ref[ok]) / den
-    return err
 
 
 def allowed_ulp(name, x, cap):
