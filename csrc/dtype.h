@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "errors.h"
+
 namespace fg {
 
 // Order matters: promote() relies on Bool < Int32 < Int64 < Float32 < Float64.
@@ -61,15 +63,15 @@ decltype(auto) dispatch(DType t, Fn&& fn) {
   throw std::runtime_error("fastgrad: unknown dtype");
 }
 
-// Same, for ops that only make sense on floating-point data.
+// Same, for ops that only make sense on floating-point data. A wrong dtype
+// is a TypeError (as in PyTorch), not a ValueError.
 template <class Fn>
 decltype(auto) dispatch_float(DType t, const char* op, Fn&& fn) {
   switch (t) {
     case DType::Float32: return fn(float{});
     case DType::Float64: return fn(double{});
     default:
-      throw std::invalid_argument(std::string(op) + ": expected a float32 or float64 tensor, got " +
-                                  dtype_name(t));
+      throw TypeError(std::string(op) + ": expected a float32 or float64 tensor, got " + dtype_name(t));
   }
 }
 
@@ -82,7 +84,7 @@ decltype(auto) dispatch_number(DType t, const char* op, Fn&& fn) {
     case DType::Float32: return fn(float{});
     case DType::Float64: return fn(double{});
     default:
-      throw std::invalid_argument(std::string(op) + ": not supported for dtype " + dtype_name(t));
+      throw TypeError(std::string(op) + ": not supported for dtype " + dtype_name(t));
   }
 }
 
