@@ -1,5 +1,6 @@
-// gemm.cu - C = A @ B. float32 with K and N multiples of 4 (and enough work)
-// takes sgemm_tiled (below). Everything else takes the general kernel: each
+// gemm.cu - C = A @ B. float32 with TF32 allowed (fg.cuda.set_allow_tf32,
+// sm_80+) takes sgemm_tf32 on the tensor cores; otherwise float32 with K and
+// N multiples of 4 (and enough work) takes sgemm_tiled (below). Everything else takes the general kernel: each
 // 256-thread block computes a 64 x 64 tile of C, each thread a 4 x 4
 // register block, stepping through K in slices of 16 staged in shared
 // memory. Operands are read through their strides, so transposed and
@@ -7,9 +8,12 @@
 // increasing order by one thread: deterministic.
 #include "cuda/gemm.h"
 
+#include <mma.h>
+
 #include <string>
 
 #include "cuda/common.cuh"
+#include "cuda/runtime.h"
 
 namespace fg {
 namespace cuda {
@@ -188,6 +192,144 @@ sgemm_tiled(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_
   }
 }
 
+// ---- float32 on TF32 tensor cores (fg.cuda.set_allow_tf32(True); sm_80+) -----------
+//
+// 128 x 128 tiles of C per 256-thread block: 8 warps in a 2 x 4 grid, each
+// warp a 64 x 32 tile held as 4 x 2 wmma accumulators (m16n16k8, TF32 inputs,
+// float32 sums). K in slices of 32 staged in shared memory, the values
+// rounded to TF32 (round to nearest) as they are stored; the next slice is
+// loaded into registers while this one is multiplied. Operands are read
+// through their strides (any layout, sizes and alignment: no packing), the
+// load order following whichever of A's / B's dims is contiguous so warps
+// read whole cache lines. Edges are zero-filled on load and bounds-checked
+// on store (through a per-warp 16 x 16 staging tile). Deterministic: every
+// C element is summed in a fixed order.
+
+constexpr int TBM = 128, TBN = 128, TBK = 32;
+constexpr int kLdA = TBK + 4, kLdB = TBN + 4;  // +4 floats: rows 16 bytes apart mod 128 (fewer bank conflicts); wmma needs ldm % 4 == 0
+constexpr int kTf32Regs = TBM * TBK / 256;     // 16 elements of A (and of B) per thread per slice
+
+__global__ void __launch_bounds__(256)
+sgemm_tf32(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t rsA, int64_t csA, bool a_kfast,
+           const float* __restrict__ B, int64_t rsB, int64_t csB, bool b_nfast, float* __restrict__ C, Batch batch,
+           int64_t nb) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();  // the host never launches this below sm_80
+#else
+  using namespace nvcuda;
+  // A's slice (TBM x TBK, row-major) then B's (TBK x TBN); A's part is reused
+  // for the output staging tiles after the K loop. wmma pointers: 32-byte aligned.
+  __shared__ __align__(32) float smem[TBM * kLdA + TBK * kLdB];
+  float* As = smem;
+  float* Bs = smem + TBM * kLdA;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int wr = warp / 4, wc = warp % 4;  // this warp's 64 x 32 tile
+  const int64_t row0 = int64_t(blockIdx.y) * TBM, col0 = int64_t(blockIdx.x) * TBN;
+  for (int64_t z = blockIdx.z; z < nb; z += gridDim.z) {
+    int64_t oa = 0, ob = 0, rem = z;
+    for (int d = batch.nd - 1; d >= 0; --d) {
+      const int64_t i = rem % batch.shape[d];
+      rem /= batch.shape[d];
+      oa += i * batch.sa[d];
+      ob += i * batch.sb[d];
+    }
+    const float* Ab = A + oa;
+    const float* Bb = B + ob;
+    float* Cb = C + z * M * N;
+    // Element t of this thread's share of a slice: A's (ar + t * dar, ak + t * dak)
+    // and B's (bk + t * dbk, bc + t * dbc), consecutive threads along the
+    // operand's contiguous dim; one pointer and one step per operand keep
+    // the register count down.
+    const int ar = a_kfast ? tid / TBK : tid % TBM, ak = a_kfast ? tid % TBK : tid / TBM;
+    const int dar = a_kfast ? 256 / TBK : 0, dak = a_kfast ? 0 : 256 / TBM;
+    const int bk = b_nfast ? tid / TBN : tid % TBK, bc = b_nfast ? tid % TBN : tid / TBK;
+    const int dbk = b_nfast ? 256 / TBN : 0, dbc = b_nfast ? 0 : 256 / TBK;
+    const int64_t a_step = dar * rsA + dak * csA, b_step = dbk * rsB + dbc * csB;
+    float ra[kTf32Regs], rb[kTf32Regs];
+    // How many of this thread's elements lie inside A / B (the rest are zero):
+    // its row (col) and k both grow with t, so the valid ones are a prefix.
+    auto count = [](int64_t left_a, int da, int64_t left_b, int db) -> int {
+      if (left_a <= 0 || left_b <= 0) return 0;
+      int64_t n = kTf32Regs;
+      if (da > 0) n = std::min<int64_t>(n, (left_a + da - 1) / da);
+      if (db > 0) n = std::min<int64_t>(n, (left_b + db - 1) / db);
+      return static_cast<int>(n);
+    };
+    auto load = [&](int64_t k0) {
+      const float* pa = Ab + (row0 + ar) * rsA + (k0 + ak) * csA;
+      const float* pb = Bb + (k0 + bk) * rsB + (col0 + bc) * csB;
+      const int na = count(M - row0 - ar, dar, K - k0 - ak, dak);
+      const int nb_ = count(K - k0 - bk, dbk, N - col0 - bc, dbc);
+#pragma unroll
+      for (int t = 0; t < kTf32Regs; ++t) {
+        ra[t] = t < na ? *pa : 0.f;
+        rb[t] = t < nb_ ? *pb : 0.f;
+        pa += a_step;  // never read past the valid prefix
+        pb += b_step;
+      }
+    };
+    wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[4][2];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
+    load(0);
+    for (int64_t k0 = 0; k0 < K; k0 += TBK) {
+      __syncthreads();  // everyone is done reading the previous slice (and the previous batch entry's staging)
+#pragma unroll
+      for (int t = 0; t < kTf32Regs; ++t) {
+        As[(ar + t * dar) * kLdA + ak + t * dak] = wmma::__float_to_tf32(ra[t]);
+        Bs[(bk + t * dbk) * kLdB + bc + t * dbc] = wmma::__float_to_tf32(rb[t]);
+      }
+      __syncthreads();
+      if (k0 + TBK < K) load(k0 + TBK);  // in flight while the tensor cores work
+#pragma unroll 1  // unrolled, the fragments of all 4 steps are loaded early: register spills
+      for (int kk = 0; kk < TBK; kk += 8) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa[4];
+        wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb[2];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) wmma::load_matrix_sync(fa[i], As + (wr * 64 + i * 16) * kLdA + kk, kLdA);
+#pragma unroll
+        for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], Bs + kk * kLdB + wc * 32 + j * 16, kLdB);
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+      }
+    }
+    __syncthreads();  // the last slice is read: A's part of smem becomes the staging tiles
+    float* stage = smem + warp * 256;
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
+        __syncwarp();
+        for (int e = lane; e < 256; e += 32) {
+          const int64_t r = row0 + wr * 64 + i * 16 + e / 16, c = col0 + wc * 32 + j * 16 + e % 16;
+          if (r < M && c < N) Cb[r * N + c] = stage[e];
+        }
+        __syncwarp();
+      }
+  }
+#endif
+}
+
+// TF32 needs compute capability 8.0+ (cached per device).
+bool has_tf32(int dev) {
+  static int cache[64] = {0};  // 0 unknown, 1 yes, 2 no
+  if (dev < 0 || dev >= 64) return false;
+  if (cache[dev] == 0) {
+    int major = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+      cudaGetLastError();
+      major = 0;
+    }
+    cache[dev] = major >= 8 ? 1 : 2;
+  }
+  return cache[dev] == 1;
+}
+
 // The fast path's layout: rows contiguous, row and batch strides multiples
 // of 4 floats, 16-byte aligned base.
 bool rows_ok(const Array& x, int nbd) {
@@ -220,6 +362,18 @@ void matmul(const Array& a, const Array& b, const Shape& batch, int64_t M, int64
     bt.shape[d] = batch[d];
     bt.sa[d] = ae.strides[d];
     bt.sb[d] = be.strides[d];
+  }
+  if (out.dtype == DType::Float32 && allow_tf32() && has_tf32(out.device().index) &&
+      (M + TBM - 1) / TBM <= 65535) {
+    dim3 tgrid(static_cast<unsigned>((N + TBN - 1) / TBN), static_cast<unsigned>((M + TBM - 1) / TBM),
+               static_cast<unsigned>(std::min<int64_t>(nb, 65535)));
+    const int64_t rsA = ae.strides[nbd], csA = ae.strides[nbd + 1], rsB = be.strides[nbd], csB = be.strides[nbd + 1];
+    // Read along the contiguous dim (k of a row-major A, n of a row-major B).
+    const bool a_kfast = !(csA != 1 && rsA == 1), b_nfast = !(csB != 1 && rsB == 1);
+    sgemm_tf32<<<tgrid, 256>>>(M, N, K, ae.data<float>(), rsA, csA, a_kfast, be.data<float>(), rsB, csB, b_nfast,
+                               out.data<float>(), bt, nb);
+    FG_CUDA_LAUNCH_CHECK(op);
+    return;
   }
   if (out.dtype == DType::Float32 && K % 4 == 0 && N % 4 == 0 && M * N * K >= (int64_t(1) << 18) &&
       (M + FBM - 1) / FBM <= 65535 && aligned16(out.raw())) {

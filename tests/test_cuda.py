@@ -62,6 +62,57 @@ def test_bad_device_strings():
         fg.ones(2, device="gpu")
 
 
+def test_device_index_parsing_without_gpu():
+    # "cuda" has no index (it means the current device, as in torch); "cuda:N" names N.
+    assert fg.device("cuda").index is None and str(fg.device("cuda")) == "cuda"
+    assert fg.device("cuda:3").index == 3 and str(fg.device("cuda:3")) == "cuda:3"
+    assert fg.device("cuda", 2) == fg.device("cuda:2") and fg.device("cuda:2") != "cuda:1"
+    assert repr(fg.device("cuda:1")) == "device(type='cuda', index=1)"
+    with pytest.raises(ValueError, match="cuda:-1"):
+        fg.device("cuda:-1")
+
+
+def test_device_index_out_of_range_names_device_and_count(monkeypatch):
+    # The check every move and factory makes, with a pretend 1-GPU machine.
+    import importlib
+
+    devmod = importlib.import_module("fastgrad.device")  # the module (fg.device is the class)
+
+    monkeypatch.setattr(fg.cuda, "is_built", lambda: True)
+    monkeypatch.setattr(fg.cuda, "device_count", lambda: 1)
+    with pytest.raises(RuntimeError, match=r"to: invalid device cuda:1: only 1 CUDA device\(s\) visible"):
+        devmod.check_usable(fg.device("cuda:1"), "to")
+    devmod.check_usable(fg.device("cuda:0"), "to")  # fine
+    monkeypatch.setattr(fg.cuda, "device_count", lambda: 0)
+    with pytest.raises(RuntimeError, match="no CUDA device is available.*cuda:1"):
+        devmod.check_usable(fg.device("cuda:1"), "to")
+
+
+@pytest.mark.skipif(HAS_GPU, reason="needs a machine without a usable GPU")
+def test_device_index_context_manager_without_gpu():
+    with fg.cuda.device(None):  # None: changes nothing, needs no GPU
+        pass
+    for fn in (lambda: fg.cuda.set_device(0), lambda: fg.cuda.device(0).__enter__(), lambda: fg.ones(2).cuda(1)):
+        with pytest.raises(RuntimeError, match="CUDA"):
+            fn()
+
+
+def test_tf32_flag_and_alias():
+    if not fg.cuda.is_built():
+        assert fg.cuda.allow_tf32() is False and fg.backends.cuda.matmul.allow_tf32 is False
+        with pytest.raises(RuntimeError, match="without CUDA"):
+            fg.cuda.set_allow_tf32(True)
+        return
+    assert fg.cuda.allow_tf32() is False  # off by default, as in torch
+    try:
+        fg.backends.cuda.matmul.allow_tf32 = True
+        assert fg.cuda.allow_tf32() is True
+        fg.cuda.set_allow_tf32(False)
+        assert fg.backends.cuda.matmul.allow_tf32 is False
+    finally:
+        fg.cuda.set_allow_tf32(False)
+
+
 # ---- helpers for the GPU tests -------------------------------------------------------------------
 
 
@@ -388,6 +439,92 @@ def test_matmul_fast_path_batched():
     rt = dict(rtol=1e-4, atol=2e-3)
     close(ga @ gb, ca @ cb, **rt)  # broadcast batch (stride 0)
     close(fg.bmm(ga[:, 0], gb[:1].expand(3, 68, 132)), fg.bmm(ca[:, 0], cb[:1].expand(3, 68, 132)), **rt)
+
+
+@gpu
+@pytest.mark.parametrize("layout", ["plain", "transposed", "batched"])
+def test_tf32_matmul(layout):
+    # TF32 rounds the inputs to a 10-bit mantissa: relative error ~1e-3 of
+    # the float64 product; off, the result is bit-identical to before.
+    r = rng(5)
+    m, k, n = 257, 1000, 333
+    if layout == "plain":
+        a64, b64 = r.standard_normal((m, k)), r.standard_normal((k, n))
+        mk = lambda a, b: (a, b)  # noqa: E731
+    elif layout == "transposed":
+        a64, b64 = r.standard_normal((k, m)), r.standard_normal((n, k))
+        mk = lambda a, b: (a.T, b.T)  # noqa: E731
+    else:
+        a64, b64 = r.standard_normal((3, m, k)), r.standard_normal((1, k, n))
+        mk = lambda a, b: (a, b.expand(3, k, n))  # noqa: E731
+    ga, gb = mk(fg.tensor(a64, dtype=fg.float32).cuda(), fg.tensor(b64, dtype=fg.float32).cuda())
+    ref = (mk(fg.tensor(a64), fg.tensor(b64))[0] @ mk(fg.tensor(a64), fg.tensor(b64))[1]).numpy()
+    assert not fg.cuda.allow_tf32()
+    off = (ga @ gb).numpy()
+    try:
+        fg.cuda.set_allow_tf32(True)
+        on = (ga @ gb).numpy()
+        on_again = (ga @ gb).numpy()
+    finally:
+        fg.cuda.set_allow_tf32(False)
+    off_again = (ga @ gb).numpy()
+    np.testing.assert_array_equal(off, off_again)  # off: the FP32 path, exactly
+    np.testing.assert_array_equal(on, on_again)  # deterministic
+    scale = np.abs(ref).max()
+    err_on, err_off = np.abs(on - ref).max() / scale, np.abs(off - ref).max() / scale
+    assert err_off < 1e-5, err_off
+    assert err_on < 5e-3, err_on  # TF32: 2^-11 per input, ~sqrt(k) growth
+    assert err_on > err_off, (err_on, err_off)  # the tensor-core path really ran (sm_80+)
+
+
+@gpu
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 3, 7), (128, 32, 128), (129, 33, 130), (64, 4096, 16)])
+def test_tf32_matmul_edges(shape):
+    # Tile edges in M, N and K (zero-filled), a single row, a long K.
+    m, k, n = shape
+    r = rng(m * 7 + k)
+    a64, b64 = r.standard_normal((m, k)), r.standard_normal((k, n))
+    ga, gb = fg.tensor(a64, dtype=fg.float32).cuda(), fg.tensor(b64, dtype=fg.float32).cuda()
+    try:
+        fg.cuda.set_allow_tf32(True)
+        on = (ga @ gb).numpy()
+        grad = fg.tensor(a64, dtype=fg.float32).cuda().requires_grad_()
+        (grad @ gb).sum().backward()
+    finally:
+        fg.cuda.set_allow_tf32(False)
+    ref = a64 @ b64
+    # each product rounded to TF32 (2^-11 relative), errors growing like sqrt(terms)
+    np.testing.assert_allclose(on, ref, rtol=0, atol=5e-3 * np.sqrt(k))
+    np.testing.assert_allclose(grad.grad.numpy(), np.ones((m, n)) @ b64.T, rtol=0, atol=5e-3 * np.sqrt(n))
+
+
+@gpu
+def test_device_index_current_device_and_context():
+    n = fg.cuda.device_count()
+    assert fg.cuda.current_device() == 0
+    x = fg.ones(3, device="cuda")
+    assert x.device == "cuda:0" and str(x.device) == "cuda:0" and x.device.index == 0
+    with fg.cuda.device(0):
+        assert fg.cuda.current_device() == 0
+    with fg.cuda.device_of(x):
+        assert fg.cuda.current_device() == 0
+    with pytest.raises(RuntimeError, match=f"cuda:{n}.*{n} CUDA device"):
+        fg.ones(2).to(f"cuda:{n}")
+    with pytest.raises(RuntimeError, match=f"cuda:{n}"):
+        fg.zeros(2, device=f"cuda:{n}")
+    with pytest.raises(RuntimeError, match=f"cuda:{n}"):
+        fg.cuda.set_device(n)
+    assert fg.cuda.current_device() == 0  # a failed set_device changes nothing
+    if n >= 2:  # "cuda" follows the current device; tensors on two GPUs do not mix
+        with fg.cuda.device(1):
+            y = fg.ones(3, device="cuda")
+            assert y.device == "cuda:1" and fg.cuda.current_device() == 1
+            z = (y * 2).sum()
+            assert z.device == "cuda:1"
+        assert fg.cuda.current_device() == 0
+        with pytest.raises((ValueError, RuntimeError), match="device"):
+            x + y
+        np.testing.assert_array_equal((y.to("cuda:0") + x).numpy(), np.full(3, 2.0, np.float32))
 
 
 @gpu

@@ -2,9 +2,11 @@
 # The CUDA check, run from the repository root on a machine with a GPU:
 # builds fastgrad._C with the CUDA kernels (sm_90, Release, Ninja, 16 jobs)
 # into python/fastgrad/, then runs the CUDA tests, the CPU quick suite, the
-# device-parametrised op tests and the CUDA benchmarks. $OUT (default
-# /tmp/out) gets two files: logs.tgz (every log) and summary.txt; the
-# FAILED/ERROR lines are printed last. Budget: < 5 min.
+# device-parametrised op tests, every layer/loss/optimizer against the CPU
+# (tests/test_devices.py) and the CUDA benchmarks. $OUT (default /tmp/out)
+# gets two files: logs.tgz (every log) and summary.txt; the FAILED/ERROR
+# lines are printed last. Budget: < 5.5 min with the build (BUDGET=310 s for
+# build + tests, the benchmark gets what is left up to 325 s).
 #   ARCH=80 tools/gpu-check.sh     # another architecture
 #   SKIP_BENCH=1 tools/gpu-check.sh
 #   SKIP_BUILD=1 SKIP_BENCH=1 tools/gpu-check.sh    # here, without a GPU: the stages and the output
@@ -41,7 +43,7 @@ elif cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFASTGRAD_DEV_O
      ${NVCC:+-DCMAKE_CUDA_COMPILER="$NVCC"} \
      -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -Dpybind11_DIR="$($PY -m pybind11 --cmakedir)" \
      -DPython_EXECUTABLE="$(command -v $PY)" -DSKBUILD_PROJECT_VERSION=0.1.0-gpu > "$OUT/configure.log" 2>&1 &&
-   cmake --build "$BUILD" -j"$JOBS" > "$OUT/build.log" 2>&1; then
+   timeout 200 cmake --build "$BUILD" -j"$JOBS" > "$OUT/build.log" 2>&1; then
   summary+=("build: ok ($(elapsed) s, $(grep -c -i warning "$OUT/build.log") warning lines)")
 else
   summary+=("build: FAILED (see build.log)")
@@ -63,42 +65,74 @@ run_tests() {  # name, timeout seconds, pytest args...
   summary+=("$name: rc=$rc, $(tail -1 "$OUT/$name.log")")
 }
 
-# Each stage runs only while the 5-minute budget allows it (limits in s).
-# tests/test_cuda.py in groups, one process each: a kernel fault (a sticky
-# CUDA error) then spoils only its own group.
+# Every stage gets a time limit, cut to what is left of the budget (BUDGET s
+# from the start, build included); a stage that would start with less than
+# 15 s left is skipped and says so in the summary. Test files are split into
+# groups, one process each: a kernel fault (a sticky CUDA error) then spoils
+# only its own group. Tests first, benchmarks last (GPU time is short).
+BUDGET=${BUDGET:-310}
+logs=()
+stage() {  # name, limit seconds, pytest args...
+  local name=$1 limit=$2 left=$((BUDGET - $(elapsed)))
+  shift 2
+  logs+=("$name")
+  if [ "$left" -lt 15 ]; then
+    summary+=("$name: SKIPPED (out of time at $(elapsed) s)")
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  run_tests "$name" "$limit" "$@"
+}
+group_file() {  # log name, file, limit per group, -k expressions... (one process per group)
+  local name=$1 file=$2 limit=$3 i=0
+  shift 3
+  if [ ! -f "$file" ]; then
+    summary+=("$name: $file missing")
+    return
+  fi
+  if [ $# -eq 0 ]; then
+    stage "$name" "$limit" "$file" -rfE --tb=line
+    return
+  fi
+  for g in "$@"; do
+    i=$((i + 1))
+    stage "${name}_$i" "$limit" "$file" -rfE --tb=line -k "$g"
+  done
+}
+
 echo "== tests/test_cuda.py"
-groups=("round_trip or factories or memory or dlpack or mixing or config or queries or no_gpu or bad_device"
-        "unary or binary or where or parametrised or elementwise_fast"
-        "reductions or argmax or softmax"
-        "matmul"
-        "index_ops or philox or layers or unported or conv_pool"
-        "mlp or training")
-i=0
-for g in "${groups[@]}"; do
-  i=$((i + 1))
-  run_tests "test_cuda_$i" 60 tests/test_cuda.py -rfE --tb=line -k "$g"
-done
-cat "$OUT"/test_cuda_*.log > "$OUT/test_cuda.log"
-rm -f "$OUT"/test_cuda_*.log
-# Tests first, benchmarks last (time on the GPU box is short).
-if [ "$(elapsed)" -lt 200 ]; then
-  echo "== op tests on cuda (FASTGRAD_TEST_DEVICE=cuda: check_op's fastgrad side runs on the device)"
-  export FASTGRAD_TEST_DEVICE=cuda
-  run_tests ops_on_cuda 120 tests/test_ops_grad.py -rfE --tb=line
-  unset FASTGRAD_TEST_DEVICE
-fi
-if [ "$(elapsed)" -lt 230 ]; then
-  echo "== CPU quick suite with the CUDA build, and the RNN layers on CUDA"
-  run_tests cpu_quick 60 tests/test_tensor.py tests/test_optim.py -rfE --tb=line
-  run_tests rnn_cuda 30 tests/test_rnn.py -rfE --tb=line -k cuda
-fi
-if [ -z "${SKIP_BENCH:-}" ] && [ "$(elapsed)" -lt 250 ]; then
-  echo "== bench/bench_cuda.py"
-  quick=""
-  [ "$(elapsed)" -gt 200 ] && quick="--quick"
-  timeout 60 $PY bench/bench_cuda.py $quick > "$OUT/bench_cuda.txt" 2>&1
-  summary+=("bench: rc=$? $quick (bench_cuda.txt)")
-  cat "$OUT/bench_cuda.txt"
+group_file test_cuda tests/test_cuda.py 60 \
+  "round_trip or factories or memory or dlpack or mixing or config or queries or no_gpu or bad_device or device_index" \
+  "unary or binary or where or parametrised or elementwise_fast" \
+  "reductions or argmax or softmax" \
+  "matmul or tf32" \
+  "index_ops or philox or layers or unported or conv_pool" \
+  "mlp or training"
+echo "== tests/test_cuda_conv.py, tests/test_cuda_random_index.py"
+group_file test_cuda_conv tests/test_cuda_conv.py 60
+group_file test_cuda_random_index tests/test_cuda_random_index.py 60
+echo "== tests/test_devices.py (every layer, loss, optimizer and autograd feature: cuda vs cpu)"
+group_file test_devices tests/test_devices.py 60 "layer" "loss" "optim" "not layer and not loss and not optim"
+echo "== op tests on cuda (FASTGRAD_TEST_DEVICE=cuda: check_op's fastgrad side runs on the device)"
+export FASTGRAD_TEST_DEVICE=cuda
+stage ops_on_cuda 90 tests/test_ops_grad.py -rfE --tb=line
+unset FASTGRAD_TEST_DEVICE
+echo "== CPU quick suite with the CUDA build, and the RNN layers on CUDA"
+stage cpu_quick 45 tests/test_tensor.py tests/test_optim.py -rfE --tb=line
+stage rnn_cuda 30 tests/test_rnn.py -rfE --tb=line -k cuda
+if [ -z "${SKIP_BENCH:-}" ]; then
+  left=$((BUDGET + 15 - $(elapsed)))
+  if [ "$left" -lt 20 ]; then
+    summary+=("bench: SKIPPED (out of time at $(elapsed) s)")
+  else
+    echo "== bench/bench_cuda.py"
+    quick=""
+    [ "$left" -lt 60 ] && quick="--quick"
+    limit=$(( left < 75 ? left : 75 ))
+    timeout "$limit" $PY bench/bench_cuda.py $quick > "$OUT/bench_cuda.txt" 2>&1
+    summary+=("bench: rc=$? $quick (bench_cuda.txt)")
+    cat "$OUT/bench_cuda.txt"
+  fi
 fi
 
 # What comes back from the GPU box: at most 8 files, and only the last
@@ -115,7 +149,7 @@ tmp=$(mktemp -d); tar xzf "$OUT/logs.tgz" -C "$tmp" 2>/dev/null
 # (sized to fit: 16 bench lines, at most 45 failure lines of 180 characters)
 echo "== bench (short)"; grep -vE "^[[:space:]]*$|^memory" "$tmp/bench_cuda.txt" 2>/dev/null | cut -c1-100 | head -16
 echo "== FAILED/ERROR lines (log: test - reason)"
-for f in test_cuda ops_on_cuda cpu_quick rnn_cuda; do
+for f in "${logs[@]}"; do
   [ -f "$tmp/$f.log" ] && grep -E "^(FAILED|ERROR)" "$tmp/$f.log" | sed -E "s#^(FAILED|ERROR) tests/[a-z_]*\.py::#$f: \1 #"
 done | cut -c1-180 | head -45
 rm -rf "$tmp"

@@ -29,7 +29,7 @@ from .ops.shape import (broadcast_shapes, broadcast_tensors, broadcast_to, cat, 
                         unsqueeze, view, vstack)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .autograd.functional import grad, hessian, jacobian, jvp, value_and_grad, vjp
-from . import autograd, cuda, memory
+from . import autograd, backends, cuda, memory
 from . import nn, optim, data, datasets, models, utils
 from .serialization import load, save
 from .runtime import config, from_dlpack, get_num_threads, set_num_threads

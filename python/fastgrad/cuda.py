@@ -36,7 +36,7 @@ def _index(device, op):
     d = device if isinstance(device, _device) else _device(device)
     if d.type != "cuda":
         raise ValueError(f"{op}: expected a CUDA device, got {d}")
-    return d.index or 0
+    return d._resolved()
 
 
 def current_device():
@@ -45,8 +45,37 @@ def current_device():
 
 
 def set_device(device):
+    """Makes `device` (an index, 'cuda:N' or a fg.device) the current device:
+    what a bare "cuda" means from now on in this thread."""
     _require("set_device")
     _C.cuda_set_device(_index(device, "set_device"))
+
+
+class device:
+    """`with fg.cuda.device(i):` makes device i current inside the block and
+    restores the previous one after it (None or -1: changes nothing)."""
+
+    def __init__(self, device):
+        self.idx = -1 if device is None or (isinstance(device, int) and device == -1) else _index(device, "cuda.device")
+        self.prev = -1
+
+    def __enter__(self):
+        if self.idx >= 0:
+            self.prev = current_device()
+            set_device(self.idx)
+        return self
+
+    def __exit__(self, *exc):
+        if self.prev >= 0:
+            set_device(self.prev)
+        return False
+
+
+class device_of(device):
+    """`with fg.cuda.device_of(t):` makes t's device current (nothing for a CPU tensor)."""
+
+    def __init__(self, t):
+        super().__init__(t.device.index if t.is_cuda else None)
 
 
 def synchronize(device=None):
@@ -91,10 +120,18 @@ manual_seed_all = manual_seed
 
 
 def set_allow_tf32(on):
-    """TF32 tensor cores for float32 matmul (off by default: results then
-    match the CPU to float32 rounding)."""
-    _require("set_allow_tf32")
+    """TF32 tensor cores for float32 matmul on sm_80+ (off by default, as in
+    PyTorch: results then match the CPU to float32 rounding). With it on, a
+    float32 product rounds its inputs to TF32 (10-bit mantissa) and sums in
+    float32: relative error ~1e-3. Also fg.backends.cuda.matmul.allow_tf32."""
+    if not is_built():
+        raise RuntimeError("set_allow_tf32: fastgrad was built without CUDA")
     _C.cuda_set_allow_tf32(bool(on))
+
+
+def allow_tf32():
+    """Whether float32 matmul may use TF32 tensor cores (set_allow_tf32)."""
+    return bool(_C.cuda_allow_tf32()) if is_built() else False
 
 
 def version():

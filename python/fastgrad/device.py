@@ -1,4 +1,9 @@
-"""fg.device: where a tensor lives ("cpu", "cuda", "cuda:N")."""
+"""fg.device: where a tensor lives ("cpu", "cuda", "cuda:N").
+
+As in PyTorch, a bare "cuda" has index None and means the current CUDA
+device (fg.cuda.current_device(), changed by fg.cuda.set_device(i) or
+`with fg.cuda.device(i):`); it is resolved when a tensor is made or moved,
+so a tensor's .device always names its index ("cuda:0")."""
 from . import _C
 
 
@@ -11,11 +16,14 @@ class device:
             return
         if not isinstance(spec, str):
             raise TypeError(f"device: expected a string like 'cpu' or 'cuda:0', got {type(spec).__name__}")
-        canon = _C.parse_device(spec if index is None else f"{spec}:{index}")  # validates
+        full = spec if index is None else f"{spec}:{index}"
+        canon = _C.parse_device(full)  # validates
         if canon == "cpu":
             self.type, self.index = "cpu", None
         else:
-            self.type, self.index = "cuda", int(canon.split(":")[1])
+            self.type, self.index = "cuda", (int(canon.split(":")[1]) if ":" in full else None)
+            if self.index is not None and self.index < 0:
+                raise ValueError(f"device: invalid device '{full}' (a CUDA index is >= 0)")
 
     def __str__(self):
         return self.type if self.index is None else f"{self.type}:{self.index}"
@@ -31,13 +39,21 @@ class device:
                 return False
         if not isinstance(other, device):
             return NotImplemented
-        return self.type == other.type and (self.index or 0) == (other.index or 0)
+        return self.type == other.type and self._resolved() == other._resolved()
 
     def __hash__(self):
-        return hash((self.type, self.index or 0))
+        return hash((self.type, self._resolved()))
+
+    def _resolved(self):
+        """The index with None read as the current CUDA device (0 without one)."""
+        if self.index is not None or self.type == "cpu":
+            return self.index
+        from . import cuda
+
+        return cuda.current_device() if cuda.is_available() else 0
 
     def _c_name(self):
-        return "cpu" if self.type == "cpu" else f"cuda:{self.index or 0}"
+        return "cpu" if self.type == "cpu" else f"cuda:{self._resolved()}"
 
 
 CPU = device("cpu")
@@ -60,8 +76,8 @@ def check_usable(d, op):
     n = cuda.device_count()
     if n == 0:
         raise RuntimeError(f"{op}: no CUDA device is available (no GPU or no driver); cannot use device {d}")
-    if (d.index or 0) >= n:
-        raise RuntimeError(f"{op}: invalid device {d} ({n} CUDA device(s) visible)")
+    if d._resolved() >= n:
+        raise RuntimeError(f"{op}: invalid device {d}: only {n} CUDA device(s) visible (cuda:0 to cuda:{n - 1})")
 
 
 _ToDevice = None
