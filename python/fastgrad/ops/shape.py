@@ -479,14 +479,91 @@ class Pad(Function):
         return Pad.apply(t, pads=ctx.pads, value=0.0)
 
 
-def pad(input, pad, mode="constant", value=0.0):
+_PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def _pad_source(mode, n, lo, hi):
+    """For a dim of size n padded by (lo, hi) (either may be negative: a
+    crop), the input position each output position reads: reflect mirrors
+    about the edge elements, replicate repeats them, circular wraps around
+    what is left after the crops (as torch does)."""
+    import numpy as np
+
+    if mode == "circular":
+        cl, cr = max(-lo, 0), max(-hi, 0)
+        m = n - cl - cr
+        i = np.arange(-max(lo, 0), m + max(hi, 0), dtype=np.int64)
+        return cl + (np.mod(i, m) if m else i)
+    i = np.arange(-lo, n + hi, dtype=np.int64)
+    if mode == "replicate":
+        return np.clip(i, 0, n - 1)
+    i = np.abs(i)  # reflect: -k -> k, then n-1+k -> n-1-k
+    return np.where(i > n - 1, 2 * (n - 1) - i, i)
+
+
+def _pad_non_constant(input, pads, mode):
+    """reflect / replicate / circular padding of the last len(pads)/2 dims,
+    torch's shape rules: 2 pads for a 2-D or 3-D input, 4 for 3-D or 4-D,
+    6 for 4-D or 5-D (the dims before the padded ones: channels and an
+    optional batch); bad sizes raise RuntimeError like torch's. Written as
+    one index_select per padded dim, so the vjp (index_add), the jvp
+    (index_select) and every higher order come free."""
+    from ..tensor import tensor
+    from .index import index_select
+
+    k = len(pads) // 2
+    if k not in (1, 2, 3) or input.ndim not in (k + 1, k + 2):
+        raise NotImplementedError(
+            f"pad: padding size {len(pads)} is not supported for {input.ndim}D input tensor (shape "
+            f"{list(input.shape)}) with mode={mode!r}; supported: padding size 2 for a 2D or 3D input, 4 for 3D or "
+            "4D, 6 for 4D or 5D")
+    shape = list(input.shape)
+    if mode != "circular":
+        # torch: only the batch dim (of a batched input) may be empty
+        inner = shape[1:] if input.ndim == k + 2 else shape
+        if any(s == 0 for s in inner):
+            raise RuntimeError(f"pad: mode={mode!r} expects the non-batch dims of the input to be non-zero, got "
+                               f"shape {shape}")
+    out = input
+    for j in range(k):
+        lo, hi = pads[2 * j], pads[2 * j + 1]
+        d = input.ndim - 1 - j
+        n = shape[d]
+        if mode == "reflect" and (lo >= n or hi >= n):
+            raise RuntimeError(f"pad: padding size should be less than the corresponding input dimension for "
+                               f"mode='reflect', but got padding ({lo}, {hi}) at dimension {d} of input {shape}")
+        if mode == "circular" and (lo > n or hi > n):
+            raise RuntimeError(f"pad: padding ({lo}, {hi}) at dimension {d} of input {shape} wraps around more than "
+                               "once (mode='circular' pads at most the dimension's size)")
+        size = n + lo + hi
+        # torch's 1-D reflect / replicate want a non-empty output; the 2-D and 3-D ones allow an empty one
+        if size < 0 or (size == 0 and k == 1 and mode != "circular"):
+            raise RuntimeError(f"pad: input dimension {d} (size {n}) is too small for padding ({lo}, {hi}): the "
+                               f"output size would be {size} (input shape {shape}, mode={mode!r})")
+        if mode == "circular" and n - max(-lo, 0) - max(-hi, 0) <= 0 and (lo > 0 or hi > 0):
+            raise RuntimeError(f"pad: padding ({lo}, {hi}) at dimension {d} of input {shape} crops away every "
+                               "element, so mode='circular' has nothing to wrap around")
+        if lo == 0 and hi == 0:
+            continue
+        idx = tensor(_pad_source(mode, n, lo, hi), device=input.device)
+        out = index_select(out, d, idx)
+    return out
+
+
+def pad(input, pad, mode="constant", value=None):
+    """torch.nn.functional.pad: pad = (left, right) for the last dim, then
+    (top, bottom) for the one before, ...; negative values crop."""
     if not isinstance(input, Tensor):
         raise TypeError(f"pad: expected a Tensor, got {type(input).__name__}")
-    if mode != "constant":
-        raise NotImplementedError(f"pad: only mode='constant' is implemented, got {mode!r}")
+    if mode not in _PAD_MODES:
+        raise NotImplementedError(f"pad: unrecognised padding mode {mode!r}, expected one of {_PAD_MODES}")
     pads = [int(p) for p in pad]
     if len(pads) % 2 or len(pads) // 2 > input.ndim:
         raise ValueError(f"pad: padding length {len(pads)} must be even and at most 2 * ndim ({2 * input.ndim})")
+    if mode != "constant":
+        if value is not None and value != 0:
+            raise RuntimeError(f"pad: padding mode {mode!r} doesn't take in value argument (got value={value})")
+        return _pad_non_constant(input, pads, mode)
     return Pad.apply(input, pads=pads, value=float(value if value is not None else 0.0))
 
 

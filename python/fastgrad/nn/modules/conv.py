@@ -5,6 +5,7 @@ import math
 from ... import dtypes
 from ...ops import conv as _conv
 from ...ops.creation import empty
+from ...ops.shape import pad as _pad
 from .. import init
 from ..parameter import Parameter
 from .module import Module
@@ -32,11 +33,6 @@ class _ConvNd(Module):
             raise ValueError(f"{name}: out_channels ({out_channels}) must be divisible by groups ({groups})")
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
-        if padding_mode != "zeros":
-            # F.pad implements only mode='constant' so far; the layer pads
-            # through it, so it can follow once F.pad has the other modes.
-            raise NotImplementedError(f"{name}: padding_mode={padding_mode!r} is not implemented yet (fastgrad's "
-                                      "F.pad supports only mode='constant'); use padding_mode='zeros'")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = _conv._ntuple(kernel_size, n, "kernel_size", name)
         self.stride = _conv._ntuple(stride, n, "stride", name)
@@ -51,6 +47,11 @@ class _ConvNd(Module):
             self.padding = _conv._ntuple(padding, n, "padding", name)
         self.output_padding = _conv._ntuple(output_padding, n, "output_padding", name)
         self.groups, self.padding_mode = groups, padding_mode
+        # torch's attribute: F.pad's order (last dim first) of the module's padding, for the non-zeros modes
+        pads = ([v for x in self.padding for v in (x, x)] if self._transposed else
+                _conv.conv_padding(self.padding, self.kernel_size, self.stride, self.dilation, name))
+        rev = [p for i in reversed(range(n)) for p in pads[2 * i:2 * i + 2]]
+        self._reversed_padding_repeated_twice = rev if isinstance(padding, str) else tuple(rev)  # as torch's
         dt = dtype or dtypes.default_float
         shape = ((in_channels, out_channels // groups) if self._transposed else
                  (out_channels, in_channels // groups)) + self.kernel_size
@@ -68,6 +69,15 @@ class _ConvNd(Module):
             fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
             bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
             init.uniform_(self.bias, -bound, bound)
+
+    def _conv_forward(self, input, conv):
+        """conv(input, padding) with the module's padding, or, for
+        padding_mode reflect / replicate / circular, F.pad with that mode
+        first and then conv with padding 0 (torch's semantics)."""
+        if self.padding_mode == "zeros":
+            return conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        x = _pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+        return conv(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -95,7 +105,7 @@ class Conv1d(_ConvNd):
                          padding_mode, device=device, dtype=dtype)
 
     def forward(self, input):
-        return _conv.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return self._conv_forward(input, _conv.conv1d)
 
 
 class Conv2d(_ConvNd):
@@ -107,7 +117,7 @@ class Conv2d(_ConvNd):
                          padding_mode, device=device, dtype=dtype)
 
     def forward(self, input):
-        return _conv.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return self._conv_forward(input, _conv.conv2d)
 
 
 class _ConvTransposeNd(_ConvNd):

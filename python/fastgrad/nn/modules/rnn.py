@@ -17,22 +17,36 @@ written in fastgrad ops (_step) serves the cells, other devices, forward mode
 (jvp) and higher-order gradients (create_graph=True recomputes the layer with
 it), so every path is differentiable again.
 
-Not supported: PackedSequence (pass padded batches), and proj_size > 0 for
-LSTM (raises NotImplementedError). Truncated back-propagation through time:
-carry the state between chunks with h.detach() (and c.detach()).
+LSTM with proj_size > 0 (h_t = (o * tanh(c_t)) W_hr^T, h of size proj_size,
+torch's weight_hr_l{k}[_reverse]) always runs the recurrence in fastgrad ops:
+the native kernel has no projection.
+
+A PackedSequence input (fg.nn.utils.rnn) is unpacked to a time-major padded
+batch (sorted by decreasing length); each run of sequences of equal length L
+then goes through the layer as one batch over exactly its L steps, so the
+native kernel serves packed input too, h_n is each sequence's last valid
+step, and the reverse direction starts at each sequence's own end. The output
+is packed again.
+
+Truncated back-propagation through time: carry the state between chunks with
+h.detach() (and c.detach()).
 """
 import math
 import warnings
+
+import numpy as np
 
 from ... import _C
 from ...autograd.function import Function
 from ...autograd.grad_mode import state
 from ...ops.creation import empty, zeros, zeros_like
+from ...ops.index import index_select
 from ...ops.shape import cat, stack
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
+from ..utils.rnn import PackedSequence, _int_tensor, packed_lengths, pad_rows
 from .module import Module
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -46,9 +60,11 @@ use_fused = True
 # the recurrence in fastgrad ops
 
 
-def _step(mode, xp, h, c, w_hh_t, b_hh, H):
+def _step(mode, xp, h, c, w_hh_t, b_hh, H, w_hr_t=None):
     """One time step. xp: (B, G*H) input projection with every bias that can
-    be folded in (all but GRU's b_hh); h, c: (B, H); w_hh_t: W_hh^T (H, G*H).
+    be folded in (all but GRU's b_hh); h: (B, H) (or (B, P) for an LSTM
+    with projection), c: (B, H); w_hh_t: W_hh^T (H or P, G*H); w_hr_t: the
+    LSTM's projection W_hr^T (H, P) or None.
     Returns (h', c') (c' is None except for LSTM)."""
     if mode == "GRU":
         hh = h @ w_hh_t
@@ -63,19 +79,21 @@ def _step(mode, xp, h, c, w_hh_t, b_hh, H):
         s = pre.sigmoid()  # one op for i, f, o (g's third is wasted, but ops cost more than flops here)
         g = pre[:, 2 * H:3 * H].tanh()
         c = s[:, H:2 * H] * c + s[:, :H] * g
-        return s[:, 3 * H:] * c.tanh(), c
+        h = s[:, 3 * H:] * c.tanh()
+        return (h if w_hr_t is None else h @ w_hr_t), c
     return (pre.tanh() if mode == "RNN_TANH" else pre.relu()), None
 
 
-def _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh):
-    """One layer and direction over xp (T, B, G*H) -> (y (T, B, H), h_T, c_T)."""
-    H = w_hh.shape[1]
+def _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh, w_hr=None):
+    """One layer and direction over xp (T, B, G*H) -> (y (T, B, H or P), h_T, c_T)."""
+    H = w_hh.shape[0] // _GATES[mode]
     w_t = w_hh.t()
+    w_hr_t = None if w_hr is None else w_hr.t()
     T = xp.shape[0]
     ys = [None] * T
     h, c = h0, c0
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        h, c = _step(mode, xp[t], h, c, w_t, b_hh, H)
+        h, c = _step(mode, xp[t], h, c, w_t, b_hh, H, w_hr_t)
         ys[t] = h
     return stack(ys, 0), h, c
 
@@ -183,11 +201,12 @@ def _fused_layer(mode, reverse, x, batch_major, h0, w_ih, w_hh, c0, b_ih, b_hh):
     return out.view(-1, xp.shape[1], w_hh.shape[1])
 
 
-def _run_layer(mode, reverse, x, batch_major, h0, w_ih, w_hh, c0, b_ih, b_hh):
+def _run_layer(mode, reverse, x, batch_major, h0, w_ih, w_hh, c0, b_ih, b_hh, w_hr=None):
     """(y (T, B, H), h_n, c_n) of one layer and direction. x: (T, B, in), or
     (B, T, in) when batch_major: its projection is one (T*B, in) matmul in
-    x's own layout either way."""
-    if _fused_ok(x) and h0.shape[0] > 0:
+    x's own layout either way. An LSTM projection (w_hr) takes the composite
+    path (the native kernel has none)."""
+    if w_hr is None and _fused_ok(x) and h0.shape[0] > 0:
         v = _fused_layer(mode, reverse, x, batch_major, h0, w_ih, w_hh, c0, b_ih, b_hh)
         T = v.shape[0] - (2 if mode == "LSTM" else 1)
         return v[:T], v[T], (v[T + 1] if mode == "LSTM" else None)
@@ -197,7 +216,27 @@ def _run_layer(mode, reverse, x, batch_major, h0, w_ih, w_hh, c0, b_ih, b_hh):
         xp = F.linear(x, w_ih, b_ih if mode == "GRU" else b_ih + b_hh)
     if batch_major:
         xp = xp.transpose(0, 1)
-    return _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh if mode == "GRU" else None)
+    return _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh if mode == "GRU" else None, w_hr)
+
+
+def _run_groups(groups, mode, reverse, x, h0, w_ih, w_hh, c0, b_ih, b_hh, w_hr):
+    """_run_layer for a packed batch: x (T, B, in) time-major, sorted by
+    decreasing length; groups: (s0, s1, L) runs of sequences of equal length
+    L. Each run goes over exactly its L steps (so h_n is its last valid step
+    and the reverse direction starts there); y is zero past each length."""
+    T = x.shape[0]
+    ys, hs, cs = [], [], []
+    for s0, s1, L in groups:
+        y, h, c = _run_layer(mode, reverse, x[:L, s0:s1], False, h0[s0:s1], w_ih, w_hh,
+                             None if c0 is None else c0[s0:s1], b_ih, b_hh, w_hr)
+        if L < T:
+            y = cat([y, zeros(T - L, s1 - s0, y.shape[2], dtype=y.dtype, device=y.device)], 0)
+        ys.append(y)
+        hs.append(h)
+        cs.append(c)
+    if len(groups) == 1:
+        return ys[0], hs[0], cs[0]
+    return cat(ys, 1), cat(hs, 0), (None if c0 is None else cat(cs, 0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,7 +391,8 @@ class GRUCell(RNNCellBase):
 class RNNBase(Module):
     """The shared machinery of RNN, LSTM and GRU (see the module docstring).
     Input (T, B, input_size), or (B, T, input_size) with batch_first, or
-    unbatched (T, input_size); PackedSequence is not supported."""
+    unbatched (T, input_size), or a PackedSequence (batch_first does not
+    apply to it: its data is (sum of lengths, input_size))."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None):
@@ -370,32 +410,38 @@ class RNNBase(Module):
         if dropout > 0 and num_layers == 1:
             warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
                           f"expects num_layers greater than 1, but got dropout={dropout} and num_layers=1")
+        if not isinstance(proj_size, int) or isinstance(proj_size, bool):
+            raise TypeError(f"{name}: proj_size must be an int, got {type(proj_size).__name__}")
         if proj_size < 0:
-            raise ValueError(f"{name}: proj_size should be a positive integer or zero to disable projections")
-        if proj_size > 0:
-            if mode != "LSTM":
-                raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-            raise NotImplementedError("LSTM: proj_size > 0 is not supported by fastgrad yet")
+            raise ValueError(f"{name}: proj_size should be a positive integer or zero to disable projections "
+                             f"(got {proj_size})")
+        if proj_size >= hidden_size:
+            raise ValueError(f"{name}: proj_size has to be smaller than hidden_size (got proj_size={proj_size}, "
+                             f"hidden_size={hidden_size})")
+        if proj_size > 0 and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         self.mode = mode
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, proj_size
         G = _GATES[mode]
         D = 2 if bidirectional else 1
+        out_size = proj_size or hidden_size  # torch's real_hidden_size: what h holds
         kw = {"dtype": dtype, "device": device}
         self._flat_weights_names = []
+        # torch's registration order (state_dict and parameters() order): w_ih, w_hh, b_ih, b_hh, w_hr
         for layer in range(num_layers):
             for d in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
-                in_size = input_size if layer == 0 else hidden_size * D
-                names = ["weight_ih" + sfx, "weight_hh" + sfx]
-                setattr(self, names[0], Parameter(empty(G * hidden_size, in_size, **kw)))
-                setattr(self, names[1], Parameter(empty(G * hidden_size, hidden_size, **kw)))
+                in_size = input_size if layer == 0 else out_size * D
+                shapes = {"weight_ih": (G * hidden_size, in_size), "weight_hh": (G * hidden_size, out_size)}
                 if bias:
-                    names += ["bias_ih" + sfx, "bias_hh" + sfx]
-                    setattr(self, names[2], Parameter(empty(G * hidden_size, **kw)))
-                    setattr(self, names[3], Parameter(empty(G * hidden_size, **kw)))
-                self._flat_weights_names += names
+                    shapes.update(bias_ih=(G * hidden_size,), bias_hh=(G * hidden_size,))
+                if proj_size:
+                    shapes["weight_hr"] = (proj_size, hidden_size)
+                for what, shape in shapes.items():
+                    setattr(self, what + sfx, Parameter(empty(*shape, **kw)))
+                    self._flat_weights_names.append(what + sfx)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -407,12 +453,14 @@ class RNNBase(Module):
     @property
     def all_weights(self):
         D = 2 if self.bidirectional else 1
-        per = 4 if self.bias else 2
+        per = (4 if self.bias else 2) + (1 if self.proj_size else 0)
         ws = [getattr(self, n) for n in self._flat_weights_names]
         return [ws[i * per:(i + 1) * per] for i in range(self.num_layers * D)]
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if getattr(self, "nonlinearity", "tanh") != "tanh":
@@ -427,32 +475,27 @@ class RNNBase(Module):
             s += ", bidirectional=True"
         return s
 
-    def _states(self, input, hx, n_states):
-        """Validates input and hx; returns (x, [per-state (L*D, B, H)], batched)."""
+    def _check_input(self, input, ndims, what="input"):
         name = type(self).__name__
         if not isinstance(input, Tensor):
-            raise TypeError(f"{name}: input must be a Tensor (PackedSequence is not supported), "
-                            f"got {type(input).__name__}")
-        if input.ndim not in (2, 3):
-            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.ndim}D input instead "
-                             f"(shape {list(input.shape)})")
+            raise TypeError(f"{name}: {what} must be a Tensor or a PackedSequence, got {type(input).__name__}")
+        if input.ndim not in ndims:
+            raise ValueError(f"{name}: Expected {what} to be {' or '.join(f'{n}D' for n in ndims)}, got "
+                             f"{input.ndim}D input instead (shape {list(input.shape)})")
         _check_dtype(name, input, self.weight_ih_l0)
         if input.shape[-1] != self.input_size:
             raise RuntimeError(f"{name}: input.size(-1) must be equal to input_size. Expected {self.input_size}, "
-                               f"got {input.shape[-1]} (input shape {list(input.shape)})")
-        batched = input.ndim == 3
-        if batched:
-            B = input.shape[0] if self.batch_first else input.shape[1]
-        else:
-            B = 1
-        T = input.shape[1] if batched and self.batch_first else input.shape[0]
-        if T == 0:
-            raise ValueError(f"{name}: Expected sequence length to be larger than 0 in RNN, got input of shape "
-                             f"{list(input.shape)}")
+                               f"got {input.shape[-1]} ({what} shape {list(input.shape)})")
+
+    def _hx(self, input, hx, n_states, B, batched):
+        """Validates hx; returns [per-state (L*D, B, H)] (h is (L*D, B, P)
+        with an LSTM projection)."""
+        name = type(self).__name__
         D = 2 if self.bidirectional else 1
-        expected = (self.num_layers * D, B, self.hidden_size)
+        expected = [(self.num_layers * D, B, self.proj_size or self.hidden_size),
+                    (self.num_layers * D, B, self.hidden_size)][:n_states]
         if hx is None:
-            return [zeros(*expected, dtype=input.dtype, device=input.device) for _ in range(n_states)], B
+            return [zeros(*e, dtype=input.dtype, device=input.device) for e in expected]
         if n_states > 1:
             if not isinstance(hx, (tuple, list)) or len(hx) != n_states:
                 raise TypeError(f"{name}: hx must be a tuple (h_0, c_0) of two Tensors, got {type(hx).__name__}")
@@ -462,7 +505,7 @@ class RNNBase(Module):
                 raise TypeError(f"{name}: hx must be a Tensor, got {type(hx).__name__}")
             hs = [hx]
         out = []
-        for what, s in zip(("hidden", "cell"), hs):
+        for what, s, e in zip(("hidden", "cell"), hs, expected):
             if not isinstance(s, Tensor):
                 raise TypeError(f"{name}: {what} state must be a Tensor, got {type(s).__name__}")
             want = 3 if batched else 2
@@ -471,20 +514,33 @@ class RNNBase(Module):
                                    f"(shape {list(input.shape)}), hx should also be {want}-D but got "
                                    f"{s.ndim}-D tensor (shape {list(s.shape)})")
             s = s if batched else s.unsqueeze(1)
-            _check_hidden(name, s, expected, what)
+            _check_hidden(name, s, e, what)
             _check_dtype(name, s, self.weight_ih_l0)
             out.append(s)
-        return out, B
+        return out
 
-    def _forward(self, input, hx, n_states):
-        states, B = self._states(input, hx, n_states)
+    def _states(self, input, hx, n_states):
+        """Validates input and hx; returns ([per-state (L*D, B, H)], B)."""
+        name = type(self).__name__
+        self._check_input(input, (2, 3))
         batched = input.ndim == 3
+        if batched:
+            B = input.shape[0] if self.batch_first else input.shape[1]
+        else:
+            B = 1
+        T = input.shape[1] if batched and self.batch_first else input.shape[0]
+        if T == 0:
+            raise ValueError(f"{name}: Expected sequence length to be larger than 0 in RNN, got input of shape "
+                             f"{list(input.shape)}")
+        return self._hx(input, hx, n_states, B, batched), B
+
+    def _layers(self, x, batch_major, states, n_states, groups=None):
+        """Every layer and direction over x (layer 0 reads it in its own
+        layout, batch_first included; every later layer's input is
+        time-major). Returns (output (T, B, D*H), [h_n per layer/dir],
+        [c_n ...]). groups: the equal-length runs of a packed batch, or None."""
         mode = self.mode
         D = 2 if self.bidirectional else 1
-        # Layer 0 reads the input in its own layout (batch_first included);
-        # every later layer's input is time-major.
-        x = input if batched else input.unsqueeze(1)
-        batch_major = batched and self.batch_first
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             ys = []
@@ -494,9 +550,14 @@ class RNNBase(Module):
                 b_ih = b_hh = None
                 if self.bias:
                     b_ih, b_hh = getattr(self, "bias_ih" + sfx), getattr(self, "bias_hh" + sfx)
+                w_hr = getattr(self, "weight_hr" + sfx) if self.proj_size else None
                 k = layer * D + d
                 c0 = states[1][k] if n_states > 1 else None
-                y, h, c = _run_layer(mode, d == 1, x, batch_major, states[0][k], w_ih, w_hh, c0, b_ih, b_hh)
+                if groups is None:
+                    y, h, c = _run_layer(mode, d == 1, x, batch_major, states[0][k], w_ih, w_hh, c0, b_ih, b_hh,
+                                         w_hr)
+                else:
+                    y, h, c = _run_groups(groups, mode, d == 1, x, states[0][k], w_ih, w_hh, c0, b_ih, b_hh, w_hr)
                 ys.append(y)
                 h_n.append(h)
                 c_n.append(c)
@@ -504,7 +565,15 @@ class RNNBase(Module):
             batch_major = False
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
-        out = x
+        return x, h_n, c_n
+
+    def _forward(self, input, hx, n_states):
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx, n_states)
+        states, B = self._states(input, hx, n_states)
+        batched = input.ndim == 3
+        x = input if batched else input.unsqueeze(1)
+        out, h_n, c_n = self._layers(x, batched and self.batch_first, states, n_states)
         h_n = stack(h_n, 0)
         c_n = stack(c_n, 0) if n_states > 1 else None
         if not batched:
@@ -513,6 +582,36 @@ class RNNBase(Module):
         elif self.batch_first:
             out = out.transpose(0, 1)
         return out, (h_n if n_states == 1 else (h_n, c_n))
+
+    def _forward_packed(self, input, hx, n_states):
+        """PackedSequence in, PackedSequence out (see the module docstring).
+        hx and the returned states are in the caller's batch order."""
+        data, batch_sizes, sorted_indices, unsorted_indices = input
+        self._check_input(data, (2,), "PackedSequence data")
+        bs = np.asarray(batch_sizes.cpu(), dtype=np.int64)
+        T, B = bs.size, int(bs[0])
+        if int(bs.sum()) != data.shape[0]:
+            raise ValueError(f"{type(self).__name__}: PackedSequence data has {data.shape[0]} rows but its "
+                             f"batch_sizes sum to {int(bs.sum())}")
+        states = self._hx(data, hx, n_states, B, True)
+        if sorted_indices is not None:
+            states = [index_select(st, 1, sorted_indices) for st in states]
+        dev = data.device
+        # padded (T, B, in), sorted order: row N of [data | 0] is the padding
+        zero = zeros(1, data.shape[1], dtype=data.dtype, device=dev)
+        x = index_select(cat([data, zero], 0), 0, _int_tensor(pad_rows(bs, None, T, False), dev))
+        x = x.reshape(T, B, data.shape[1])
+        lengths = packed_lengths(bs)
+        starts = [0] + [s for s in range(1, B) if lengths[s] != lengths[s - 1]]
+        groups = [(s0, s1, int(lengths[s0])) for s0, s1 in zip(starts, starts[1:] + [B])]
+        out, h_n, c_n = self._layers(x, False, states, n_states, groups)
+        rows = [t * B + s for t in range(T) for s in range(bs[t])]
+        out = index_select(out.reshape(T * B, out.shape[2]), 0, _int_tensor(rows, dev))
+        h_n = [stack(h_n, 0)] + ([stack(c_n, 0)] if n_states > 1 else [])
+        if unsorted_indices is not None:
+            h_n = [index_select(st, 1, unsorted_indices) for st in h_n]
+        packed = PackedSequence(out, batch_sizes, sorted_indices, unsorted_indices)
+        return packed, (h_n[0] if n_states == 1 else tuple(h_n))
 
 
 def _no_proj(proj_size):

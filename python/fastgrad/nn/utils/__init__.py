@@ -1,8 +1,8 @@
 """fastgrad.nn.utils: gradient clipping and flat parameter vectors."""
 import math
 
-from ..autograd.grad_mode import no_grad
-from ..tensor import Tensor
+from ...autograd.grad_mode import no_grad
+from ...tensor import Tensor
 
 
 def _grads(parameters):
@@ -15,8 +15,8 @@ def _grads(parameters):
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """Scales all gradients together so their joint norm is at most max_norm.
     Returns the total norm (before clipping) as a tensor."""
-    from ..ops.creation import zeros
-    from ..ops.shape import stack
+    from ...ops.creation import zeros
+    from ...ops.shape import stack
 
     grads = _grads(parameters)
     norm_type = float(norm_type)
@@ -47,7 +47,7 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
 
 
 def parameters_to_vector(parameters):
-    from ..ops.shape import cat
+    from ...ops.shape import cat
 
     return cat([p.reshape(-1) for p in parameters])
 
@@ -63,3 +63,6 @@ def vector_to_parameters(vec, parameters):
         offset += n
     if offset != vec.numel():
         raise ValueError(f"vector_to_parameters: vector has {vec.numel()} elements but the parameters take {offset}")
+
+
+from . import rnn  # noqa: E402,F401  (fg.nn.utils.rnn, as torch.nn.utils.rnn)
