@@ -547,3 +547,70 @@ def test_lstm_learns_to_echo_a_bit_from_k_steps_back():
             break
     assert loss.item() < 0.1, f"loss {loss.item():.3f} after {step + 1} steps"
     assert time.perf_counter() - t0 < 10
+
+
+# -- LSTM proj_size ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstm_proj_size_matches_torch(num_layers, bidirectional, batch_first, dtype):
+    T, B, I, H, P = 5, 3, 4, 7, 3
+    tm, m = make_pair("lstm", I, H, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first,
+                      proj_size=P, dtype=dtype)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((B, T, I) if batch_first else (T, B, I)).astype(dtype)
+    D = 2 if bidirectional else 1
+    hx = (rng.standard_normal((num_layers * D, B, P)).astype(dtype),
+          rng.standard_normal((num_layers * D, B, H)).astype(dtype))
+    out, h, c = run_both(tm, m, x, hx, dtype)
+    assert out.shape[-1] == D * P and h.shape == (num_layers * D, B, P) and c.shape == (num_layers * D, B, H)
+
+
+@pytest.mark.parametrize("with_hx", [False, True])
+def test_lstm_proj_size_unbatched_no_bias_odd_sizes(with_hx):
+    tm, m = make_pair("lstm", 5, 9, proj_size=4, bias=False, num_layers=2, dtype=np.float64)
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((7, 5))  # unbatched (T, input_size)
+    hx = (rng.standard_normal((2, 4)), rng.standard_normal((2, 9))) if with_hx else None
+    run_both(tm, m, x, hx, np.float64)
+
+
+def test_lstm_proj_size_state_dict_names_both_ways():
+    kw = dict(num_layers=2, bidirectional=True, proj_size=2)
+    m, tm = fg.nn.LSTM(3, 5, **kw), torch.nn.LSTM(3, 5, **kw)
+    assert [(k, tuple(p.shape)) for k, p in m.named_parameters()] == \
+        [(k, tuple(p.shape)) for k, p in tm.named_parameters()]
+    assert "weight_hr_l1_reverse" in m.state_dict()
+    tm.load_state_dict({k: torch.tensor(v.numpy()) for k, v in m.state_dict().items()}, strict=True)
+    x = np.random.default_rng(14).standard_normal((4, 2, 3)).astype(np.float32)
+    close(m(fg.tensor(x))[0], tm(torch.tensor(x))[0], np.float32, "output after fg -> torch load")
+    assert [len(w) for w in m.all_weights] == [len(w) for w in tm.all_weights] == [5, 5, 5, 5]
+    assert repr(m) == repr(tm)
+    nb = fg.nn.LSTM(3, 5, bias=False, proj_size=2)
+    assert [len(w) for w in nb.all_weights] == [3] and repr(nb) == repr(torch.nn.LSTM(3, 5, bias=False, proj_size=2))
+
+
+def test_lstm_proj_size_double_backward_matches_torch():
+    tm, m = make_pair("lstm", 3, 5, proj_size=2, dtype=np.float64)
+    x = np.random.default_rng(15).standard_normal((4, 2, 3))
+    tx, fx = torch.tensor(x, requires_grad=True), fg.tensor(x, requires_grad=True)
+    (tg,) = torch.autograd.grad(tm(tx)[0].tanh().sum(), [tm.weight_hr_l0], create_graph=True)
+    (fgr,) = fg.autograd.grad(m(fx)[0].tanh().sum(), [m.weight_hr_l0], create_graph=True)
+    close(fgr, tg, np.float64, "first grad")
+    tg.square().sum().backward()
+    fgr.square().sum().backward()
+    close(fx.grad, tx.grad, np.float64, "second-order grad input")
+    close(m.weight_hh_l0.grad, tm.weight_hh_l0.grad, np.float64, "second-order grad weight_hh_l0")
+
+
+def test_lstm_proj_size_errors():
+    m = fg.nn.LSTM(4, 5, proj_size=2, num_layers=2)
+    # h is (L, B, proj_size), c is (L, B, hidden_size)
+    err(lambda: m(fg.randn(3, 2, 4), (fg.randn(2, 2, 5), fg.randn(2, 2, 5))), RuntimeError, "(2, 2, 2)",
+        "[2, 2, 5]")
+    err(lambda: m(fg.randn(3, 2, 4), (fg.randn(2, 2, 2), fg.randn(2, 2, 2))), RuntimeError, "cell", "(2, 2, 5)")
+    err(lambda: fg.nn.LSTM(4, 5, proj_size=7), ValueError, "proj_size has to be smaller than hidden_size")
+    err(lambda: fg.nn.RNN(4, 5, proj_size=2), ValueError, "only supported for LSTM")
