@@ -1,6 +1,7 @@
 """CUDA benchmarks: fastgrad vs PyTorch on the same GPU, side by side.
 
-GEMM (float32, TF32 off on both sides), elementwise bandwidth (add, exp on
+GEMM (float32, TF32 off on both sides; then TF32 on both sides at 4096 and
+8192), elementwise bandwidth (add, exp on
 256M floats; torch's copy as the reference bandwidth), and one Adam step on
 10M params (torch.optim.Adam(fused=True)). Medians of repeated runs, timed
 with time.perf_counter between device synchronisations.
@@ -66,6 +67,37 @@ def main():
             err = (torch.from_dlpack(a @ b) - ref).abs().max().item()
             print(f"    max |fastgrad - torch| at 1024: {err:.3g}")
         del a, b
+
+    # TF32 tensor cores, on both sides (fg.cuda.set_allow_tf32 /
+    # torch.backends.cuda.matmul.allow_tf32); error: max |C - C_fp32| / max |C_fp32|.
+    print("\nGEMM float32, TF32 on both sides  fastgrad TFLOP/s   torch TFLOP/s   ratio   fastgrad rel. err")
+    for n in (4096,) if QUICK else (4096, 8192):
+        a = fg.randn(n, n, device="cuda")
+        b = fg.randn(n, n, device="cuda")
+        reps = 3 if n >= 8192 else 5
+        exact = a @ b
+        fg.cuda.set_allow_tf32(True)
+        try:
+            tf = median_time(lambda: a @ b, fsync, reps)
+            c = a @ b
+        finally:
+            fg.cuda.set_allow_tf32(False)
+        err = float(((c - exact).abs().max() / exact.abs().max()).item())
+        flop = 2.0 * n ** 3
+        line = f"  {n:5d}^3                        {flop / tf / 1e12:10.2f}"
+        if have_torch:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            try:
+                ta, tb = torch.randn(n, n, device="cuda"), torch.randn(n, n, device="cuda")
+                tt = median_time(lambda: ta @ tb, tsync, reps)
+            finally:
+                torch.backends.cuda.matmul.allow_tf32 = False
+            line += f"        {flop / tt / 1e12:10.2f}   {tt / tf:6.3f}"
+            del ta, tb
+        else:
+            line += " " * 31
+        print(line + f"   {err:9.2e}")
+        del a, b, c, exact
 
     n = (1 << 26) if QUICK else (1 << 28)
     print(f"\nelementwise on {n >> 20}M float32         fastgrad GB/s   torch GB/s")
