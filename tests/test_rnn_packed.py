@@ -249,3 +249,5 @@ def test_rnn_packed_errors():
         m(FR.pack_sequence([fg.zeros(3, 3, dtype=fg.float64)]))
     with pytest.raises(ValueError, match="batch_sizes sum"):
         m(FR.PackedSequence(fg.zeros(4, 3), fg.tensor([2, 1])))
+    with pytest.raises(ValueError, match=r"non-increasing.*\[1, 2\]"):
+        m(FR.PackedSequence(fg.zeros(3, 3), fg.tensor([1, 2])))

@@ -21,12 +21,13 @@ LSTM with proj_size > 0 (h_t = (o * tanh(c_t)) W_hr^T, h of size proj_size,
 torch's weight_hr_l{k}[_reverse]) always runs the recurrence in fastgrad ops:
 the native kernel has no projection.
 
-A PackedSequence input (fg.nn.utils.rnn) is unpacked to a time-major padded
-batch (sorted by decreasing length); each run of sequences of equal length L
-then goes through the layer as one batch over exactly its L steps, so the
-native kernel serves packed input too, h_n is each sequence's last valid
-step, and the reverse direction starts at each sequence's own end. The output
-is packed again.
+A PackedSequence input (fg.nn.utils.rnn) is used as it is: its data holds
+the steps time-major, sorted by decreasing length, so the running sequences
+are always a prefix of the batch; each span of steps with the same number n
+of running sequences is one layer call on an (steps, n) block of rows
+(_run_packed), so the native kernel serves packed input too, h_n is each
+sequence's last valid step, the reverse direction starts at each sequence's
+own end, and nothing is padded.
 
 Truncated back-propagation through time: carry the state between chunks with
 h.detach() (and c.detach()).
@@ -46,7 +47,7 @@ from ...tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
-from ..utils.rnn import PackedSequence, _int_tensor, packed_lengths, pad_rows
+from ..utils.rnn import PackedSequence
 from .module import Module
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -219,24 +220,54 @@ def _run_layer(mode, reverse, x, batch_major, h0, w_ih, w_hh, c0, b_ih, b_hh, w_
     return _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh if mode == "GRU" else None, w_hr)
 
 
-def _run_groups(groups, mode, reverse, x, h0, w_ih, w_hh, c0, b_ih, b_hh, w_hr):
-    """_run_layer for a packed batch: x (T, B, in) time-major, sorted by
-    decreasing length; groups: (s0, s1, L) runs of sequences of equal length
-    L. Each run goes over exactly its L steps (so h_n is its last valid step
-    and the reverse direction starts there); y is zero past each length."""
-    T = x.shape[0]
-    ys, hs, cs = [], [], []
-    for s0, s1, L in groups:
-        y, h, c = _run_layer(mode, reverse, x[:L, s0:s1], False, h0[s0:s1], w_ih, w_hh,
-                             None if c0 is None else c0[s0:s1], b_ih, b_hh, w_hr)
-        if L < T:
-            y = cat([y, zeros(T - L, s1 - s0, y.shape[2], dtype=y.dtype, device=y.device)], 0)
-        ys.append(y)
-        hs.append(h)
-        cs.append(c)
-    if len(groups) == 1:
-        return ys[0], hs[0], cs[0]
-    return cat(ys, 1), cat(hs, 0), (None if c0 is None else cat(cs, 0))
+def _run_packed(segments, mode, reverse, x, h0, w_ih, w_hh, c0, b_ih, b_hh, w_hr):
+    """_run_layer for packed data x (N, in): the steps of sequences sorted
+    by decreasing length, time-major, so the sequences running at any step
+    are a prefix of the batch. segments: (t0, t1, n, r0, r1), the spans of
+    steps where that prefix is n long, whose rows are x[r0:r1] (a (t1 - t0,
+    n) block). The input projection is one matmul over all N rows; each span
+    is then one layer call: forward in time the rows that have ended drop
+    out (their h, c are final), backward in time the rows that start join
+    with their h0, c0. So every sequence sees exactly its own steps, T steps
+    in all, and nothing is padded. Returns (y (N, H) packed like x, h_n
+    (B, H), c_n)."""
+    fused = w_hr is None and _fused_ok(x)
+    if fused:
+        xp = F.linear(x, w_ih)  # the native op adds the biases
+    else:
+        xp = F.linear(x, w_ih, None if b_ih is None else (b_ih if mode == "GRU" else b_ih + b_hh))
+    GH = xp.shape[1]
+    ys = []
+    done_h, done_c = [], []  # forward: the final states of the rows that have ended, last rows first
+    h = c = None
+    for t0, t1, n, r0, r1 in (reversed(segments) if reverse else segments):
+        if h is None:
+            h, c = h0[:n], (None if c0 is None else c0[:n])
+        elif n < h.shape[0]:  # forward: rows n.. ended at t0
+            done_h.append(h[n:])
+            done_c.append(None if c is None else c[n:])
+            h, c = h[:n], (None if c is None else c[:n])
+        elif n > h.shape[0]:  # reverse: rows h.shape[0]..n-1 start here, from their h0, c0
+            k = h.shape[0]
+            h = cat([h, h0[k:n]], 0)
+            c = None if c is None else cat([c, c0[k:n]], 0)
+        xs = xp[r0:r1].view(t1 - t0, n, GH)
+        if fused:
+            extra = ([c] if c is not None else []) + ([b_ih, b_hh] if b_ih is not None else [])
+            v = FusedRNNLayer.apply(xs, h, w_hh, *extra, mode=mode, reverse=reverse, has_c=c is not None,
+                                    has_bias=b_ih is not None).view(-1, n, w_hh.shape[1])
+            T = t1 - t0
+            y, h, c = v[:T], v[T], (v[T + 1] if c is not None else None)
+        else:
+            y, h, c = _layer_composite(mode, reverse, xs, h, w_hh, c, b_hh if mode == "GRU" else None, w_hr)
+        ys.append(y.reshape(-1, y.shape[2]))
+    if reverse:
+        ys.reverse()
+    y = ys[0] if len(ys) == 1 else cat(ys, 0)
+    if done_h:
+        h = cat([h] + done_h[::-1], 0)
+        c = None if c is None else cat([c] + done_c[::-1], 0)
+    return y, h, c
 
 
 # ---------------------------------------------------------------------------------------------
@@ -534,11 +565,13 @@ class RNNBase(Module):
                              f"{list(input.shape)}")
         return self._hx(input, hx, n_states, B, batched), B
 
-    def _layers(self, x, batch_major, states, n_states, groups=None):
+    def _layers(self, x, batch_major, states, n_states, segments=None):
         """Every layer and direction over x (layer 0 reads it in its own
         layout, batch_first included; every later layer's input is
         time-major). Returns (output (T, B, D*H), [h_n per layer/dir],
-        [c_n ...]). groups: the equal-length runs of a packed batch, or None."""
+        [c_n ...]). segments: for packed data x (N, in), its spans of steps
+        with the same number of running sequences (see _run_packed); the
+        output is then packed too, (N, D*H)."""
         mode = self.mode
         D = 2 if self.bidirectional else 1
         h_n, c_n = [], []
@@ -553,15 +586,16 @@ class RNNBase(Module):
                 w_hr = getattr(self, "weight_hr" + sfx) if self.proj_size else None
                 k = layer * D + d
                 c0 = states[1][k] if n_states > 1 else None
-                if groups is None:
+                if segments is None:
                     y, h, c = _run_layer(mode, d == 1, x, batch_major, states[0][k], w_ih, w_hh, c0, b_ih, b_hh,
                                          w_hr)
                 else:
-                    y, h, c = _run_groups(groups, mode, d == 1, x, states[0][k], w_ih, w_hh, c0, b_ih, b_hh, w_hr)
+                    y, h, c = _run_packed(segments, mode, d == 1, x, states[0][k], w_ih, w_hh, c0, b_ih, b_hh,
+                                          w_hr)
                 ys.append(y)
                 h_n.append(h)
                 c_n.append(c)
-            x = ys[0] if D == 1 else cat(ys, 2)
+            x = ys[0] if D == 1 else cat(ys, ys[0].ndim - 1)
             batch_major = False
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
@@ -589,6 +623,9 @@ class RNNBase(Module):
         data, batch_sizes, sorted_indices, unsorted_indices = input
         self._check_input(data, (2,), "PackedSequence data")
         bs = np.asarray(batch_sizes.cpu(), dtype=np.int64)
+        if bs.ndim != 1 or bs.size == 0 or (bs <= 0).any() or (np.diff(bs) > 0).any():
+            raise ValueError(f"{type(self).__name__}: PackedSequence batch_sizes must be positive and non-increasing "
+                             f"(build it with pack_padded_sequence), got {bs.tolist()}")
         T, B = bs.size, int(bs[0])
         if int(bs.sum()) != data.shape[0]:
             raise ValueError(f"{type(self).__name__}: PackedSequence data has {data.shape[0]} rows but its "
@@ -596,17 +633,11 @@ class RNNBase(Module):
         states = self._hx(data, hx, n_states, B, True)
         if sorted_indices is not None:
             states = [index_select(st, 1, sorted_indices) for st in states]
-        dev = data.device
-        # padded (T, B, in), sorted order: row N of [data | 0] is the padding
-        zero = zeros(1, data.shape[1], dtype=data.dtype, device=dev)
-        x = index_select(cat([data, zero], 0), 0, _int_tensor(pad_rows(bs, None, T, False), dev))
-        x = x.reshape(T, B, data.shape[1])
-        lengths = packed_lengths(bs)
-        starts = [0] + [s for s in range(1, B) if lengths[s] != lengths[s - 1]]
-        groups = [(s0, s1, int(lengths[s0])) for s0, s1 in zip(starts, starts[1:] + [B])]
-        out, h_n, c_n = self._layers(x, False, states, n_states, groups)
-        rows = [t * B + s for t in range(T) for s in range(bs[t])]
-        out = index_select(out.reshape(T * B, out.shape[2]), 0, _int_tensor(rows, dev))
+        starts = [0] + [t for t in range(1, T) if bs[t] != bs[t - 1]]
+        offsets = np.concatenate([[0], np.cumsum(bs)])
+        segments = [(t0, t1, int(bs[t0]), int(offsets[t0]), int(offsets[t1]))
+                    for t0, t1 in zip(starts, starts[1:] + [T])]
+        out, h_n, c_n = self._layers(data, False, states, n_states, segments)
         h_n = [stack(h_n, 0)] + ([stack(c_n, 0)] if n_states > 1 else [])
         if unsorted_indices is not None:
             h_n = [index_select(st, 1, unsorted_indices) for st in h_n]
