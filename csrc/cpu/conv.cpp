@@ -40,7 +40,7 @@
 #endif
 
 #include "cpu/gemm.h"
-#include "cuda/index.h"
+#include "cuda/conv.h"
 #include "device.h"
 #include "errors.h"
 #include "parallel.h"
@@ -919,7 +919,6 @@ void weight_grad_typed(const Geom& g, const Array& gout, const Array& x, Array& 
 Array conv_forward(const Array& x, const Array& w, const std::optional<Array>& bias,
                    const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                    const std::vector<int64_t>& dilation, int64_t groups, const std::string& op) {
-  if (is_cuda(x.device())) return cuda::via_host(op.c_str(), x.device(), [&](auto h) { return conv_forward(h(x), h(w), h(bias), stride, padding, dilation, groups, op); });  // no CUDA kernel yet
   const int sd = x.ndim() == 3 ? 1 : 2;
   const Params p = parse_params(op, sd, stride, padding, dilation, groups);
   const Geom g = make_geom(op, p, x.shape, w.shape, "input");
@@ -931,7 +930,7 @@ Array conv_forward(const Array& x, const Array& w, const std::optional<Array>& b
   Array y4 = as_2d(y, sd);
   on_device(op.c_str(), x.device(), [&] {
     dispatch_float(x.dtype, op.c_str(), [&](auto t) { forward_typed<decltype(t)>(g, x4, w4, bias, y4); });
-  });
+  }, [&] { cuda::conv_forward(cuda::conv_geom(g), x4, w4, bias, y4, op.c_str()); });
   return y;
 }
 
@@ -939,7 +938,6 @@ Array conv_input_grad(const Array& gout, const Array& w, const std::optional<Arr
                       const std::vector<int64_t>& input_size, const std::vector<int64_t>& stride,
                       const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups,
                       const std::string& op) {
-  if (is_cuda(gout.device())) return cuda::via_host(op.c_str(), gout.device(), [&](auto h) { return conv_input_grad(h(gout), h(w), h(bias), input_size, stride, padding, dilation, groups, op); });  // no CUDA kernel yet
   const int sd = gout.ndim() == 3 ? 1 : 2;
   const Params p = parse_params(op, sd, stride, padding, dilation, groups);
   if (gout.ndim() != sd + 2 || w.ndim() != sd + 2)
@@ -977,14 +975,13 @@ Array conv_input_grad(const Array& gout, const Array& w, const std::optional<Arr
   Array dx4 = as_2d(dx, sd);
   on_device(op.c_str(), gout.device(), [&] {
     dispatch_float(gout.dtype, op.c_str(), [&](auto t) { input_grad_typed<decltype(t)>(g, g4, w4, bias, dx4); });
-  });
+  }, [&] { cuda::conv_input_grad(cuda::conv_geom(g), g4, w4, bias, dx4, op.c_str()); });
   return dx;
 }
 
 Array conv_weight_grad(const Array& gout, const Array& x, const std::vector<int64_t>& kernel_size,
                        const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                        const std::vector<int64_t>& dilation, int64_t groups, const std::string& op) {
-  if (is_cuda(gout.device())) return cuda::via_host(op.c_str(), gout.device(), [&](auto h) { return conv_weight_grad(h(gout), h(x), kernel_size, stride, padding, dilation, groups, op); });  // no CUDA kernel yet
   const int sd = x.ndim() == 3 ? 1 : 2;
   const Params p = parse_params(op, sd, stride, padding, dilation, groups);
   if (gout.ndim() != sd + 2 || x.ndim() != sd + 2)
@@ -1016,7 +1013,7 @@ Array conv_weight_grad(const Array& gout, const Array& x, const std::vector<int6
   Array dw4 = as_2d(dw, sd);
   on_device(op.c_str(), x.device(), [&] {
     dispatch_float(x.dtype, op.c_str(), [&](auto t) { weight_grad_typed<decltype(t)>(g, g4, x4, dw4); });
-  });
+  }, [&] { cuda::conv_weight_grad(cuda::conv_geom(g), g4, x4, dw4, op.c_str()); });
   return dw;
 }
 

@@ -21,7 +21,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "cuda/index.h"
+#include "cuda/pool.h"
 #include "errors.h"
 #include "parallel.h"
 
@@ -383,11 +383,12 @@ std::pair<Array, Array> max_pool_impl(const char* op, const Array& x, int64_t OH
 std::pair<Array, Array> max_pool2d(const Array& x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
                                    int64_t pw, int64_t dh, int64_t dw, bool ceil_mode) {
   const char* op = "max_pool2d";
-  if (is_cuda(x.device())) return cuda::via_host(op, x.device(), [&](auto h) { return max_pool2d(h(x), kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode); });  // no CUDA kernel yet
-  return on_device(op, x.device(), [&] {
+  return cuda::on_any_device(op, x.device(), [&] {
     check_input(x, op);
     check_number(x, op);
     const PoolGeom g = check_pool(op, x.shape, kh, kw, sh, sw, ph, pw, dh, dw, ceil_mode);
+    if (is_cuda(x.device()))
+      return cuda_only(op, x.device(), [&] { return cuda::max_pool2d(x, g.oh, g.ow, kh, kw, sh, sw, ph, pw, dh, dw); });
     const Planes P = planes_of(x);
     return max_pool_impl(op, x, g.oh, g.ow, max_taps(g.oh, P.H, kh, sh, ph, dh), max_taps(g.ow, P.W, kw, sw, pw, dw),
                          dh, dw, kw, sw, pw);
@@ -396,12 +397,12 @@ std::pair<Array, Array> max_pool2d(const Array& x, int64_t kh, int64_t kw, int64
 
 std::pair<Array, Array> adaptive_max_pool2d(const Array& x, int64_t oh, int64_t ow) {
   const char* op = "adaptive_max_pool2d";
-  if (is_cuda(x.device())) return cuda::via_host(op, x.device(), [&](auto h) { return adaptive_max_pool2d(h(x), oh, ow); });  // no CUDA kernel yet
-  return on_device(op, x.device(), [&] {
+  return cuda::on_any_device(op, x.device(), [&] {
     check_input(x, op);
     check_float(x, op);
     if (oh < 0 || ow < 0)
       throw std::invalid_argument(std::string(op) + ": output_size must be non-negative, got " + hw_str(oh, ow));
+    if (is_cuda(x.device())) return cuda_only(op, x.device(), [&] { return cuda::adaptive_max_pool2d(x, oh, ow); });
     const Planes P = planes_of(x);
     return max_pool_impl(op, x, oh, ow, adaptive_taps(oh, P.H), adaptive_taps(ow, P.W), 1, 1, 0, 1, 0);
   });
@@ -409,8 +410,7 @@ std::pair<Array, Array> adaptive_max_pool2d(const Array& x, int64_t oh, int64_t 
 
 Array max_pool2d_backward(const Array& grad_out, const Array& indices, const Shape& input_shape) {
   const char* op = "max_pool2d_backward";
-  if (is_cuda(grad_out.device())) return cuda::via_host(op, grad_out.device(), [&](auto h) { return max_pool2d_backward(h(grad_out), h(indices), input_shape); });  // no CUDA kernel yet
-  return on_device(op, grad_out.device(), [&] {
+  return cuda::on_any_device(op, grad_out.device(), [&] {
     check_same_device(op, grad_out.device(), indices.device());
     check_float(grad_out, op);
     if (indices.dtype != DType::Int64)
@@ -424,6 +424,8 @@ Array max_pool2d_backward(const Array& grad_out, const Array& indices, const Sha
       if (grad_out.shape[d] != in[d])
         throw std::invalid_argument(std::string(op) + ": grad_output of shape " + shape_str(grad_out.shape) +
                                     " does not match input shape " + shape_str(in));
+    if (is_cuda(grad_out.device()))
+      return cuda_only(op, grad_out.device(), [&] { return cuda::max_pool2d_backward(grad_out, indices, in); });
     Array gin = empty(in, grad_out.dtype, grad_out.device());
     const Planes G = planes_of(grad_out), I = planes_of(indices);
     const int64_t H = in[in.size() - 2], W = in[in.size() - 1], HW = H * W;
@@ -455,8 +457,7 @@ Array max_pool2d_backward(const Array& grad_out, const Array& indices, const Sha
 
 Array max_pool2d_gather(const Array& x, const Array& indices) {
   const char* op = "max_pool2d_gather";
-  if (is_cuda(x.device())) return cuda::via_host(op, x.device(), [&](auto h) { return max_pool2d_gather(h(x), h(indices)); });  // no CUDA kernel yet
-  return on_device(op, x.device(), [&] {
+  return cuda::on_any_device(op, x.device(), [&] {
     check_same_device(op, x.device(), indices.device());
     check_input(x, op);
     check_float(x, op);
@@ -465,6 +466,7 @@ Array max_pool2d_gather(const Array& x, const Array& indices) {
     if (indices.ndim() != x.ndim() || !std::equal(x.shape.begin(), x.shape.end() - 2, indices.shape.begin()))
       throw std::invalid_argument(std::string(op) + ": indices of shape " + shape_str(indices.shape) +
                                   " do not match input shape " + shape_str(x.shape));
+    if (is_cuda(x.device())) return cuda_only(op, x.device(), [&] { return cuda::max_pool2d_gather(x, indices); });
     const Planes X = planes_of(x), I = planes_of(indices);
     const int64_t HW = X.H * X.W, OH = I.H, OW = I.W;
     Array out = empty(indices.shape, x.dtype, x.device());
@@ -561,11 +563,14 @@ void avg_plane_backward(const T* g, int64_t gsH, int64_t gsW, T* gin, int64_t W,
 Array avg_pool2d(const Array& x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
                  bool ceil_mode, bool count_include_pad, int64_t divisor_override) {
   const char* op = "avg_pool2d";
-  if (is_cuda(x.device())) return cuda::via_host(op, x.device(), [&](auto h) { return avg_pool2d(h(x), kh, kw, sh, sw, ph, pw, ceil_mode, count_include_pad, divisor_override); });  // no CUDA kernel yet
-  return on_device(op, x.device(), [&] {
+  return cuda::on_any_device(op, x.device(), [&] {
     check_input(x, op);
     check_number(x, op);
     const PoolGeom g = check_pool(op, x.shape, kh, kw, sh, sw, ph, pw, 1, 1, ceil_mode);
+    if (is_cuda(x.device()))
+      return cuda_only(op, x.device(), [&] {
+        return cuda::avg_pool2d(x, g.oh, g.ow, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override);
+      });
     const Planes P = planes_of(x);
     const std::vector<Span> rows = avg_spans(g.oh, P.H, kh, sh, ph), cols = avg_spans(g.ow, P.W, kw, sw, pw);
     const AvgDivisor divisor{count_include_pad, divisor_override};
@@ -595,12 +600,15 @@ Array avg_pool2d_backward(const Array& grad_out, const Shape& input_shape, int64
                           int64_t sw, int64_t ph, int64_t pw, bool ceil_mode, bool count_include_pad,
                           int64_t divisor_override) {
   const char* op = "avg_pool2d_backward";
-  if (is_cuda(grad_out.device())) return cuda::via_host(op, grad_out.device(), [&](auto h) { return avg_pool2d_backward(h(grad_out), input_shape, kh, kw, sh, sw, ph, pw, ceil_mode, count_include_pad, divisor_override); });  // no CUDA kernel yet
-  return on_device(op, grad_out.device(), [&] {
+  return cuda::on_any_device(op, grad_out.device(), [&] {
     check_float(grad_out, op);
     const Shape in = checked_input_shape(input_shape, op);
     const PoolGeom g = check_pool(op, in, kh, kw, sh, sw, ph, pw, 1, 1, ceil_mode);
     check_grad_shape(grad_out, with_hw(in, g.oh, g.ow), op);
+    if (is_cuda(grad_out.device()))
+      return cuda_only(op, grad_out.device(), [&] {
+        return cuda::avg_pool2d_backward(grad_out, in, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override);
+      });
     const int64_t H = in[in.size() - 2], W = in[in.size() - 1];
     const std::vector<Span> rows = avg_spans(g.oh, H, kh, sh, ph), cols = avg_spans(g.ow, W, kw, sw, pw);
     const AvgDivisor divisor{count_include_pad, divisor_override};
@@ -642,11 +650,11 @@ void check_adaptive(const char* op, int64_t oh, int64_t ow) {
 
 Array adaptive_avg_pool2d(const Array& x, int64_t oh, int64_t ow) {
   const char* op = "adaptive_avg_pool2d";
-  if (is_cuda(x.device())) return cuda::via_host(op, x.device(), [&](auto h) { return adaptive_avg_pool2d(h(x), oh, ow); });  // no CUDA kernel yet
-  return on_device(op, x.device(), [&] {
+  return cuda::on_any_device(op, x.device(), [&] {
     check_input(x, op);
     check_float(x, op);
     check_adaptive(op, oh, ow);
+    if (is_cuda(x.device())) return cuda_only(op, x.device(), [&] { return cuda::adaptive_avg_pool2d(x, oh, ow); });
     const Planes P = planes_of(x);
     const std::vector<Span> rows = adaptive_spans(oh, P.H), cols = adaptive_spans(ow, P.W);
     Array out = empty(with_hw(x.shape, oh, ow), x.dtype, x.device());
@@ -675,8 +683,7 @@ Array adaptive_avg_pool2d(const Array& x, int64_t oh, int64_t ow) {
 
 Array adaptive_avg_pool2d_backward(const Array& grad_out, const Shape& input_shape) {
   const char* op = "adaptive_avg_pool2d_backward";
-  if (is_cuda(grad_out.device())) return cuda::via_host(op, grad_out.device(), [&](auto h) { return adaptive_avg_pool2d_backward(h(grad_out), input_shape); });  // no CUDA kernel yet
-  return on_device(op, grad_out.device(), [&] {
+  return cuda::on_any_device(op, grad_out.device(), [&] {
     check_float(grad_out, op);
     const Shape in = checked_input_shape(input_shape, op);
     if (grad_out.ndim() != static_cast<int>(in.size()))
@@ -684,6 +691,8 @@ Array adaptive_avg_pool2d_backward(const Array& grad_out, const Shape& input_sha
                                   " does not match input shape " + shape_str(in));
     const Planes G = planes_of(grad_out);
     check_grad_shape(grad_out, with_hw(in, G.H, G.W), op);
+    if (is_cuda(grad_out.device()))
+      return cuda_only(op, grad_out.device(), [&] { return cuda::adaptive_avg_pool2d_backward(grad_out, in); });
     const int64_t H = in[in.size() - 2], W = in[in.size() - 1];
     const std::vector<Span> rows = adaptive_spans(G.H, H), cols = adaptive_spans(G.W, W);
     Array gin = empty(in, grad_out.dtype, grad_out.device());
@@ -759,14 +768,14 @@ int64_t repeat_factor(const std::vector<int64_t>& t, int64_t in) {
 
 Array upsample_nearest2d(const Array& x, int64_t oh, int64_t ow, double scale_h, double scale_w, bool exact) {
   const char* op = "upsample_nearest2d";
-  if (is_cuda(x.device())) return cuda::via_host(op, x.device(), [&](auto h) { return upsample_nearest2d(h(x), oh, ow, scale_h, scale_w, exact); });  // no CUDA kernel yet
-  return on_device(op, x.device(), [&] {
+  return cuda::on_any_device(op, x.device(), [&] {
     if (x.ndim() != 3 && x.ndim() != 4)
       throw std::invalid_argument(std::string(op) + ": expected a 3-D or 4-D input, got shape " + shape_str(x.shape));
     check_float(x, op);
     const Planes P = planes_of(x);
     check_sizes(op, P.H, P.W, oh, ow);
     const std::vector<int64_t> th = nearest_table(oh, P.H, scale_h, exact), tw = nearest_table(ow, P.W, scale_w, exact);
+    if (is_cuda(x.device())) return cuda_only(op, x.device(), [&] { return cuda::upsample_nearest2d(x, th, tw); });
     const int64_t rw = P.sW == 1 ? repeat_factor(tw, P.W) : 0;
     Array out = empty(with_hw(x.shape, oh, ow), x.dtype, x.device());
     dispatch_float(x.dtype, op, [&](auto tag) {
@@ -802,8 +811,7 @@ Array upsample_nearest2d(const Array& x, int64_t oh, int64_t ow, double scale_h,
 Array upsample_nearest2d_backward(const Array& grad_out, const Shape& input_shape, double scale_h, double scale_w,
                                   bool exact) {
   const char* op = "upsample_nearest2d_backward";
-  if (is_cuda(grad_out.device())) return cuda::via_host(op, grad_out.device(), [&](auto h) { return upsample_nearest2d_backward(h(grad_out), input_shape, scale_h, scale_w, exact); });  // no CUDA kernel yet
-  return on_device(op, grad_out.device(), [&] {
+  return cuda::on_any_device(op, grad_out.device(), [&] {
     check_float(grad_out, op);
     const Shape in = input_shape;
     if ((in.size() != 3 && in.size() != 4) || grad_out.ndim() != static_cast<int>(in.size()))
@@ -814,6 +822,8 @@ Array upsample_nearest2d_backward(const Array& grad_out, const Shape& input_shap
     check_sizes(op, H, W, G.H, G.W);
     check_grad_shape(grad_out, with_hw(in, G.H, G.W), op);
     const std::vector<int64_t> th = nearest_table(G.H, H, scale_h, exact), tw = nearest_table(G.W, W, scale_w, exact);
+    if (is_cuda(grad_out.device()))
+      return cuda_only(op, grad_out.device(), [&] { return cuda::upsample_nearest2d_backward(grad_out, in, th, tw); });
     const int64_t rw = G.sW == 1 ? repeat_factor(tw, W) : 0;
     Array gin = empty(in, grad_out.dtype, grad_out.device());
     dispatch_float(grad_out.dtype, op, [&](auto tag) {
@@ -889,13 +899,15 @@ std::vector<Lerp<T>> lerp_table(int64_t out, int64_t in, bool align_corners, dou
 Array upsample_bilinear2d(const Array& x, int64_t oh, int64_t ow, bool align_corners, double scale_h,
                           double scale_w) {
   const char* op = "upsample_bilinear2d";
-  if (is_cuda(x.device())) return cuda::via_host(op, x.device(), [&](auto h) { return upsample_bilinear2d(h(x), oh, ow, align_corners, scale_h, scale_w); });  // no CUDA kernel yet
-  return on_device(op, x.device(), [&] {
+  return cuda::on_any_device(op, x.device(), [&] {
     if (x.ndim() != 3 && x.ndim() != 4)
       throw std::invalid_argument(std::string(op) + ": expected a 3-D or 4-D input, got shape " + shape_str(x.shape));
     check_float(x, op);
     const Planes P = planes_of(x);
     check_sizes(op, P.H, P.W, oh, ow);
+    if (is_cuda(x.device()))
+      return cuda_only(op, x.device(),
+                       [&] { return cuda::upsample_bilinear2d(x, oh, ow, align_corners, scale_h, scale_w); });
     Array out = empty(with_hw(x.shape, oh, ow), x.dtype, x.device());
     dispatch_float(x.dtype, op, [&](auto tag) {
       using T = decltype(tag);
@@ -928,8 +940,7 @@ Array upsample_bilinear2d(const Array& x, int64_t oh, int64_t ow, bool align_cor
 Array upsample_bilinear2d_backward(const Array& grad_out, const Shape& input_shape, bool align_corners,
                                    double scale_h, double scale_w) {
   const char* op = "upsample_bilinear2d_backward";
-  if (is_cuda(grad_out.device())) return cuda::via_host(op, grad_out.device(), [&](auto h) { return upsample_bilinear2d_backward(h(grad_out), input_shape, align_corners, scale_h, scale_w); });  // no CUDA kernel yet
-  return on_device(op, grad_out.device(), [&] {
+  return cuda::on_any_device(op, grad_out.device(), [&] {
     check_float(grad_out, op);
     const Shape in = input_shape;
     if ((in.size() != 3 && in.size() != 4) || grad_out.ndim() != static_cast<int>(in.size()))
@@ -939,6 +950,10 @@ Array upsample_bilinear2d_backward(const Array& grad_out, const Shape& input_sha
     const int64_t H = in[in.size() - 2], W = in[in.size() - 1];
     check_sizes(op, H, W, G.H, G.W);
     check_grad_shape(grad_out, with_hw(in, G.H, G.W), op);
+    if (is_cuda(grad_out.device()))
+      return cuda_only(op, grad_out.device(), [&] {
+        return cuda::upsample_bilinear2d_backward(grad_out, in, align_corners, scale_h, scale_w);
+      });
     Array gin = empty(in, grad_out.dtype, grad_out.device());
     dispatch_float(grad_out.dtype, op, [&](auto tag) {
       using T = decltype(tag);

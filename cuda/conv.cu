@@ -1,0 +1,297 @@
+// conv.cu - convolution on CUDA devices (see conv.h), lowered to GEMMs on
+// column matrices as the CPU does it (conv.cpp's header has the algebra):
+//
+//   col[(c, i, j), p] = x[c, oy * sh - pt + i * dh, ox * sw - pl + j * dw]   (0 outside x)
+//
+//   forward      y   (Og, P)  = w   (Og, Kg) @ col (Kg, P)        per image and group
+//   input grad   col (Kg, P)  = w^T (Kg, Og) @ g   (Og, P),  then col2im
+//   weight grad  dw  (Og, Kg) = sum over images of g (Og, P) @ col^T (P, Kg)
+//
+// Images are processed in chunks whose column matrix fits a bounded
+// workspace (from the device allocator); within a chunk one batched
+// cuda::matmul call covers every (image, group) pair. col2im is a gather:
+// one thread per input element sums its taps in a fixed order. The weight
+// gradient lays the chunk's columns out as (group, image * P, Kg) so that the
+// sum over images is the GEMM's own K loop; K is cut into fixed splits (from
+// the shape only) that run as a batch, and the splits and chunks are added in
+// a fixed order. Every result is therefore the same bits on every run.
+#include "cuda/conv.h"
+
+#include <algorithm>
+#include <string>
+
+#include "cuda/common.cuh"
+#include "cuda/gemm.h"
+
+namespace fg {
+namespace cuda {
+namespace {
+
+// Column matrices of one chunk stay under this (one image may exceed it).
+constexpr int64_t kWorkspaceBytes = int64_t(256) << 20;
+
+// Element strides of a 4-D (N, C, H, W) array.
+struct Strides4 {
+  int64_t n, c, h, w;
+};
+
+Strides4 strides_of(const Array& a) { return Strides4{a.strides[0], a.strides[1], a.strides[2], a.strides[3]}; }
+
+// (N, C, H, W) laid out row-major (size-1 dims may have any stride).
+bool dense4(const Array& a) {
+  const int64_t H = a.shape[2], W = a.shape[3], C = a.shape[1];
+  return a.strides[3] == 1 && (H == 1 || a.strides[2] == W) && (C == 1 || a.strides[1] == H * W) &&
+         (a.shape[0] == 1 || a.strides[0] == C * H * W);
+}
+
+bool pointwise(const ConvGeom& g) {
+  return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.OH == g.H && g.OW == g.W;
+}
+
+// Images per chunk for `per_image` workspace elements of size `elem`.
+int64_t chunk_images(int64_t N, int64_t per_image, size_t elem) {
+  const int64_t budget = kWorkspaceBytes / static_cast<int64_t>(elem);
+  return std::clamp<int64_t>(budget / std::max<int64_t>(1, per_image), 1, std::max<int64_t>(1, N));
+}
+
+// col[img][(c * kh + i) * kw + j][p] for images n0 .. n0 + rows / (C kh kw):
+// grid.x covers the output positions p, grid.y (striding) the rows, so
+// consecutive threads write consecutive columns.
+template <class T>
+__global__ void im2col_kernel(const T* __restrict__ x, Strides4 xs, ConvGeom g, int64_t n0, int64_t rows,
+                              T* __restrict__ col) {
+  const int64_t P = g.OH * g.OW;
+  const int64_t p = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (p >= P) return;
+  const int64_t oy = p / g.OW, ox = p - oy * g.OW;
+  const int64_t kk = g.kh * g.kw, ckk = g.C * kk;
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    const int64_t img = r / ckk, rem = r - img * ckk;
+    const int64_t c = rem / kk, ij = rem - c * kk;
+    const int64_t i = ij / g.kw, j = ij - i * g.kw;
+    const int64_t iy = oy * g.sh - g.pt + i * g.dh, ix = ox * g.sw - g.pl + j * g.dw;
+    T v = T(0);
+    if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W) v = x[(n0 + img) * xs.n + c * xs.c + iy * xs.h + ix * xs.w];
+    col[r * P + p] = v;
+  }
+}
+
+// The weight gradient's columns, transposed and grouped:
+// colT[gi][img * P + p][k] with k = (cg * kh + i) * kw + j, c = gi * Cg + cg.
+template <class T>
+__global__ void im2col_t_kernel(const T* __restrict__ x, Strides4 xs, ConvGeom g, int64_t n0, int64_t nimg,
+                                T* __restrict__ colT) {
+  const int64_t P = g.OH * g.OW, Cg = g.C / g.groups, kk = g.kh * g.kw, Kg = Cg * kk;
+  const int64_t total = g.groups * nimg * P * Kg;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t k = e % Kg;
+    int64_t q = e / Kg;
+    const int64_t p = q % P;
+    q /= P;
+    const int64_t img = q % nimg, gi = q / nimg;
+    const int64_t cg = k / kk, ij = k - cg * kk;
+    const int64_t i = ij / g.kw, j = ij - i * g.kw;
+    const int64_t oy = p / g.OW, ox = p - oy * g.OW;
+    const int64_t iy = oy * g.sh - g.pt + i * g.dh, ix = ox * g.sw - g.pl + j * g.dw;
+    T v = T(0);
+    if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W)
+      v = x[(n0 + img) * xs.n + (gi * Cg + cg) * xs.c + iy * xs.h + ix * xs.w];
+    colT[e] = v;
+  }
+}
+
+// dx[n0 + img][c][iy][ix] = bias[c] + the sum of the column entries whose tap
+// lands on (iy, ix), taps in (i, j) order: a gather, one thread per element.
+// col is (nimg, C kh kw, P) as im2col_kernel lays it out; dx contiguous.
+template <class T>
+__global__ void col2im_kernel(const T* __restrict__ col, ConvGeom g, int64_t n0, int64_t nimg,
+                              const T* __restrict__ bias, int64_t bstride, T* __restrict__ dx) {
+  const int64_t HW = g.H * g.W, P = g.OH * g.OW, kk = g.kh * g.kw;
+  const int64_t total = nimg * g.C * HW;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = e / HW, pix = e - r * HW;  // r = img * C + c
+    const int64_t c = r % g.C;
+    const int64_t iy = pix / g.W, ix = pix - iy * g.W;
+    const T* cr = col + r * kk * P;
+    T acc = bias ? bias[c * bstride] : T(0);
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t ty = iy + g.pt - i * g.dh;
+      if (ty < 0) break;  // ty only falls as i grows
+      if (ty % g.sh != 0) continue;
+      const int64_t oy = ty / g.sh;
+      if (oy >= g.OH) continue;
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const int64_t tx = ix + g.pl - j * g.dw;
+        if (tx < 0) break;
+        if (tx % g.sw != 0) continue;
+        const int64_t ox = tx / g.sw;
+        if (ox >= g.OW) continue;
+        acc += cr[(i * g.kw + j) * P + oy * g.OW + ox];
+      }
+    }
+    dx[n0 * g.C * HW + e] = acc;
+  }
+}
+
+// y[n][c][p] += bias[c] over a contiguous (N, C, P) array.
+template <class T>
+__global__ void add_bias_kernel(T* __restrict__ y, const T* __restrict__ bias, int64_t bstride, int64_t total,
+                                int64_t C, int64_t P) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x)
+    y[e] += bias[((e / P) % C) * bstride];
+}
+
+// dw[e] (=, or += when accumulate) the sum of part[s * n + e] over s = 0 .. S-1, in order.
+template <class T>
+__global__ void sum_splits_kernel(const T* __restrict__ part, int64_t S, int64_t n, bool accumulate,
+                                  T* __restrict__ dw) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+    T acc = part[e];
+    for (int64_t s = 1; s < S; ++s) acc += part[s * n + e];
+    dw[e] = accumulate ? dw[e] + acc : acc;
+  }
+}
+
+unsigned grid_y(int64_t rows) { return static_cast<unsigned>(std::clamp<int64_t>(rows, 1, 65535)); }
+unsigned grid_x(int64_t n) { return static_cast<unsigned>(std::max<int64_t>(1, (n + kThreads - 1) / kThreads)); }
+
+template <class T>
+void launch_im2col(const Array& x, const ConvGeom& g, int64_t n0, int64_t nimg, const Array& col, const char* op) {
+  const int64_t rows = nimg * g.C * g.kh * g.kw;
+  if (rows == 0) return;
+  dim3 grid(grid_x(g.OH * g.OW), grid_y(rows));
+  im2col_kernel<T><<<grid, kThreads>>>(x.data<T>(), strides_of(x), g, n0, rows, col.data<T>());
+  FG_CUDA_LAUNCH_CHECK(op);
+}
+
+template <class T>
+void launch_bias(const Array& y, const std::optional<Array>& bias, int64_t C, int64_t P, const char* op) {
+  if (!bias) return;
+  const int64_t total = y.numel();
+  add_bias_kernel<T><<<grid_for(total), kThreads>>>(y.data<T>(), bias->data<T>(), bias->strides[0], total, C, P);
+  FG_CUDA_LAUNCH_CHECK(op);
+}
+
+}  // namespace
+
+void conv_forward(const ConvGeom& g, const Array& x, const Array& w, const std::optional<Array>& bias,
+                  const Array& y, const char* op) {
+  DeviceGuard guard(y.device().index, op);
+  const int64_t P = g.OH * g.OW, kk = g.kh * g.kw, Og = g.O / g.groups, Cg = g.C / g.groups, Kg = Cg * kk;
+  if (Kg == 0) {  // no input channels: y is the bias (or zeros)
+    FG_CUDA_CHECK(op, cudaMemsetAsync(y.raw(), 0, static_cast<size_t>(y.numel()) * y.itemsize()));
+    dispatch_float(y.dtype, op, [&](auto t) { launch_bias<decltype(t)>(y, bias, g.O, P, op); });
+    return;
+  }
+  const Array wc = contiguous(w);
+  const Array a = as_strided(wc, {g.groups, Og, Kg}, {Og * Kg, Kg, 1}, wc.offset);
+  // A 1x1 convolution with stride 1 and no padding has col == x.
+  const bool direct = pointwise(g) && dense4(x);
+  const int64_t per_image = g.C * kk * P;
+  const int64_t nc = chunk_images(g.N, per_image, y.itemsize());
+  const Array col = direct ? Array{} : empty({nc * per_image}, y.dtype, y.device());
+  dispatch_float(y.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    for (int64_t n0 = 0; n0 < g.N; n0 += nc) {
+      const int64_t nimg = std::min(nc, g.N - n0);
+      Array b;
+      if (direct) {
+        b = as_strided(x, {nimg, g.groups, Kg, P}, {g.C * P, Kg * P, P, 1}, x.offset + n0 * x.strides[0]);
+      } else {
+        launch_im2col<T>(x, g, n0, nimg, col, op);
+        b = as_strided(col, {nimg, g.groups, Kg, P}, {per_image, Kg * P, P, 1}, col.offset);
+      }
+      const Array out = as_strided(y, {nimg, g.groups, Og, P}, {g.O * P, Og * P, P, 1}, y.offset + n0 * g.O * P);
+      matmul(a, b, {nimg, g.groups}, Og, P, Kg, out);
+    }
+    launch_bias<T>(y, bias, g.O, P, op);
+  });
+}
+
+void conv_input_grad(const ConvGeom& g, const Array& gout, const Array& w, const std::optional<Array>& bias,
+                     const Array& dx, const char* op) {
+  DeviceGuard guard(dx.device().index, op);
+  const int64_t P = g.OH * g.OW, kk = g.kh * g.kw, Og = g.O / g.groups, Cg = g.C / g.groups, Kg = Cg * kk;
+  const Array gc = contiguous(gout);
+  const Array wc = contiguous(w);
+  // w^T per group, (groups, Kg, Og), made contiguous so the GEMM reads rows.
+  const Array wt = contiguous(as_strided(wc, {g.groups, Kg, Og}, {Og * Kg, 1, Kg}, wc.offset));
+  // A 1x1 convolution with stride 1 and no padding: col == dx, no col2im.
+  const bool direct = pointwise(g);
+  const int64_t per_image = g.C * kk * P;
+  const int64_t nc = chunk_images(g.N, per_image, dx.itemsize());
+  const Array col = direct ? Array{} : empty({nc * per_image}, dx.dtype, dx.device());
+  dispatch_float(dx.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    for (int64_t n0 = 0; n0 < g.N; n0 += nc) {
+      const int64_t nimg = std::min(nc, g.N - n0);
+      const Array b = as_strided(gc, {nimg, g.groups, Og, P}, {g.O * P, Og * P, P, 1}, gc.offset + n0 * g.O * P);
+      if (direct) {
+        const Array out = as_strided(dx, {nimg, g.groups, Kg, P}, {g.C * P, Kg * P, P, 1}, dx.offset + n0 * g.C * P);
+        matmul(wt, b, {nimg, g.groups}, Kg, P, Og, out);
+        continue;
+      }
+      const Array cv = as_strided(col, {nimg, g.groups, Kg, P}, {per_image, Kg * P, P, 1}, col.offset);
+      matmul(wt, b, {nimg, g.groups}, Kg, P, Og, cv);
+      const int64_t total = nimg * g.C * g.H * g.W;
+      col2im_kernel<T><<<grid_for(total), kThreads>>>(col.data<T>(), g, n0, nimg, bias ? bias->data<T>() : nullptr,
+                                                      bias ? bias->strides[0] : 0, dx.data<T>());
+      FG_CUDA_LAUNCH_CHECK(op);
+    }
+    if (direct) launch_bias<T>(dx, bias, g.C, g.H * g.W, op);
+  });
+}
+
+void conv_weight_grad(const ConvGeom& g, const Array& gout, const Array& x, const Array& dw, const char* op) {
+  DeviceGuard guard(dw.device().index, op);
+  const int64_t P = g.OH * g.OW, kk = g.kh * g.kw, Og = g.O / g.groups, Cg = g.C / g.groups, Kg = Cg * kk;
+  const int64_t wsize = g.groups * Og * Kg;
+  if (g.N == 0) {  // an empty sum
+    FG_CUDA_CHECK(op, cudaMemsetAsync(dw.raw(), 0, static_cast<size_t>(wsize) * dw.itemsize()));
+    return;
+  }
+  const Array gc = contiguous(gout);
+  // Per image: its columns (C kh kw x P) and its slice of g regrouped (O x P).
+  const int64_t per_image = g.C * kk * P + g.O * P;
+  const int64_t nc = chunk_images(g.N, per_image, dw.itemsize());
+  const Array colT = empty({nc * g.C * kk * P}, dw.dtype, dw.device());
+  // Splits of K = images * P: enough (group, split) GEMMs to fill the device
+  // (about 512 tiles of 64 x 64), each at least 256 long. Fixed by the shape.
+  const int64_t tiles = (Og + 63) / 64 * ((Kg + 63) / 64) * g.groups;
+  const int64_t want_splits = std::max<int64_t>(1, 512 / tiles);
+  dispatch_float(dw.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    bool first = true;
+    for (int64_t n0 = 0; n0 < g.N; n0 += nc) {
+      const int64_t nimg = std::min(nc, g.N - n0), nP = nimg * P;
+      const int64_t total = g.groups * nP * Kg;
+      im2col_t_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), strides_of(x), g, n0, nimg, colT.data<T>());
+      FG_CUDA_LAUNCH_CHECK(op);
+      // g of this chunk as (groups, Og, nimg * P), rows contiguous
+      const Array gp = contiguous(
+          as_strided(gc, {g.groups, Og, nimg, P}, {Og * P, P, g.O * P, 1}, gc.offset + n0 * g.O * P));
+      int64_t L = std::max<int64_t>(256, ((nP + want_splits - 1) / want_splits + 3) / 4 * 4);
+      if (L > nP) L = nP;
+      const int64_t full = nP / L, rem = nP - full * L, S = full + (rem > 0 ? 1 : 0);
+      const Array part = empty({S * wsize}, dw.dtype, dw.device());
+      if (full > 0) {
+        const Array a = as_strided(gp, {full, g.groups, Og, L}, {L, Og * nP, nP, 1}, gp.offset);
+        const Array b = as_strided(colT, {full, g.groups, L, Kg}, {L * Kg, nP * Kg, Kg, 1}, colT.offset);
+        const Array out = as_strided(part, {full, g.groups, Og, Kg}, {wsize, Og * Kg, Kg, 1}, part.offset);
+        matmul(a, b, {full, g.groups}, Og, Kg, L, out);
+      }
+      if (rem > 0) {
+        const Array a = as_strided(gp, {g.groups, Og, rem}, {Og * nP, nP, 1}, gp.offset + full * L);
+        const Array b = as_strided(colT, {g.groups, rem, Kg}, {nP * Kg, Kg, 1}, colT.offset + full * L * Kg);
+        const Array out = as_strided(part, {g.groups, Og, Kg}, {Og * Kg, Kg, 1}, part.offset + full * wsize);
+        matmul(a, b, {g.groups}, Og, Kg, rem, out);
+      }
+      sum_splits_kernel<T><<<grid_for(wsize), kThreads>>>(part.data<T>(), S, wsize, !first, dw.data<T>());
+      FG_CUDA_LAUNCH_CHECK(op);
+      first = false;
+    }
+  });
+}
+
+}  // namespace cuda
+}  // namespace fg
