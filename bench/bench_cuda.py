@@ -135,8 +135,101 @@ def main():
         tt = median_time(topt.step, tsync, reps=10)
         line += f"        {tt * 1e3:8.2f}   (ratio {tt / tf:.3f})"
     print(line)
+    bench_conv_pool(torch if have_torch else None, fsync, tsync)
     print("\nmemory:", {k: v for k, v in fg.memory.stats("cuda").items()})
     _ = np  # numpy: kept for quick interactive checks
+
+
+# ---- convolution and pooling (cuda/conv.cu, cuda/pool.cu) vs torch (cuDNN, TF32 off) ----------------
+
+
+def bench_conv_pool(torch, fsync, tsync):
+    """conv2d forward and forward+backward (x, w and b grads) against torch's
+    cuDNN on two ResNet-ish layers, then pooling / upsampling forward+backward.
+    Ratio = torch time / fastgrad time (above 1: fastgrad faster)."""
+    F = fg.nn.functional
+    print("\nconv2d float32 (TF32 off)                 fastgrad ms  (TFLOP/s)   torch ms  (TFLOP/s)   ratio")
+    for n, c, o, hw, k in ((64, 64, 64, 56, 3), (128, 3, 64, 32, 3)):
+        r = np.random.default_rng(0)
+        xn = r.standard_normal((n, c, hw, hw), dtype=np.float32)
+        wn = (r.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+        bn = r.standard_normal(o).astype(np.float32)
+        gn = r.standard_normal((n, o, hw, hw), dtype=np.float32)
+        flop = 2.0 * n * o * hw * hw * c * k * k  # forward; backward is twice that
+        x = fg.tensor(xn, device="cuda", requires_grad=True)
+        w = fg.tensor(wn, device="cuda", requires_grad=True)
+        b = fg.tensor(bn, device="cuda", requires_grad=True)
+        g = fg.tensor(gn, device="cuda")
+
+        def f_fwd():
+            with fg.no_grad():
+                F.conv2d(x, w, b, padding=k // 2)
+
+        def f_all():
+            x.grad = w.grad = b.grad = None
+            F.conv2d(x, w, b, padding=k // 2).backward(g)
+
+        tf, tfb = median_time(f_fwd, fsync), median_time(f_all, fsync)
+        rows = [("fwd", tf, flop), ("fwd+bwd", tfb, 3 * flop)]
+        tt = ttb = None
+        if torch is not None:
+            tx = torch.tensor(xn, device="cuda", requires_grad=True)
+            tw = torch.tensor(wn, device="cuda", requires_grad=True)
+            tb = torch.tensor(bn, device="cuda", requires_grad=True)
+            tg = torch.tensor(gn, device="cuda")
+
+            def t_fwd():
+                with torch.no_grad():
+                    torch.nn.functional.conv2d(tx, tw, tb, padding=k // 2)
+
+            def t_all():
+                tx.grad = tw.grad = tb.grad = None
+                torch.nn.functional.conv2d(tx, tw, tb, padding=k // 2).backward(tg)
+
+            tt, ttb = median_time(t_fwd, tsync), median_time(t_all, tsync)
+            # correctness spot check: the same layer's output and weight gradient
+            f_all()
+            t_all()
+            y_err = (torch.from_dlpack(F.conv2d(x, w, b, padding=k // 2).detach())
+                     - torch.nn.functional.conv2d(tx, tw, tb, padding=k // 2)).abs().max().item()
+            w_err = ((torch.from_dlpack(w.grad) - tw.grad).abs().max() / tw.grad.abs().max()).item()
+        for (name, t_f, fl), t_t in zip(rows, (tt, ttb)):
+            line = f"  {n}x{c}->{o} {hw}x{hw} {k}x{k} {name:8s}      {t_f * 1e3:9.2f}  ({fl / t_f / 1e12:6.2f})"
+            if t_t is not None:
+                line += f"  {t_t * 1e3:9.2f}  ({fl / t_t / 1e12:6.2f})  {t_t / t_f:6.3f}"
+            print(line)
+        if torch is not None:
+            print(f"    max |y - torch| {y_err:.3g}, max |dw - torch| / max |dw| {w_err:.3g}")
+        del x, w, b, g
+
+    print("\npooling float32 fwd+bwd                       fastgrad ms   torch ms   ratio")
+    xn = np.random.default_rng(1).standard_normal((64, 64, 112, 112), dtype=np.float32)
+    cases = [
+        ("max_pool2d 3x3 s2 p1", lambda F_, t: F_.max_pool2d(t, 3, 2, 1)),
+        ("avg_pool2d 2x2", lambda F_, t: F_.avg_pool2d(t, 2)),
+        ("adaptive_avg_pool2d 1", lambda F_, t: F_.adaptive_avg_pool2d(t, 1)),
+        ("bilinear x2 (to 224)", lambda F_, t: F_.interpolate(t[:16], scale_factor=2, mode="bilinear",
+                                                              align_corners=False)),
+        ("nearest x2 (to 224)", lambda F_, t: F_.interpolate(t[:16], scale_factor=2, mode="nearest")),
+    ]
+    x = fg.tensor(xn, device="cuda", requires_grad=True)
+    tx = torch.tensor(xn, device="cuda", requires_grad=True) if torch is not None else None
+    for name, fn in cases:
+        def f_all():
+            x.grad = None
+            fn(F, x).sum().backward()
+
+        tf = median_time(f_all, fsync)
+        line = f"  {name:24s}                     {tf * 1e3:9.2f}"
+        if tx is not None:
+            def t_all():
+                tx.grad = None
+                fn(torch.nn.functional, tx).sum().backward()
+
+            tt = median_time(t_all, tsync)
+            line += f"  {tt * 1e3:9.2f}  {tt / tf:6.3f}"
+        print(line)
+    del x, tx
 
 
 if __name__ == "__main__":
