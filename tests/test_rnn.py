@@ -556,7 +556,7 @@ def test_lstm_learns_to_echo_a_bit_from_k_steps_back():
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_lstm_proj_size_matches_torch(num_layers, bidirectional, batch_first, dtype):
+def test_lstm_proj_size_matches_torch(num_layers, bidirectional, batch_first, dtype, path):
     T, B, I, H, P = 5, 3, 4, 7, 3
     tm, m = make_pair("lstm", I, H, num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first,
                       proj_size=P, dtype=dtype)
@@ -570,7 +570,7 @@ def test_lstm_proj_size_matches_torch(num_layers, bidirectional, batch_first, dt
 
 
 @pytest.mark.parametrize("with_hx", [False, True])
-def test_lstm_proj_size_unbatched_no_bias_odd_sizes(with_hx):
+def test_lstm_proj_size_unbatched_no_bias_odd_sizes(with_hx, path):
     tm, m = make_pair("lstm", 5, 9, proj_size=4, bias=False, num_layers=2, dtype=np.float64)
     rng = np.random.default_rng(13)
     x = rng.standard_normal((7, 5))  # unbatched (T, input_size)
@@ -593,7 +593,7 @@ def test_lstm_proj_size_state_dict_names_both_ways():
     assert [len(w) for w in nb.all_weights] == [3] and repr(nb) == repr(torch.nn.LSTM(3, 5, bias=False, proj_size=2))
 
 
-def test_lstm_proj_size_double_backward_matches_torch():
+def test_lstm_proj_size_double_backward_matches_torch(path):
     tm, m = make_pair("lstm", 3, 5, proj_size=2, dtype=np.float64)
     x = np.random.default_rng(15).standard_normal((4, 2, 3))
     tx, fx = torch.tensor(x, requires_grad=True), fg.tensor(x, requires_grad=True)
@@ -614,3 +614,14 @@ def test_lstm_proj_size_errors():
     err(lambda: m(fg.randn(3, 2, 4), (fg.randn(2, 2, 2), fg.randn(2, 2, 2))), RuntimeError, "cell", "(2, 2, 5)")
     err(lambda: fg.nn.LSTM(4, 5, proj_size=7), ValueError, "proj_size has to be smaller than hidden_size")
     err(lambda: fg.nn.RNN(4, 5, proj_size=2), ValueError, "only supported for LSTM")
+
+
+def test_lstm_proj_size_jvp_matches_finite_differences(path):
+    _, m = make_pair("lstm", 3, 5, proj_size=2, bidirectional=True, dtype=np.float64)
+    rng = np.random.default_rng(16)
+    x = fg.tensor(rng.standard_normal((4, 2, 3)))
+    v = fg.tensor(rng.standard_normal((4, 2, 3)))
+    _, tan = fg.jvp(lambda a: m(a)[0], (x,), (v,))
+    eps = 1e-6
+    fd = (m(x + v * eps)[0] - m(x - v * eps)[0]).detach().numpy() / (2 * eps)
+    np.testing.assert_allclose(tan.detach().numpy(), fd, atol=1e-7)

@@ -18,8 +18,11 @@ written in fastgrad ops (_step) serves the cells, other devices, forward mode
 it), so every path is differentiable again.
 
 LSTM with proj_size > 0 (h_t = (o * tanh(c_t)) W_hr^T, h of size proj_size,
-torch's weight_hr_l{k}[_reverse]) always runs the recurrence in fastgrad ops:
-the native kernel has no projection.
+torch's weight_hr_l{k}[_reverse]): the native kernel has no projection, but
+the recurrence only sees h_t through h_t W_hr^T W_hh^T, so on the CPU the
+layer runs as a plain native LSTM with W_hh W_hr as its recurrent weight and
+projects its outputs afterwards (_proj_fused); elsewhere the composite
+path projects step by step.
 
 A PackedSequence input (fg.nn.utils.rnn) is used as it is: its data holds
 the steps time-major, sorted by decreasing length, so the running sequences
@@ -205,8 +208,12 @@ def _fused_layer(mode, reverse, x, batch_major, h0, w_ih, w_hh, c0, b_ih, b_hh):
 def _run_layer(mode, reverse, x, batch_major, h0, w_ih, w_hh, c0, b_ih, b_hh, w_hr=None):
     """(y (T, B, H), h_n, c_n) of one layer and direction. x: (T, B, in), or
     (B, T, in) when batch_major: its projection is one (T*B, in) matmul in
-    x's own layout either way. An LSTM projection (w_hr) takes the composite
-    path (the native kernel has none)."""
+    x's own layout either way. An LSTM projection (w_hr) goes through the
+    native kernel as an unprojected LSTM (_proj_fused), or the composite
+    path."""
+    if w_hr is not None and _fused_ok(x) and h0.shape[0] > 0:
+        xp = F.linear(x, w_ih)
+        return _proj_fused(reverse, xp.transpose(0, 1) if batch_major else xp, h0, w_hh, c0, b_ih, b_hh, w_hr)
     if w_hr is None and _fused_ok(x) and h0.shape[0] > 0:
         v = _fused_layer(mode, reverse, x, batch_major, h0, w_ih, w_hh, c0, b_ih, b_hh)
         T = v.shape[0] - (2 if mode == "LSTM" else 1)
@@ -220,6 +227,33 @@ def _run_layer(mode, reverse, x, batch_major, h0, w_ih, w_hh, c0, b_ih, b_hh, w_
     return _layer_composite(mode, reverse, xp, h0, w_hh, c0, b_hh if mode == "GRU" else None, w_hr)
 
 
+def _proj_fused(reverse, xp, h0, w_hh, c0, b_ih, b_hh, w_hr, w_eff=None):
+    """An LSTM with projection through the native (projection-free) kernel.
+    The recurrence only sees h_t through (h_t W_hr^T) W_hh^T = h_t (W_hh W_hr)^T,
+    so the layer is a plain LSTM on the full h_t (B, H) with W_hh' = W_hh W_hr
+    (G*H, H), whose outputs are projected once afterwards (one (T*B, H) x
+    (H, P) matmul). The given h0 is projected already, so its term
+    h0 W_hh^T goes into the first step's input projection and the kernel
+    starts from h = 0. Exact algebra; only the rounding differs from the
+    step-by-step projection (the composite path).
+    xp: (T, B, G*H) = x W_ih^T without bias; w_eff: W_hh W_hr if the caller
+    has it already."""
+    T = xp.shape[0]
+    first = T - 1 if reverse else 0  # the step that reads h0
+    x0 = (xp[first] + h0 @ w_hh.t()).unsqueeze(0)
+    if T > 1:
+        xp = cat([xp[:T - 1], x0], 0) if reverse else cat([x0, xp[1:]], 0)
+    else:
+        xp = x0
+    H = w_hr.shape[1]
+    zero = zeros(h0.shape[0], H, dtype=h0.dtype, device=h0.device)
+    extra = [c0] + ([b_ih, b_hh] if b_ih is not None else [])
+    v = FusedRNNLayer.apply(xp, zero, w_hh @ w_hr if w_eff is None else w_eff, *extra, mode="LSTM", reverse=reverse, has_c=True,
+                            has_bias=b_ih is not None).view(-1, xp.shape[1], H)
+    y = v[:T] @ w_hr.t()
+    return y, y[0 if reverse else T - 1], v[T + 1]
+
+
 def _run_packed(segments, mode, reverse, x, h0, w_ih, w_hh, c0, b_ih, b_hh, w_hr):
     """_run_layer for packed data x (N, in): the steps of sequences sorted
     by decreasing length, time-major, so the sequences running at any step
@@ -231,7 +265,8 @@ def _run_packed(segments, mode, reverse, x, h0, w_ih, w_hh, c0, b_ih, b_hh, w_hr
     with their h0, c0. So every sequence sees exactly its own steps, T steps
     in all, and nothing is padded. Returns (y (N, H) packed like x, h_n
     (B, H), c_n)."""
-    fused = w_hr is None and _fused_ok(x)
+    fused = _fused_ok(x)
+    w_eff = None if w_hr is None or not fused else w_hh @ w_hr  # once per layer, not per span
     if fused:
         xp = F.linear(x, w_ih)  # the native op adds the biases
     else:
@@ -252,7 +287,9 @@ def _run_packed(segments, mode, reverse, x, h0, w_ih, w_hh, c0, b_ih, b_hh, w_hr
             h = cat([h, h0[k:n]], 0)
             c = None if c is None else cat([c, c0[k:n]], 0)
         xs = xp[r0:r1].view(t1 - t0, n, GH)
-        if fused:
+        if fused and w_hr is not None:
+            y, h, c = _proj_fused(reverse, xs, h, w_hh, c, b_ih, b_hh, w_hr, w_eff)
+        elif fused:
             extra = ([c] if c is not None else []) + ([b_ih, b_hh] if b_ih is not None else [])
             v = FusedRNNLayer.apply(xs, h, w_hh, *extra, mode=mode, reverse=reverse, has_c=c is not None,
                                     has_bias=b_ih is not None).view(-1, n, w_hh.shape[1])
