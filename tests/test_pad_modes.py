@@ -63,15 +63,20 @@ def test_random_pads_agree_with_torch(mode):
             if mode == "circular" and not _pads_fit(mode, shape, pads):
                 continue  # torch reads memory it has not written there
             x = rng.standard_normal(shape)
+            tx, fx = torch.tensor(x, requires_grad=True), fg.tensor(x, requires_grad=True)
             try:
-                want = TF.pad(torch.tensor(x), pads, mode=mode).numpy()
+                want = TF.pad(tx, pads, mode=mode)
             except Exception:  # noqa: BLE001
                 with pytest.raises(FG_ERRORS, match="pad"):
-                    F.pad(fg.tensor(x), pads, mode=mode)
+                    F.pad(fx, pads, mode=mode)
                 continue
-            got = F.pad(fg.tensor(x), pads, mode=mode).numpy()
-            assert got.shape == want.shape, (shape, pads)
-            np.testing.assert_array_equal(got, want)
+            got = F.pad(fx, pads, mode=mode)
+            assert tuple(got.shape) == tuple(want.shape), (shape, pads)
+            np.testing.assert_array_equal(to_numpy(got.detach()), want.detach().numpy())
+            g = rng.standard_normal(tuple(want.shape))
+            want.backward(torch.tensor(g))
+            got.backward(fg.tensor(g))
+            np.testing.assert_allclose(to_numpy(fx.grad), tx.grad.numpy(), atol=1e-12, err_msg=str((shape, pads)))
 
 
 @pytest.mark.parametrize("mode", MODES)

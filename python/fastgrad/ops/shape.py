@@ -505,11 +505,9 @@ def _pad_non_constant(input, pads, mode):
     """reflect / replicate / circular padding of the last len(pads)/2 dims,
     torch's shape rules: 2 pads for a 2-D or 3-D input, 4 for 3-D or 4-D,
     6 for 4-D or 5-D (the dims before the padded ones: channels and an
-    optional batch); bad sizes raise RuntimeError like torch's. Written as
-    one index_select per padded dim, so the vjp (index_add), the jvp
-    (index_select) and every higher order come free."""
+    optional batch); bad sizes raise RuntimeError like torch's. One
+    index_select per padded dim (PadGather)."""
     from ..tensor import tensor
-    from .index import index_select
 
     k = len(pads) // 2
     if k not in (1, 2, 3) or input.ndim not in (k + 1, k + 2):
@@ -524,7 +522,7 @@ def _pad_non_constant(input, pads, mode):
         if any(s == 0 for s in inner):
             raise RuntimeError(f"pad: mode={mode!r} expects the non-batch dims of the input to be non-zero, got "
                                f"shape {shape}")
-    out = input
+    plan = []  # per padded dim: (dim, source index, n, c0, j0, length, edges), see PadGather
     for j in range(k):
         lo, hi = pads[2 * j], pads[2 * j + 1]
         d = input.ndim - 1 - j
@@ -545,9 +543,51 @@ def _pad_non_constant(input, pads, mode):
                                "element, so mode='circular' has nothing to wrap around")
         if lo == 0 and hi == 0:
             continue
-        idx = tensor(_pad_source(mode, n, lo, hi), device=input.device)
-        out = index_select(out, d, idx)
-    return out
+        src = _pad_source(mode, n, lo, hi)
+        # the output's middle block [j0, j0 + length) reads input [c0, c0 + length) in order; the rest are edges
+        c0, j0 = max(-lo, 0), max(lo, 0)
+        length = n - c0 - max(-hi, 0)
+        if length <= 0:  # the crops leave nothing in place: every output position is an edge
+            length, spans = 0, [(0, size)]
+        else:
+            spans = [(0, j0), (j0 + length, size)]
+        edges = [(a, b, tensor(src[a:b], device=input.device)) for a, b in spans if b > a]
+        plan.append((d, tensor(src, device=input.device), n, c0, j0, length, edges))
+    return PadGather.apply(input, plan=plan) if plan else input
+
+
+class PadGather(Function):
+    """reflect / replicate / circular padding: out = x gathered along each
+    padded dim (index_select). The vjp is its adjoint written in ops (so
+    higher orders work) and cheap: per dim, the gradient's middle block is
+    the input's gradient shifted (a slice, zero-padded where the pads crop),
+    plus the few edge columns index_added where they were read from."""
+
+    def forward(ctx, x, plan):
+        ctx.plan = plan
+        arr = x._data
+        for d, idx, *_ in plan:
+            arr = _C.index_select(arr, d, idx._data)
+        return arr
+
+    def vjp(ctx, g):
+        from .creation import zeros
+        from .index import index_add
+
+        for d, _, n, c0, j0, length, edges in reversed(ctx.plan):
+            if length == 0:
+                gx = zeros(*g.shape[:d], n, *g.shape[d + 1:], dtype=g.dtype, device=g.device)
+            else:
+                gx = g.narrow(d, j0, length)
+                if length < n:
+                    gx = pad(gx, [0, 0] * (g.ndim - 1 - d) + [c0, n - c0 - length])
+            for a, b, idx in edges:
+                gx = index_add(gx, d, idx, g.narrow(d, a, b - a))
+            g = gx
+        return (g,)
+
+    def jvp(ctx, t):
+        return PadGather.apply(t, plan=ctx.plan)
 
 
 def pad(input, pad, mode="constant", value=None):
