@@ -194,3 +194,18 @@ def test_conv_padding_mode_errors():
     assert "padding_mode='reflect'" in repr(m)
     with pytest.raises(RuntimeError, match="pad"):
         m(fg.zeros(1, 2, 4))  # reflect pad 4 >= length 4, as in torch
+
+
+@pytest.mark.skipif(not fg.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("mode", MODES)
+def test_cuda_pad_modes_match_torch(mode):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 5, 6))
+    fx, tx = fg.tensor(x, device="cuda", requires_grad=True), torch.tensor(x, requires_grad=True)
+    fo, to = F.pad(fx, (2, -1, 1, 3), mode=mode), TF.pad(tx, (2, -1, 1, 3), mode=mode)
+    assert fo.device.type == "cuda"
+    g = rng.standard_normal(tuple(to.shape))
+    fo.backward(fg.tensor(g, device="cuda"))
+    to.backward(torch.tensor(g))
+    np.testing.assert_allclose(to_numpy(fo.detach().cpu()), to.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(to_numpy(fx.grad.cpu()), tx.grad.numpy(), atol=1e-12)

@@ -625,3 +625,36 @@ def test_lstm_proj_size_jvp_matches_finite_differences(path):
     eps = 1e-6
     fd = (m(x + v * eps)[0] - m(x - v * eps)[0]).detach().numpy() / (2 * eps)
     np.testing.assert_allclose(tan.detach().numpy(), fd, atol=1e-7)
+
+
+@pytest.mark.skipif(not fg.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("packed", [False, True])
+def test_cuda_lstm_proj_and_packed_match_torch(packed):
+    """On a GPU: LSTM with projection, padded or packed (enforce_sorted=False), vs torch on the CPU."""
+    import torch.nn.utils.rnn as TR
+
+    import fastgrad.nn.utils.rnn as FR
+
+    kw = dict(num_layers=2, bidirectional=True, proj_size=3)
+    m = fg.nn.LSTM(5, 7, dtype=fg.float64, **kw)
+    tm = torch.nn.LSTM(5, 7, **kw).double()
+    tm.load_state_dict({k: torch.tensor(v.numpy()) for k, v in m.state_dict().items()})
+    m.to("cuda")
+    x = np.random.default_rng(17).standard_normal((6, 4, 5))
+    fx, tx = fg.tensor(x, device="cuda", requires_grad=True), torch.tensor(x, requires_grad=True)
+    fi, ti = fx, tx
+    if packed:
+        lengths = [3, 6, 1, 4]
+        fi = FR.pack_padded_sequence(fx, lengths, enforce_sorted=False)
+        ti = TR.pack_padded_sequence(tx, lengths, enforce_sorted=False)
+    (fo, (fh, fc)), (to, (th, tc)) = m(fi), tm(ti)
+    if packed:
+        fo, to = fo.data, to.data
+    assert fo.device.type == "cuda"
+    (fo.square().sum() + fh.sum() + fc.square().sum()).backward()
+    (to.square().sum() + th.sum() + tc.square().sum()).backward()
+    close(fo.cpu(), to, np.float64, "output")
+    close(fh.cpu(), th, np.float64, "h_n")
+    close(fx.grad.cpu(), tx.grad, np.float64, "grad input")
+    for (k, p), tp in zip(m.named_parameters(), tm.parameters()):
+        close(p.grad.cpu(), tp.grad, np.float64, f"grad {k}")
