@@ -248,7 +248,8 @@ def _proj_fused(reverse, xp, h0, w_hh, c0, b_ih, b_hh, w_hr, w_eff=None):
     H = w_hr.shape[1]
     zero = zeros(h0.shape[0], H, dtype=h0.dtype, device=h0.device)
     extra = [c0] + ([b_ih, b_hh] if b_ih is not None else [])
-    v = FusedRNNLayer.apply(xp, zero, w_hh @ w_hr if w_eff is None else w_eff, *extra, mode="LSTM", reverse=reverse, has_c=True,
+    w = w_hh @ w_hr if w_eff is None else w_eff
+    v = FusedRNNLayer.apply(xp, zero, w, *extra, mode="LSTM", reverse=reverse, has_c=True,
                             has_bias=b_ih is not None).view(-1, xp.shape[1], H)
     y = v[:T] @ w_hr.t()
     return y, y[0 if reverse else T - 1], v[T + 1]
