@@ -79,6 +79,9 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("version", [](const Array& a) { return a.storage->version.load(); })
       .def_property_readonly("data_ptr", [](const Array& a) { return reinterpret_cast<uintptr_t>(a.raw()); })
       .def_property_readonly("storage_id", [](const Array& a) { return reinterpret_cast<uintptr_t>(a.storage.get()); })
+      // how many arrays (views, NumPy/DLPack exports) share the storage: 1 lets autograd take a fresh
+      // gradient as .grad instead of copying it (nothing else can see the memory)
+      .def_property_readonly("storage_refs", [](const Array& a) { return a.storage.use_count(); })
       .def("numel", &Array::numel)
       .def("is_contiguous", &Array::is_contiguous)
       .def("bump_version", &Array::bump_version);
@@ -192,6 +195,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("sub", &fg::sub, Release());
   m.def("mul", &fg::mul, Release());
   m.def("div", &fg::div, Release());
+  m.def("binary_scalar", &fg::binary_scalar, py::arg("a"), py::arg("s"), py::arg("op"), py::arg("reversed") = false,
+        Release());
   m.def("floor_divide", &fg::floor_divide, Release());
   m.def("remainder", &fg::remainder, Release());
   m.def("pow", &fg::pow, Release());

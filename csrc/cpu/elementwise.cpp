@@ -808,6 +808,22 @@ Array sub(const Array& a, const Array& b) {
 Array mul(const Array& a, const Array& b) { return binary<kAll>("mul", a, b, promote(a.dtype, b.dtype), MulF{}); }
 Array div(const Array& a, const Array& b) { return binary<kFloat>("div", a, b, div_type(a.dtype, b.dtype), DivF{}); }
 
+Array binary_scalar(const Array& a, double s, char op, bool reversed) {
+  if (!is_floating(a.dtype))
+    throw TypeError(std::string("binary_scalar: expected a float32 or float64 tensor, got ") + dtype_name(a.dtype));
+  // On a's device: a CUDA op would otherwise copy a host 0-d operand over on every call.
+  const Array b = full({}, s, a.dtype, a.device());
+  const Array& x = reversed ? b : a;
+  const Array& y = reversed ? a : b;
+  switch (op) {
+    case '+': return add(x, y);
+    case '-': return sub(x, y);
+    case '*': return mul(x, y);
+    case '/': return div(x, y);
+    default: throw std::invalid_argument(std::string("binary_scalar: unknown op '") + op + "' (expected + - * /)");
+  }
+}
+
 Array floor_divide(const Array& a, const Array& b) {
   return binary<kNumber>("floor_divide", a, b, promote(a.dtype, b.dtype), [](auto x, auto y) {
     if constexpr (kIsInt<decltype(x)>) return int_floor_div(x, y);

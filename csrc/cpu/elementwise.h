@@ -93,6 +93,16 @@ Array bitwise_and(const Array& a, const Array& b);
 Array bitwise_or(const Array& a, const Array& b);
 Array bitwise_xor(const Array& a, const Array& b);
 
+// ---- binary with a Python-number operand ----------------------------------------
+// a op s, or s op a when `reversed`; op is '+', '-', '*' or '/'. For a float
+// tensor a (float32/float64; other dtypes -> TypeError: their promotion with
+// a Python number is the Python layer's general path). s is converted to a's
+// dtype first, so the result is bit for bit that of the tensor-tensor op with
+// a 0-d array of a's dtype; the point is the per-op overhead of `x * 0.5`:
+// no 0-d tensor built in Python, no promotion logic there.
+// Args: a: any shape, any strides, any device. Returns: a's shape, contiguous.
+Array binary_scalar(const Array& a, double s, char op, bool reversed);
+
 // ---- ternary ------------------------------------------------------------------
 // cond must be bool; the three shapes broadcast together; dtype promote(a, b).
 Array where(const Array& cond, const Array& a, const Array& b);

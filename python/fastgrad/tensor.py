@@ -12,6 +12,8 @@ import numpy as np
 
 from . import _C
 from . import dtypes as _dt
+from .autograd import backward as _autograd_backward
+from .autograd import engine as _engine
 from .autograd import function as _function
 from .autograd.grad_mode import state as _grad_state
 from .device import CPU, device as _device_cls, to_device
@@ -224,9 +226,7 @@ class Tensor:
         return _RemovableHandle(hooks, hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        from .autograd import backward as _backward
-
-        _backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+        _autograd_backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
 
     # -- conversion -------------------------------------------------------------------
     def numpy(self, force=False):
@@ -387,6 +387,8 @@ def _rebuild(array, requires_grad):
 
 _new = object.__new__
 _function._wrap = Tensor._wrap
+_function._Tensor = Tensor
+_engine._Tensor = Tensor
 
 
 class _RemovableHandle:

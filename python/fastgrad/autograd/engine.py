@@ -4,24 +4,41 @@ The graph is sorted with an iterative depth-first search (no recursion, so a
 graph 100,000 ops deep is fine), then each node runs its vjp once, after all
 of its consumers have added their gradients, in reverse topological order.
 """
+import sys
+
 from .function import Function, _FREED
 from .grad_mode import state
 from ..dtypes import _BY_ID
 
+_getrefcount = getattr(sys, "getrefcount", None)  # CPython; elsewhere gradients are always copied
+
+
+def _refs_of_a_local():
+    o = object()
+    return _getrefcount(o)
+
+
+# sys.getrefcount(x) of an object that only a local variable x holds, measured
+# with the same code pattern as the test in run_backward (interpreters differ:
+# 3.14 borrows references that 3.11 counts).
+_LOCAL_REFS = _refs_of_a_local() if _getrefcount is not None else 0
+_Tensor = None  # set by tensor.py once Tensor exists (an import per backward costs a microsecond)
+
 
 def _topo_order(roots):
     """Nodes reachable from roots; every node comes before the nodes it feeds from."""
+    # `seen` holds the nodes themselves (Functions hash by identity; leaf Tensors never enter it)
     order, seen = [], set()
     for root in roots:
-        if root is None or id(root) in seen:
+        if root is None or root in seen:
             continue
-        seen.add(id(root))
+        seen.add(root)
         stack = [(root, iter(root.next))]
         while stack:
             node, it = stack[-1]
             for child in it:
-                if isinstance(child, Function) and id(child) not in seen:
-                    seen.add(id(child))
+                if isinstance(child, Function) and child not in seen:
+                    seen.add(child)
                     stack.append((child, iter(child.next)))
                     break
             else:
@@ -47,8 +64,8 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
     Otherwise returns the gradients w.r.t. `inputs` (leaves or not) and
     leaves every .grad untouched (autograd.grad).
     """
-    from ..tensor import Tensor
-
+    Tensor = _Tensor
+    _wrap = Tensor._wrap
     grads = {}  # id(node or leaf) -> accumulated gradient Tensor
     roots = []
     for out, g in zip(outputs, grad_outputs):
@@ -80,18 +97,19 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
     leaves = []  # leaf tensors that received a gradient, in order
     prev_mode = state.grad_enabled
     state.grad_enabled = create_graph
+    pop = grads.pop
     try:
         for node in order:
-            g = grads.pop(id(node), None)
+            g = pop(id(node), None)
             if g is None:
                 continue
-            hooks = getattr(node, "tensor_hooks", None)
+            hooks = node.tensor_hooks
             if hooks:
                 for h in hooks:
                     r = h(g)
                     if r is not None:
                         g = r
-            ref = getattr(node, "retain_ref", None)
+            ref = node.retain_ref
             if ref is not None:
                 t = ref()
                 if t is not None:
@@ -106,31 +124,34 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
             in_grads = node.vjp(g)
             if not retain_graph:
                 node.release()
+            meta = node.in_meta
             for i, (child, gi) in enumerate(zip(node.next, in_grads)):
                 if child is None or gi is None:
                     continue
-                shape, dtype = node.in_meta[i]
-                gi = _fix_grad(gi, shape, dtype, node, i)
+                shape, dtype = meta[i]
+                d = gi._data
+                if d.shape != shape or d.dtype_id != dtype:
+                    gi = _fix_grad(gi, shape, dtype, node, i)
                 k = id(child)
                 prev = grads.get(k)
-                if isinstance(child, Function):
-                    grads[k] = gi if prev is None else prev + gi
+                if prev is not None:
+                    grads[k] = prev + gi
                 else:
-                    # A leaf: collect every contribution, then accumulate below.
-                    if prev is None:
-                        grads[k] = gi
-                        leaves.append(child)
-                    else:
-                        grads[k] = prev + gi
+                    grads[k] = gi
+                    if not isinstance(child, Function):
+                        leaves.append(child)  # a leaf: collect every contribution, then accumulate below
             if not retain_graph:
                 node.next = ()
+        # The loop's locals may still hold a leaf's gradient: dropped, so that the
+        # reference counts below see only the engine's own reference.
+        g = gi = prev = in_grads = r = d = None
         # Leaves: hooks, then accumulate into .grad (or return for autograd.grad).
         for out in outputs:  # a leaf output differentiated directly (x.backward())
             if out._node is None and id(out) in grads:
                 leaves.append(out)
         result_leaves = {}
         for leaf in leaves:
-            g = grads.pop(id(leaf), None)
+            g = pop(id(leaf), None)
             if g is None:
                 continue
             if leaf._hooks:
@@ -138,11 +159,27 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                     r = h(g)
                     if r is not None:
                         g = r
+                r = None
             if targets is not None:
                 if id(leaf) in targets:
                     result_leaves[id(leaf)] = g
                 continue
-            _accumulate(leaf, g, create_graph)
+            if create_graph or leaf._grad is not None or _getrefcount is None:
+                _accumulate(leaf, g, create_graph)
+                continue
+            # A leaf's first gradient becomes its .grad without a copy (as PyTorch steals
+            # it) when nothing else can see its memory: only this local holds the Tensor,
+            # only that Tensor the Array, only that Array the storage (no view, no NumPy
+            # or DLPack export), and it is contiguous (the fused optimizers need it).
+            # Otherwise it is copied: an in-place accumulation later must not write
+            # into a tensor someone else holds (another leaf's gradient, a user's).
+            d = g._data
+            if _getrefcount(g) <= _LOCAL_REFS and _getrefcount(d) <= _LOCAL_REFS + 1 and d.storage_refs == 1 \
+                    and d.is_contiguous():
+                leaf._grad = _wrap(d)
+            else:
+                _accumulate(leaf, g, False)
+            g = d = None
     finally:
         state.grad_enabled = prev_mode
 

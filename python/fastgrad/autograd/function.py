@@ -31,6 +31,9 @@ class Function:
     #   _out: the output Array when save_output is set (not the Tensor: no cycle)
     #   out_ref: weak reference to the output Tensor (retain_grad, hooks)
     needs_input_grad = ()
+    _saved = ()  # class default: most ops save nothing (one attribute write less per op)
+    tensor_hooks = None  # set per node by Tensor.register_hook / retain_grad
+    retain_ref = None
     save_output = False
     differentiable = True
     # A view op's output shares its first input's memory (when the storage is
@@ -40,15 +43,21 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        for t in inputs:
-            b = getattr(t, "_base", None)
-            if b is not None and (b[0]._node is not b[2] or b[0]._tangent is not b[3]) and (
-                    state.grad_enabled or state.forward_level):
-                refresh_view(t)  # the root was written in place since this view was made
-        ctx = cls.__new__(cls)
-        ctx._saved = ()
+        st = state
+        grad_on = st.grad_enabled
+        level = st.forward_level
+        if grad_on or level:
+            for t in inputs:
+                b = getattr(t, "_base", None)  # (a Parameter made by nn may lack the slot)
+                if b is not None and (b[0]._node is not b[2] or b[0]._tangent is not b[3]):
+                    refresh_view(t)  # the root was written in place since this view was made
+        ctx = _new(cls)
         out_arr = ctx.forward(*inputs, **params)
-        out = _wrap(out_arr)
+        # Tensor._wrap inlined: this runs once per op
+        out = _new(_Tensor)
+        out._data = out_arr
+        out._requires_grad = False
+        out._grad = out._node = out._tangent = out._hooks = out._base = None
         if cls.view_op and out_arr.storage_id == inputs[0]._data.storage_id:
             src = inputs[0]
             b = getattr(src, "_base", None)
@@ -56,20 +65,32 @@ class Function:
                 out._base = (src, ((cls, params),), src._node, src._tangent)
             else:
                 out._base = (b[0], b[1] + ((cls, params),), b[2], b[3])
-        if state.grad_enabled and cls.differentiable:
-            needs = tuple([t._requires_grad for t in inputs])
-            if True in needs:
-                ctx.needs_input_grad = needs
-                ctx.next = tuple([(t._node or t) if t._requires_grad else None for t in inputs])
-                ctx.in_meta = tuple([(t._data.shape, t._data.dtype_id) for t in inputs])
-                ctx.out_meta = (out_arr.shape, out_arr.dtype)
-                if ctx.save_output:
-                    ctx._out = out_arr
-                    ctx._out_version = out_arr.version
-                out._requires_grad = True
-                out._node = ctx
-        level = state.forward_level
-        if level and cls.differentiable:
+        if not cls.differentiable:
+            return out
+        if grad_on:
+            # Loops, not comprehensions: in Python 3.11 each comprehension is a function call.
+            for t in inputs:
+                if t._requires_grad:
+                    needs, nxt, meta = [], [], []
+                    for t in inputs:
+                        d = t._data
+                        meta.append((d.shape, d.dtype_id))
+                        if t._requires_grad:
+                            needs.append(True)
+                            nxt.append(t._node or t)
+                        else:
+                            needs.append(False)
+                            nxt.append(None)
+                    ctx.needs_input_grad = tuple(needs)
+                    ctx.next = tuple(nxt)
+                    ctx.in_meta = tuple(meta)
+                    if cls.save_output:
+                        ctx._out = out_arr
+                        ctx._out_version = out_arr.version
+                    out._requires_grad = True
+                    out._node = ctx
+                    break
+        if level:
             # t._tangent is (level, tangent): only tangents of the running fg.jvp count
             tangents = [tt[1] if (tt := t._tangent) is not None and tt[0] == level else None for t in inputs]
             if any(x is not None for x in tangents):
@@ -77,11 +98,11 @@ class Function:
                     ctx._out = out_arr
                     ctx._out_version = out_arr.version
                     ctx._out_tensor = out
-                state.forward_level = 0  # the tangent computation itself carries no tangents
+                st.forward_level = 0  # the tangent computation itself carries no tangents
                 try:
                     tangent = ctx.jvp(*tangents)
                 finally:
-                    state.forward_level = level
+                    st.forward_level = level
                 if tangent is not None:
                     out._tangent = (level, tangent)
         return out
@@ -89,7 +110,10 @@ class Function:
     # -- saving ----------------------------------------------------------------
     def save_for_backward(self, *tensors):
         """Saves tensors (None: a slot the rules will not need) with their versions."""
-        self._saved = tuple([(t, None if t is None else t._data.version) for t in tensors])
+        saved = []
+        for t in tensors:
+            saved.append((t, None if t is None else t._data.version))
+        self._saved = tuple(saved)
 
     @property
     def saved_tensors(self):
@@ -101,6 +125,7 @@ class Function:
                 "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
                 "backward through the graph a second time."
             )
+        out = []
         for t, version in saved:
             if t is not None and t._data.version != version:
                 raise RuntimeError(
@@ -108,7 +133,8 @@ class Function:
                     f"operation: [{t.dtype.name} {list(t.shape)}], which is output of {type(self).__name__}'s "
                     f"input, is at version {t._data.version}; expected version {version} instead."
                 )
-        return tuple([t for t, _ in saved])
+            out.append(t)
+        return tuple(out)
 
     @property
     def output(self):
@@ -165,8 +191,10 @@ def refresh_view(t):
     t._base = (root, steps, root._node, root._tangent)
 
 
-# Set by tensor.py once Tensor exists (a module global keeps apply() fast).
+# Set by tensor.py once Tensor exists (module globals keep apply() fast).
 _wrap = None
+_Tensor = None
+_new = object.__new__
 
 
 __all__ = ["Function", "grad_mode"]

@@ -4,12 +4,19 @@ from .. import dtypes as _dt
 from ..tensor import Tensor, tensor_method  # noqa: F401  (re-exported for the op modules)
 
 _wrap = Tensor._wrap
+_BY_ID = _dt._BY_ID
+# dtype ids at and above this one are the float dtypes (float32, float64): with
+# a Python int/float operand the tensor's dtype is the result's (PyTorch's rule)
+_FLOAT_ID0 = _dt.float32._c.__int__()
+assert all(d.is_floating_point == (i >= _FLOAT_ID0) for i, d in enumerate(_BY_ID))
 
 
 def scalar_tensor(value, dtype, like=None):
     """A 0-d tensor of `value`, on the device of the tensor `like` (CPU when None)."""
-    if like is not None and like._data.device != "cpu":
-        return _wrap(_C.full([], value, dtype._c, like._data.device))
+    if like is not None:
+        dev = like._data.device
+        if dev != "cpu":
+            return _wrap(_C.full([], value, dtype._c, dev))
     return _wrap(_C.scalar(value, dtype._c))
 
 
@@ -21,12 +28,18 @@ def binary_operands(a, b, op):
             return a, b
         rt = _dt.result_type(a, b)
     elif ta:
+        kb = type(b)
+        if (kb is float or kb is int) and a._data.dtype_id >= _FLOAT_ID0:
+            return a, scalar_tensor(b, _BY_ID[a._data.dtype_id], a)  # a float tensor's dtype wins
         if not isinstance(b, (int, float, bool)):
             b = _coerce(b, op)
             return binary_operands(a, b, op)
         rt = _dt.result_type(a, b)
         b = scalar_tensor(b, rt, a)
     elif tb:
+        ka = type(a)
+        if (ka is float or ka is int) and b._data.dtype_id >= _FLOAT_ID0:
+            return scalar_tensor(a, _BY_ID[b._data.dtype_id], b), b
         if not isinstance(a, (int, float, bool)):
             a = _coerce(a, op)
             return binary_operands(a, b, op)

@@ -11,7 +11,8 @@ from .. import _C
 from .. import dtypes as _dt
 from ..autograd.function import Function, refresh_view
 from ..autograd.grad_mode import state
-from ._util import Tensor, _wrap, as_tensor_arg, binary_operands, scalar_tensor, tensor_method, tsum
+from ._util import (_FLOAT_ID0, Tensor, _wrap, as_tensor_arg, binary_operands, scalar_tensor, tensor_method,
+                    tsum)
 
 # ---------------------------------------------------------------------------------------------
 # identity-like ops
@@ -110,10 +111,14 @@ def _zero(ctx, v):
 
 def _fused_or(kernel_name, composed):
     """Uses the fused backward kernel when no graph is recorded, else `composed`."""
+    kernel = getattr(_C, kernel_name)
 
     def deriv(ctx, v):
-        if not state.grad_enabled and ctx.save_output and v.dtype is ctx.output.dtype:
-            return _wrap(getattr(_C, kernel_name)(v._data, ctx._out))
+        out = ctx.__dict__.get("_out")  # the saved output Array (when recorded, not yet released)
+        if not state.grad_enabled and out is not None and v._data.dtype_id == out.dtype_id:
+            if out.version != ctx._out_version:
+                ctx.output  # raises the clear "modified by an inplace operation" error
+            return _wrap(kernel(v._data, out))
         return composed(ctx, v)
 
     return deriv
@@ -566,11 +571,116 @@ def _binary_fn(name, cls):
     return fn
 
 
-_add = _binary_fn("_add", Add)
+# -- a float tensor with a Python number: x op s in one native call (_C.binary_scalar converts s to
+# x's dtype, as the 0-d tensor of the general path would be). Per-op overhead matters here: `x * 0.5`
+# and `1 - p` are everywhere in losses, layers and the rules themselves. bool scalars, integer tensors
+# and NumPy numbers take the general path (their promotion differs).
+
+
+class AddScalar(Function):
+    def forward(ctx, x, s):
+        return _C.binary_scalar(x._data, s, "+")
+
+    def vjp(ctx, g):
+        return (g,)
+
+    def jvp(ctx, t):
+        return t
+
+
+class SubScalar(Function):
+    """x - s, or s - x when rev."""
+
+    def forward(ctx, x, s, rev):
+        ctx.rev = rev
+        return _C.binary_scalar(x._data, s, "-", rev)
+
+    def vjp(ctx, g):
+        return (-g if ctx.rev else g,)
+
+    def jvp(ctx, t):
+        return -t if ctx.rev else t
+
+
+class MulScalar(Function):
+    def forward(ctx, x, s):
+        ctx.s = s
+        return _C.binary_scalar(x._data, s, "*")
+
+    def vjp(ctx, g):
+        return (g * ctx.s,)
+
+    def jvp(ctx, t):
+        return t * ctx.s
+
+
+class DivScalar(Function):
+    """x / s, or s / x when rev."""
+
+    def forward(ctx, x, s, rev):
+        ctx.s, ctx.rev = s, rev
+        if rev:
+            ctx.save_for_backward(x)
+        return _C.binary_scalar(x._data, s, "/", rev)
+
+    def _d(ctx, v):
+        if not ctx.rev:
+            return v / ctx.s
+        (x,) = ctx.saved_tensors
+        return -v * ((ctx.s / x) / x)  # Div's rule with a = s: the same bits as the general path
+
+    def vjp(ctx, g):
+        return (ctx._d(g),)
+
+    def jvp(ctx, t):
+        return ctx._d(t)
+
+
+_NUMBER = (float, int)  # exactly these types: not bool, not NumPy scalars
+
+
+def _add(input, other):
+    if type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
+        return AddScalar.apply(input, s=other)
+    if type(input) in _NUMBER and isinstance(other, Tensor) and other._data.dtype_id >= _FLOAT_ID0:
+        return AddScalar.apply(other, s=input)
+    a, b = binary_operands(input, other, "_add")
+    return Add.apply(a, b)
+
+
+tensor_method(_add)
+
+
+def mul(input, other):
+    if type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
+        return MulScalar.apply(input, s=other)
+    if type(input) in _NUMBER and isinstance(other, Tensor) and other._data.dtype_id >= _FLOAT_ID0:
+        return MulScalar.apply(other, s=input)
+    a, b = binary_operands(input, other, "mul")
+    return Mul.apply(a, b)
+
+
+tensor_method(mul)
+
+
+def _div(input, other):
+    if type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
+        return DivScalar.apply(input, s=other, rev=False)
+    if type(input) in _NUMBER and isinstance(other, Tensor) and other._data.dtype_id >= _FLOAT_ID0:
+        return DivScalar.apply(other, s=input, rev=True)
+    a, b = binary_operands(input, other, "_div")
+    return Div.apply(a, b)
+
+
+tensor_method(_div)
 
 
 @tensor_method
 def _sub(input, other):
+    if type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
+        return SubScalar.apply(input, s=other, rev=False)
+    if type(input) in _NUMBER and isinstance(other, Tensor) and other._data.dtype_id >= _FLOAT_ID0:
+        return SubScalar.apply(other, s=input, rev=True)
     if any(x.dtype is _dt.bool_ if isinstance(x, Tensor) else isinstance(x, bool) for x in (input, other)):
         raise RuntimeError("sub: Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
                            "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
@@ -578,8 +688,6 @@ def _sub(input, other):
     return Sub.apply(a, b)
 
 
-mul = _binary_fn("mul", Mul)
-div = _binary_fn("_div", Div)
 maximum = _binary_fn("maximum", Maximum)
 minimum = _binary_fn("minimum", Minimum)
 atan2 = _binary_fn("atan2", Atan2)

@@ -27,7 +27,10 @@ def matmul(input, other):
     if not isinstance(input, Tensor) or not isinstance(other, Tensor):
         raise TypeError("matmul: both arguments must be Tensors")
     a, b = binary_operands(input, other, "matmul")
-    if a.ndim == 0 or b.ndim == 0:
+    na, nb = a._data.ndim, b._data.ndim
+    if na >= 2 and nb >= 2:  # the common case first: this runs per layer and per vjp
+        return MatMul.apply(a, b)
+    if na == 0 or nb == 0:
         raise ValueError(f"matmul: both arguments need at least 1 dimension, got shapes {list(a.shape)} and "
                          f"{list(b.shape)}")
     if a.ndim == 1 and b.ndim == 1:
@@ -41,7 +44,7 @@ def matmul(input, other):
     return MatMul.apply(a, b)
 
 
-Tensor.__matmul__ = matmul
+Tensor.__matmul__ = Tensor.matmul  # the method itself, not the TypeError wrapper: `@` runs per layer and per vjp
 Tensor.__rmatmul__ = lambda self, other: matmul(other, self)
 mm = matmul
 bmm = matmul

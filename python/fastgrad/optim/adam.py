@@ -43,30 +43,45 @@ class Adam(Optimizer):
     @_no_grad_step
     def step(self):
         """Performs a single optimization step; `closure` (optional) re-evaluates the loss."""
+        states = self.state
+        increment = self._increment_step
         for group in self.param_groups:
-            params, p_arrays, g_arrays = self._with_grads(group)
-            if not params:
-                continue
             amsgrad = bool(group["amsgrad"])
-            items = []
-            for p, pa, ga in zip(params, p_arrays, g_arrays):
-                state = self.state[p]
-                if len(state) == 0:
+            # step count -> the five lists of one fused call (one loop, no per-param tuples: this
+            # is per-step Python overhead, which dominates small models)
+            buckets = {}
+            for p in group["params"]:
+                g = p._grad
+                if g is None:
+                    continue
+                ga = g._data
+                if not ga.is_contiguous():
+                    ga = _C.contiguous(ga)  # the kernel needs contiguous grads
+                state = states[p]
+                if not state:
                     state["step"] = self._new_step()
                     state["exp_avg"] = self._zeros_like(p)
                     state["exp_avg_sq"] = self._zeros_like(p)
                 if amsgrad and "max_exp_avg_sq" not in state:
                     state["max_exp_avg_sq"] = self._zeros_like(p)
-                step = self._increment_step(state["step"])
-                vmax = state["max_exp_avg_sq"]._data if amsgrad else None
-                items.append((step, (pa, ga, state["exp_avg"]._data, state["exp_avg_sq"]._data, vmax)))
-
+                step = increment(state["step"])
+                lists = buckets.get(step)
+                if lists is None:
+                    lists = buckets[step] = ([], [], [], [], [])
+                lists[0].append(p._data)
+                lists[1].append(ga)
+                lists[2].append(state["exp_avg"]._data)
+                lists[3].append(state["exp_avg_sq"]._data)
+                if amsgrad:
+                    lists[4].append(state["max_exp_avg_sq"]._data)
+            if not buckets:
+                continue
             beta1, beta2 = group["betas"]
-            for step, entries in self._buckets_by_step(items):
-                ps, gs, ms, vs, vmaxs = (list(x) for x in zip(*entries))
-                _C.adam_step(ps, gs, ms, vs, vmaxs if amsgrad else [], step, float(group["lr"]), float(beta1),
-                             float(beta2), float(group["eps"]), float(group["weight_decay"]), amsgrad,
-                             bool(group["maximize"]), bool(group["decoupled_weight_decay"]))
+            args = (float(group["lr"]), float(beta1), float(beta2), float(group["eps"]),
+                    float(group["weight_decay"]), amsgrad, bool(group["maximize"]),
+                    bool(group["decoupled_weight_decay"]))
+            for step, (ps, gs, ms, vs, vmaxs) in buckets.items():
+                _C.adam_step(ps, gs, ms, vs, vmaxs, step, *args)
 
 
 class AdamW(Adam):

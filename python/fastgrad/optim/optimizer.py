@@ -17,7 +17,8 @@ from copy import deepcopy
 import numpy as np
 
 from .. import _C
-from ..autograd.grad_mode import enable_grad, no_grad
+from ..autograd.grad_mode import enable_grad
+from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -130,12 +131,12 @@ class Optimizer:
         """Resets the gradients: to None (default) or, with set_to_none=False, to zeros in place."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
+                g = p._grad
+                if g is None:
                     continue
                 if set_to_none:
-                    p.grad = None
+                    p._grad = None
                 else:
-                    g = p.grad
                     g.detach_()
                     g.zero_()
 
@@ -157,7 +158,7 @@ class Optimizer:
         """
         params, p_arrays, g_arrays = [], [], []
         for p in group["params"]:
-            g = p.grad
+            g = p._grad
             if g is None:
                 continue
             ga = g._data
@@ -277,9 +278,14 @@ def _no_grad_step(step):
     """Runs an optimizer's step under no_grad (torch does the same); the closure, if any, with grad."""
 
     def wrapper(self, closure=None):
-        loss = self._eval_closure(closure)
-        with no_grad():
+        loss = self._eval_closure(closure) if closure is not None else None
+        # no_grad, without building a context manager per step (per-step overhead on small models)
+        prev = _grad_state.grad_enabled
+        _grad_state.grad_enabled = False
+        try:
             step(self)
+        finally:
+            _grad_state.grad_enabled = prev
         return loss
 
     wrapper.__name__ = step.__name__
