@@ -287,7 +287,7 @@ def _run_packed(segments, mode, reverse, x, h0, w_ih, w_hh, c0, b_ih, b_hh, w_hr
             k = h.shape[0]
             h = cat([h, h0[k:n]], 0)
             c = None if c is None else cat([c, c0[k:n]], 0)
-        xs = xp[r0:r1].view(t1 - t0, n, GH)
+        xs = xp[r0:r1].reshape(t1 - t0, n, GH)
         if fused and w_hr is not None:
             y, h, c = _proj_fused(reverse, xs, h, w_hh, c, b_ih, b_hh, w_hr, w_eff)
         elif fused:
