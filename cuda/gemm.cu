@@ -196,18 +196,20 @@ sgemm_tiled(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_
 //
 // 128 x 128 tiles of C per 256-thread block: 8 warps in a 2 x 4 grid, each
 // warp a 64 x 32 tile held as 4 x 2 wmma accumulators (m16n16k8, TF32 inputs,
-// float32 sums). K in slices of 32 staged in shared memory, the values
+// float32 sums). K in slices of 16 staged in shared memory, the values
 // rounded to TF32 (round to nearest) as they are stored; the next slice is
-// loaded into registers while this one is multiplied. Operands are read
+// loaded into registers while this one is multiplied, then stored into the
+// other of two shared buffers (one barrier per slice). Operands are read
 // through their strides (any layout, sizes and alignment: no packing), the
 // load order following whichever of A's / B's dims is contiguous so warps
 // read whole cache lines. Edges are zero-filled on load and bounds-checked
 // on store (through a per-warp 16 x 16 staging tile). Deterministic: every
 // C element is summed in a fixed order.
 
-constexpr int TBM = 128, TBN = 128, TBK = 32;
+constexpr int TBM = 128, TBN = 128, TBK = 16;
 constexpr int kLdA = TBK + 4, kLdB = TBN + 4;  // +4 floats: rows 16 bytes apart mod 128 (fewer bank conflicts); wmma needs ldm % 4 == 0
-constexpr int kTf32Regs = TBM * TBK / 256;     // 16 elements of A (and of B) per thread per slice
+constexpr int kTf32Regs = TBM * TBK / 256;     // 8 elements of A (and of B) per thread per slice
+constexpr int kBufA = TBM * kLdA, kBufB = TBK * kLdB;  // floats per buffer: multiples of 8 (32-byte aligned)
 
 __global__ void __launch_bounds__(256)
 sgemm_tf32(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t rsA, int64_t csA, bool a_kfast,
@@ -217,11 +219,12 @@ sgemm_tf32(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t
   __trap();  // the host never launches this below sm_80
 #else
   using namespace nvcuda;
-  // A's slice (TBM x TBK, row-major) then B's (TBK x TBN); A's part is reused
-  // for the output staging tiles after the K loop. wmma pointers: 32-byte aligned.
-  __shared__ __align__(32) float smem[TBM * kLdA + TBK * kLdB];
-  float* As = smem;
-  float* Bs = smem + TBM * kLdA;
+  // Two buffers of A's slice (TBM x TBK, row-major), then two of B's (TBK x
+  // TBN): 37 KB. A's first buffer is reused for the output staging tiles
+  // after the K loop. wmma pointers: 32-byte aligned.
+  __shared__ __align__(32) float smem[2 * kBufA + 2 * kBufB];
+  float* const As = smem;
+  float* const Bs = smem + 2 * kBufA;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wr = warp / 4, wc = warp % 4;  // this warp's 64 x 32 tile
   const int64_t row0 = int64_t(blockIdx.y) * TBM, col0 = int64_t(blockIdx.x) * TBN;
@@ -273,31 +276,43 @@ sgemm_tf32(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t
     for (int i = 0; i < 4; ++i)
 #pragma unroll
       for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
-    load(0);
-    for (int64_t k0 = 0; k0 < K; k0 += TBK) {
-      __syncthreads();  // everyone is done reading the previous slice (and the previous batch entry's staging)
+    auto store = [&](int buf) {
 #pragma unroll
       for (int t = 0; t < kTf32Regs; ++t) {
-        As[(ar + t * dar) * kLdA + ak + t * dak] = wmma::__float_to_tf32(ra[t]);
-        Bs[(bk + t * dbk) * kLdB + bc + t * dbc] = wmma::__float_to_tf32(rb[t]);
+        As[buf * kBufA + (ar + t * dar) * kLdA + ak + t * dak] = wmma::__float_to_tf32(ra[t]);
+        Bs[buf * kBufB + (bk + t * dbk) * kLdB + bc + t * dbc] = wmma::__float_to_tf32(rb[t]);
       }
-      __syncthreads();
-      if (k0 + TBK < K) load(k0 + TBK);  // in flight while the tensor cores work
-#pragma unroll 1  // unrolled, the fragments of all 4 steps are loaded early: register spills
+    };
+    load(0);
+    __syncthreads();  // the previous batch entry's staging tiles are read
+    store(0);
+    __syncthreads();
+    int buf = 0;
+    for (int64_t k0 = 0; k0 < K; k0 += TBK) {
+      const bool more = k0 + TBK < K;
+      if (more) load(k0 + TBK);  // in flight while the tensor cores work
+      const float* a_s = As + buf * kBufA;
+      const float* b_s = Bs + buf * kBufB;
+#pragma unroll
       for (int kk = 0; kk < TBK; kk += 8) {
         wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa[4];
         wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb[2];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) wmma::load_matrix_sync(fa[i], As + (wr * 64 + i * 16) * kLdA + kk, kLdA);
+        for (int i = 0; i < 4; ++i) wmma::load_matrix_sync(fa[i], a_s + (wr * 64 + i * 16) * kLdA + kk, kLdA);
 #pragma unroll
-        for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], Bs + kk * kLdB + wc * 32 + j * 16, kLdB);
+        for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], b_s + kk * kLdB + wc * 32 + j * 16, kLdB);
 #pragma unroll
         for (int i = 0; i < 4; ++i)
 #pragma unroll
           for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
       }
+      if (more) store(buf ^ 1);  // read by nobody since the last barrier
+      __syncthreads();
+      buf ^= 1;
     }
-    __syncthreads();  // the last slice is read: A's part of smem becomes the staging tiles
+    // The loop's last barrier: every slice is read, A's first buffer becomes
+    // the staging tiles (8 warps x 16 x 16 floats fit in it).
+    static_assert(8 * 256 <= kBufA, "staging tiles must fit in A's first buffer");
     float* stage = smem + warp * 256;
 #pragma unroll
     for (int i = 0; i < 4; ++i)
