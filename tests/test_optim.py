@@ -206,19 +206,19 @@ def test_noncontiguous_grads(name):
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_feedback_loop_on_quadratic(name):
+def test_feedback_loop_on_quadratic(name, device):
     """Gradients computed from each framework's own current params (a real training loop):
-    least squares 0.5 * |A x - b|^2, float64, 100 steps."""
+    least squares 0.5 * |A x - b|^2, float64, 100 steps (fastgrad's on every device)."""
     fg_cls, torch_cls, kwargs = OPTIMIZERS[name]
     rng = np.random.default_rng(3)
     A = rng.standard_normal((20, 8))
     b = rng.standard_normal(20)
     x0 = rng.standard_normal(8)
-    fx = fg.tensor(x0, requires_grad=True)
+    fx = fg.tensor(x0, requires_grad=True, device=device)
     tx = torch.tensor(x0.copy(), requires_grad=True)
     fopt, topt = fg_cls([fx], **kwargs), torch_cls([tx], **kwargs)
     for _ in range(100):
-        fx.grad = fg.tensor(A.T @ (A @ _np(fx) - b))
+        fx.grad = fg.tensor(A.T @ (A @ _np(fx) - b), device=device)
         tx.grad = torch.tensor(A.T @ (A @ _np(tx) - b))
         fopt.step()
         topt.step()
@@ -387,11 +387,11 @@ def test_same_result_for_every_thread_count(name):
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_step_bumps_versions(name):
+def test_step_bumps_versions(name, device):
     fg_cls, _, kwargs = OPTIMIZERS[name]
-    p = fg.tensor(np.ones(4, np.float32), requires_grad=True)
+    p = fg.tensor(np.ones(4, np.float32), requires_grad=True, device=device)
     opt = fg_cls([p], **kwargs)
-    p.grad = fg.ones(4)
+    p.grad = fg.ones(4, device=device)
     v0 = p._data.version
     opt.step()
     v1 = p._data.version
@@ -403,8 +403,8 @@ def test_step_bumps_versions(name):
     assert all(t._data.version > v for t, v in zip(states, versions))
 
 
-def test_step_is_not_recorded_by_autograd():
-    p = fg.tensor(np.ones(3, np.float32), requires_grad=True)
+def test_step_is_not_recorded_by_autograd(device):
+    p = fg.tensor(np.ones(3, np.float32), requires_grad=True, device=device)
     opt = optim.SGD([p], lr=0.1, momentum=0.9)
     (p * p).sum().backward()
     opt.step()
@@ -521,14 +521,15 @@ def test_bad_hyperparameters_in_a_group():
 
 def _feed(params, rng):
     for p in params:
-        p.grad = fg.tensor(rng.standard_normal(p.shape).astype(np.float32))
+        p.grad = fg.tensor(rng.standard_normal(p.shape).astype(np.float32), device=p.device)
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_state_dict_round_trip(name):
+def test_state_dict_round_trip(name, device):
     fg_cls, _, kwargs = OPTIMIZERS[name]
     rng = np.random.default_rng(4)
-    ps = [fg.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True) for s in [(3, 4), (5,)]]
+    ps = [fg.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True, device=device)
+          for s in [(3, 4), (5,)]]
     groups = [{"params": [ps[0]]}, {"params": [ps[1]], "lr": kwargs["lr"] / 2}]
     opt = fg_cls(groups, **kwargs)
     for _ in range(10):
@@ -541,7 +542,7 @@ def test_state_dict_round_trip(name):
     assert sd["param_groups"][1]["lr"] == kwargs["lr"] / 2
 
     # A fresh optimizer on copies of the params, loaded from the state dict.
-    ps2 = [fg.tensor(_np(p).copy(), requires_grad=True) for p in ps]
+    ps2 = [fg.tensor(_np(p).copy(), requires_grad=True, device=device) for p in ps]
     opt2 = fg_cls([{"params": [ps2[0]]}, {"params": [ps2[1]]}], **kwargs)
     opt2.load_state_dict(sd)
     assert opt2.param_groups[1]["lr"] == kwargs["lr"] / 2
@@ -550,11 +551,11 @@ def test_state_dict_round_trip(name):
     grads = [[rng.standard_normal(p.shape).astype(np.float32) for p in ps] for _ in range(10)]
     for gs in grads:  # continue the original...
         for p, g in zip(ps, gs):
-            p.grad = fg.tensor(g)
+            p.grad = fg.tensor(g, device=device)
         opt.step()
     for gs in grads:  # ...and the loaded one: same trajectory (its state was copied, not shared)
         for p, g in zip(ps2, gs):
-            p.grad = fg.tensor(g)
+            p.grad = fg.tensor(g, device=device)
         opt2.step()
     for a, b in zip(ps, ps2):
         assert np.array_equal(_np(a), _np(b))
