@@ -21,9 +21,10 @@ pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def pair(values, dtype=np.float64, requires_grad=True):
+def pair(values, dtype=np.float64, requires_grad=True, device="cpu"):
+    """fastgrad (on `device`) and torch (CPU) tensors of the same values."""
     a = np.asarray(values, dtype=dtype)
-    return fg.tensor(a, requires_grad=requires_grad), torch.tensor(a, requires_grad=requires_grad)
+    return fg.tensor(a, requires_grad=requires_grad, device=device), torch.tensor(a, requires_grad=requires_grad)
 
 
 def close(a, e, rtol=1e-10, atol=1e-12):
@@ -33,20 +34,20 @@ def close(a, e, rtol=1e-10, atol=1e-12):
 # -- accumulation -----------------------------------------------------------------------------------
 
 
-def test_fan_out_and_shared_leaves():
+def test_fan_out_and_shared_leaves(device):
     def f(m, x, w):
         h = x * w  # w used three times, x twice
         return (h.sum() + (w * w).sum() + (x @ w.reshape(3, 1)).sum() + m.tanh(h).mean()).reshape(())
 
-    x, tx = pair([[1.0, -2.0, 0.5], [0.3, 0.2, -1.0]])
-    w, tw = pair([0.7, -0.1, 2.0])
+    x, tx = pair([[1.0, -2.0, 0.5], [0.3, 0.2, -1.0]], device=device)
+    w, tw = pair([0.7, -0.1, 2.0], device=device)
     f(fg, x, w).backward()
     f(torch, tx, tw).backward()
     close(x.grad, tx.grad), close(w.grad, tw.grad)
 
 
-def test_repeated_backward_accumulates():
-    x, tx = pair([1.0, 2.0, 3.0])
+def test_repeated_backward_accumulates(device):
+    x, tx = pair([1.0, 2.0, 3.0], device=device)
     for _ in range(3):
         (x * x).sum().backward()
         (tx * tx).sum().backward()
@@ -472,8 +473,8 @@ def test_autograd_grad_allow_unused_and_outputs():
         fg.autograd.grad((x * 2).sum(), [fg.tensor([1.0])])
 
 
-def test_autograd_grad_create_graph():
-    x, tx = pair([0.3, -1.2, 2.0])
+def test_autograd_grad_create_graph(device):
+    x, tx = pair([0.3, -1.2, 2.0], device=device)
     (g,) = fg.autograd.grad((x ** 3).sum(), [x], create_graph=True)
     (tg,) = torch.autograd.grad((tx ** 3).sum(), [tx], create_graph=True)
     assert g.requires_grad
@@ -503,10 +504,10 @@ SCALAR_FNS = {
 
 
 @pytest.mark.parametrize("name", list(SCALAR_FNS))
-def test_higher_order_vs_torch(name):
+def test_higher_order_vs_torch(name, device):
     f = SCALAR_FNS[name]
     pts = np.array([-1.3, -0.4, 0.2, 0.9, 1.7])
-    x, tx = pair(pts)
+    x, tx = pair(pts, device=device)
     y, ty = f(fg, x).sum(), f(torch, tx).sum()
     g1, t1 = fg.autograd.grad(y, [x], create_graph=True)[0], torch.autograd.grad(ty, [tx], create_graph=True)[0]
     close(g1, t1, rtol=1e-9)
@@ -532,7 +533,7 @@ def test_deep_graph_no_recursion_error(kind):
     assert abs(x.grad.item() - expect) < 1e-6 * expect
 
 
-def test_diamond_with_reused_non_leaf():
+def test_diamond_with_reused_non_leaf(device):
     def f(m, x):
         a = x.sin()
         b = a * a  # a reused
@@ -540,7 +541,7 @@ def test_diamond_with_reused_non_leaf():
         d = c * a + b.sum()  # a, b, c reused at several depths
         return (d * d).sum()
 
-    x, tx = pair([0.3, -0.8, 1.4])
+    x, tx = pair([0.3, -0.8, 1.4], device=device)
     f(fg, x).backward()
     f(torch, tx).backward()
     close(x.grad, tx.grad)
