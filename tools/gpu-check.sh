@@ -117,9 +117,10 @@ echo "== op tests on cuda (FASTGRAD_TEST_DEVICE=cuda: check_op's fastgrad side r
 export FASTGRAD_TEST_DEVICE=cuda
 stage ops_on_cuda 90 tests/test_ops_grad.py -rfE --tb=line
 unset FASTGRAD_TEST_DEVICE
-echo "== CPU quick suite with the CUDA build, and the RNN layers on CUDA"
+echo "== CPU quick suite with the CUDA build (test_optim's device cases too), the RNN layers and autograd tests on CUDA"
 stage cpu_quick 45 tests/test_tensor.py tests/test_optim.py -rfE --tb=line
 stage rnn_cuda 30 tests/test_rnn.py -rfE --tb=line -k cuda
+stage autograd_cuda 30 tests/test_autograd.py -rfE --tb=line -k cuda
 if [ -z "${SKIP_BENCH:-}" ]; then
   left=$((BUDGET + 15 - $(elapsed)))
   if [ "$left" -lt 20 ]; then
