@@ -251,3 +251,35 @@ def test_rnn_packed_errors():
         m(FR.PackedSequence(fg.zeros(4, 3), fg.tensor([2, 1])))
     with pytest.raises(ValueError, match=r"non-increasing.*\[1, 2\]"):
         m(FR.PackedSequence(fg.zeros(3, 3), fg.tensor([1, 2])))
+
+
+def test_typical_user_code_matches_torch():
+    """The usual torch idiom: pad token ids, embed, pack with lengths.cpu()
+    (batch_first, unsorted), bidirectional LSTM, unpack, classify from the
+    last layer's two final states; loss, gradients of every parameter."""
+    rng = np.random.default_rng(6)
+    lens = [5, 2, 7, 3]
+    seqs = [rng.integers(1, 11, size=n) for n in lens]
+    res = []
+    torch.manual_seed(0)
+    t_mods = [torch.nn.Embedding(11, 4, padding_idx=0).double(),
+              torch.nn.LSTM(4, 6, batch_first=True, bidirectional=True, num_layers=2).double(),
+              torch.nn.Linear(12, 3).double()]
+    f_mods = [fg.nn.Embedding(11, 4, padding_idx=0, dtype=fg.float64),
+              fg.nn.LSTM(4, 6, batch_first=True, bidirectional=True, num_layers=2, dtype=fg.float64),
+              fg.nn.Linear(12, 3, dtype=fg.float64)]
+    for tmod, fmod in zip(t_mods, f_mods):
+        fmod.load_state_dict({k: fg.tensor(v.detach().numpy()) for k, v in tmod.state_dict().items()})
+    for lib, (emb, lstm, head), utils in ((torch, t_mods, TR), (fg, f_mods, FR)):
+        x = utils.pad_sequence([lib.tensor(s) for s in seqs], batch_first=True)
+        lengths = lib.tensor(lens)
+        packed = utils.pack_padded_sequence(emb(x), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, (h, c) = lstm(packed)
+        padded, out_lengths = utils.pad_packed_sequence(out, batch_first=True)
+        logits = head(lib.cat([h[-2], h[-1]], 1))
+        loss = lib.nn.functional.cross_entropy(logits, lib.tensor([0, 2, 1, 2])) + padded.square().mean()
+        loss.backward()
+        res.append([to_numpy(loss.detach()), to_numpy(padded.detach()), to_numpy(out_lengths)] +
+                   [to_numpy(p.grad) for m in (emb, lstm, head) for _, p in m.named_parameters()])
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, atol=1e-10, rtol=1e-8)
