@@ -52,7 +52,9 @@ class PackedSequence(namedtuple("PackedSequence_", ["data", "batch_sizes", "sort
         if batch_sizes is None:
             raise ValueError("PackedSequence: batch_sizes is required (build one with pack_padded_sequence or "
                              "pack_sequence)")
-        if isinstance(batch_sizes, Tensor) and batch_sizes.device.type != "cpu":
+        if not isinstance(batch_sizes, Tensor):
+            batch_sizes = _int_tensor(batch_sizes)
+        if batch_sizes.device.type != "cpu":
             raise ValueError("PackedSequence: batch_sizes should always be on CPU (instances of PackedSequence "
                              "should be created with pack_padded_sequence or pack_sequence)")
         return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
