@@ -207,7 +207,10 @@ sgemm_tiled(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_
 // C element is summed in a fixed order.
 
 constexpr int TBM = 128, TBN = 128, TBK = 16;
-constexpr int kLdA = TBK + 4, kLdB = TBN + 4;  // +4 floats: rows 16 bytes apart mod 128 (fewer bank conflicts); wmma needs ldm % 4 == 0
+// Row pitches in floats (wmma needs multiples of 4): 20 and 136 put the 32
+// lanes' reads of an A fragment (rows lane/4, cols lane%4) and of a B
+// fragment (rows lane%4, cols lane/4) in 32 different banks.
+constexpr int kLdA = TBK + 4, kLdB = TBN + 8;
 constexpr int kTf32Regs = TBM * TBK / 256;     // 8 elements of A (and of B) per thread per slice
 constexpr int kBufA = TBM * kLdA, kBufB = TBK * kLdB;  // floats per buffer: multiples of 8 (32-byte aligned)
 
@@ -220,7 +223,7 @@ sgemm_tf32(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t
 #else
   using namespace nvcuda;
   // Two buffers of A's slice (TBM x TBK, row-major), then two of B's (TBK x
-  // TBN): 37 KB. A's first buffer is reused for the output staging tiles
+  // TBN): 38 KB. A's first buffer is reused for the output staging tiles
   // after the K loop. wmma pointers: 32-byte aligned.
   __shared__ __align__(32) float smem[2 * kBufA + 2 * kBufB];
   float* const As = smem;
