@@ -68,37 +68,6 @@ def main():
             print(f"    max |fastgrad - torch| at 1024: {err:.3g}")
         del a, b
 
-    # TF32 tensor cores, on both sides (fg.cuda.set_allow_tf32 /
-    # torch.backends.cuda.matmul.allow_tf32); error: max |C - C_fp32| / max |C_fp32|.
-    print("\nGEMM float32, TF32 on both sides  fastgrad TFLOP/s   torch TFLOP/s   ratio   fastgrad rel. err")
-    for n in (4096,) if QUICK else (4096, 8192):
-        a = fg.randn(n, n, device="cuda")
-        b = fg.randn(n, n, device="cuda")
-        reps = 3 if n >= 8192 else 5
-        exact = a @ b
-        fg.cuda.set_allow_tf32(True)
-        try:
-            tf = median_time(lambda: a @ b, fsync, reps)
-            c = a @ b
-        finally:
-            fg.cuda.set_allow_tf32(False)
-        err = float(((c - exact).abs().max() / exact.abs().max()).item())
-        flop = 2.0 * n ** 3
-        line = f"  {n:5d}^3                        {flop / tf / 1e12:10.2f}"
-        if have_torch:
-            torch.backends.cuda.matmul.allow_tf32 = True
-            try:
-                ta, tb = torch.randn(n, n, device="cuda"), torch.randn(n, n, device="cuda")
-                tt = median_time(lambda: ta @ tb, tsync, reps)
-            finally:
-                torch.backends.cuda.matmul.allow_tf32 = False
-            line += f"        {flop / tt / 1e12:10.2f}   {tt / tf:6.3f}"
-            del ta, tb
-        else:
-            line += " " * 31
-        print(line + f"   {err:9.2e}")
-        del a, b, c, exact
-
     n = (1 << 26) if QUICK else (1 << 28)
     print(f"\nelementwise on {n >> 20}M float32         fastgrad GB/s   torch GB/s")
     x = fg.randn(n, device="cuda")
@@ -136,6 +105,7 @@ def main():
         line += f"        {tt * 1e3:8.2f}   (ratio {tt / tf:.3f})"
     print(line)
     bench_conv_pool(torch if have_torch else None, fsync, tsync)
+    bench_tf32(torch if have_torch else None, fsync, tsync)  # last: a fault there spoils nothing else
     print("\nmemory:", {k: v for k, v in fg.memory.stats("cuda").items()})
     _ = np  # numpy: kept for quick interactive checks
 
@@ -228,6 +198,42 @@ def bench_conv_pool(torch, fsync, tsync):
             line += f"  {tt * 1e3:9.2f}  {tt / tf:6.3f}"
         print(line)
     del x, tx
+
+
+# ---- TF32 tensor cores (cuda/gemm.cu's sgemm_tf32) vs torch with TF32 on ---------------------------
+
+
+def bench_tf32(torch, fsync, tsync):
+    # TF32 tensor cores, on both sides (fg.cuda.set_allow_tf32 /
+    # torch.backends.cuda.matmul.allow_tf32); error: max |C - C_fp32| / max |C_fp32|.
+    print("\nGEMM float32, TF32 on both sides  fastgrad TFLOP/s   torch TFLOP/s   ratio   fastgrad rel. err")
+    for n in (4096,) if QUICK else (4096, 8192):
+        a = fg.randn(n, n, device="cuda")
+        b = fg.randn(n, n, device="cuda")
+        reps = 3 if n >= 8192 else 5
+        exact = a @ b
+        fg.cuda.set_allow_tf32(True)
+        try:
+            tf = median_time(lambda: a @ b, fsync, reps)
+            c = a @ b
+        finally:
+            fg.cuda.set_allow_tf32(False)
+        err = float(((c - exact).abs().max() / exact.abs().max()).item())
+        flop = 2.0 * n ** 3
+        line = f"  {n:5d}^3                        {flop / tf / 1e12:10.2f}"
+        if torch is not None:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            try:
+                ta, tb = torch.randn(n, n, device="cuda"), torch.randn(n, n, device="cuda")
+                tt = median_time(lambda: ta @ tb, tsync, reps)
+            finally:
+                torch.backends.cuda.matmul.allow_tf32 = False
+            line += f"        {flop / tt / 1e12:10.2f}   {tt / tf:6.3f}"
+            del ta, tb
+        else:
+            line += " " * 31
+        print(line + f"   {err:9.2e}")
+        del a, b, c, exact
 
 
 if __name__ == "__main__":

@@ -151,11 +151,11 @@ printf '%s\n' "${summary[@]}" > "$OUT/summary.txt"
   find "$OUT" -mindepth 1 -maxdepth 1 ! -name summary.txt -exec rm -rf {} + &&
   mv /tmp/gpu-check-logs.tgz "$OUT/logs.tgz"
 tmp=$(mktemp -d); tar xzf "$OUT/logs.tgz" -C "$tmp" 2>/dev/null
-# (sized to fit: 24 bench lines, at most 40 failure lines of 180 characters)
-echo "== bench (short)"; grep -vE "^[[:space:]]*$|^memory" "$tmp/bench_cuda.txt" 2>/dev/null | cut -c1-100 | head -24
+# (sized to fit: 28 bench lines, at most 36 failure lines of 180 characters)
+echo "== bench (short)"; grep -vE "^[[:space:]]*$|^memory" "$tmp/bench_cuda.txt" 2>/dev/null | cut -c1-100 | head -28
 echo "== FAILED/ERROR lines (log: test - reason)"
 for f in "${logs[@]}"; do
   [ -f "$tmp/$f.log" ] && grep -E "^(FAILED|ERROR)" "$tmp/$f.log" | sed -E "s#^(FAILED|ERROR) tests/[a-z_]*\.py::#$f: \1 #"
-done | cut -c1-180 | head -40
+done | cut -c1-180 | head -36
 rm -rf "$tmp"
 cat "$OUT/summary.txt"
