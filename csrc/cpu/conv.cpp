@@ -579,6 +579,214 @@ void forward_packed(const Geom& g, const Micro<T>& mk, const WeightMat& wm, cons
   });
 }
 
+// ---- direct path: stride-1 float convolutions read in place (AVX-512) -------------------------------------
+// At small spatial sizes (the 8x8 and 4x4 maps of a digits CNN) the GEMM
+// path pays for gathering its packed panels in runs of OW = 4-8 elements
+// and, with fewer than 32 positions per image, for micro-kernel columns that
+// hold zeros. Here the input is copied once into conv.h's row-shifted layout
+// (kw copies of each padded channel, one per horizontal tap), where every
+// tap's column-matrix row is one contiguous run; the kernels of
+// conv_avx512.cpp read those runs as they lie, 16 output positions per
+// vector, and a tile may take its vectors from several images. The input
+// gradient of a stride-1 convolution is itself such a convolution (of g,
+// with the kernel flipped and the channel roles swapped), so it needs no
+// col2im scatter either.
+
+// One direct convolution: out[co, y, x] = bias[co] + sum_{ci, i, j}
+// wt(co, ci, i, j) * in[ci, y + i * dh - pt, x + j * dw - pl] (0 outside in),
+// per group; pt / pl may be negative (input-gradient geometry).
+struct Direct {
+  int64_t N, Ci, Hi, Wi;  // the input read, Ci channels per group
+  int64_t Co, OH, OW;     // output channels per group, output size
+  int64_t kh, kw, dh, dw, pt, pl, groups;
+  int64_t Hp() const { return OH + (kh - 1) * dh; }
+  int64_t K() const { return Ci * kh * kw; }
+  int64_t P() const { return OH * OW; }
+  int64_t xs_size() const { return kw * Ci * Hp() * OW; }  // per image and group
+  // Where tap (c, i, j) meets position 0 in xs (conv.h).
+  int64_t koff(int64_t c, int64_t i, int64_t j) const { return ((j * Ci + c) * Hp() + i * dh) * OW; }
+};
+
+// FASTGRAD_CONV_DIRECT=0 turns the direct path off, =1 takes it for every
+// stride-1 float convolution the CPU can run it for (tests force both
+// paths); unset, it is taken where it measured faster.
+int direct_mode() {
+  const char* e = std::getenv("FASTGRAD_CONV_DIRECT");
+  if (!e || !*e) return -1;
+  return e[0] == '1' ? 1 : 0;
+}
+
+// The per-image (and group) input copy the direct path works from, in bytes
+// at most: above it the GEMM path's blocks of rows keep the cache better.
+constexpr int64_t kDirectXsBudget = 256 * 1024;
+
+// Whether to take the direct path for a Direct convolution d (forward or
+// input gradient: d.Co output channels fill the kernel's rows) or, with
+// wgrad, for the weight gradient of the forward geometry d.
+template <class T>
+bool use_direct(const Geom& g, const Direct& d, bool wgrad = false) {
+  if constexpr (!std::is_same_v<T, float>) {
+    return false;
+  } else {
+    if (g.sh != 1 || g.sw != 1 || d.Ci == 0 || gemm_info() != "avx512") return false;
+    const int mode = direct_mode();
+    if (mode >= 0) return mode == 1;
+    // Measured (bench_conv.py, DigitsCNN, 1 thread): the direct path wins
+    // while the copy stays in L2 and the output channels fill the tile's 8
+    // rows (3 -> 32 channels 32x32: forward 1.2 -> 0.6 ms; its input
+    // gradient, 3 rows of 8 used, 0.9 -> 2.3 ms). The weight gradient wins
+    // only with few taps (9 - 27: 2-3x), where the GEMM path's K is short;
+    // at 288 taps it lost (8x8: 0.47 -> 0.62 ms).
+    if (g.pointwise() || d.xs_size() * int64_t(sizeof(float)) > kDirectXsBudget) return false;
+    return wgrad ? d.K() <= 64 : d.Co >= conv_detail::kDirectMr;
+  }
+}
+
+// xs (conv.h layout) of one image and group.
+//
+// Args:
+//   x    the group's first channel of one image: x[c, y, x] = x[c * sC + y * sH + x * sW]
+//   xs   (kw, Ci, Hp, OW) contiguous (out)
+NO_MEMMOVE void build_shifted(const Direct& d, const float* x, int64_t sC, int64_t sH, int64_t sW,
+                              float* __restrict xs) {
+  const int64_t Hp = d.Hp(), OW = d.OW;
+  for (int64_t j = 0; j < d.kw; ++j) {
+    const int64_t shift = j * d.dw - d.pl;  // input column of output column 0
+    const int64_t lo = std::clamp<int64_t>(-shift, 0, OW), hi = std::clamp<int64_t>(d.Wi - shift, lo, OW);
+    for (int64_t c = 0; c < d.Ci; ++c)
+      for (int64_t y = 0; y < Hp; ++y) {
+        float* __restrict dst = xs + ((j * d.Ci + c) * Hp + y) * OW;
+        const int64_t iy = y - d.pt;
+        if (iy < 0 || iy >= d.Hi) {
+          for (int64_t q = 0; q < OW; ++q) dst[q] = 0.0f;
+          continue;
+        }
+        const float* s = x + c * sC + iy * sH + shift * sW;
+        for (int64_t q = 0; q < lo; ++q) dst[q] = 0.0f;
+        if (sW == 1)
+          copy_row(dst + lo, s + lo, hi - lo);
+        else
+          for (int64_t q = lo; q < hi; ++q) dst[q] = s[q * sW];
+        for (int64_t q = hi; q < OW; ++q) dst[q] = 0.0f;
+      }
+  }
+}
+
+// Work units of whole images: enough to keep every thread busy, each unit's
+// copies within the budget. Results do not depend on the split (every output
+// element is summed whole inside one kernel call).
+int64_t direct_units(int64_t N, int64_t per_image_bytes) {
+  int64_t units = (N * per_image_bytes + kDirectXsBudget - 1) / kDirectXsBudget;
+  if (!in_parallel_region()) units = std::max<int64_t>(units, get_num_threads());
+  units = std::clamp<int64_t>(units, 1, N);
+  const int64_t ipu = (N + units - 1) / units;
+  return (N + ipu - 1) / ipu;
+}
+
+void parallel_units(int64_t units, const std::function<void(int64_t)>& unit) {
+  if (units > 1 && !in_parallel_region() && get_num_threads() > 1)
+    parallel_for(units, 1, [&](int64_t u0, int64_t u1) {
+      for (int64_t u = u0; u < u1; ++u) unit(u);
+    });
+  else
+    for (int64_t u = 0; u < units; ++u) unit(u);
+}
+
+// out (N, groups * Co, OH, OW) contiguous = the Direct convolution of X.
+//
+// Args:
+//   X, sN..sW  the input (N, groups * Ci, Hi, Wi) and its strides
+//   wt         wt(gi, co, ci, i, j): the group's weight as the convolution reads it
+//   B, bst     bias (groups * Co values, stride bst) or null
+template <class WT>
+void direct_conv(const Direct& d, const float* X, int64_t sN, int64_t sC, int64_t sH, int64_t sW, WT wt,
+                 const float* B, int64_t bst, float* Y) {
+  constexpr int64_t MR = conv_detail::kDirectMr;
+  const int64_t K = d.K(), P = d.P(), Cout = d.groups * d.Co, npa = (d.Co + MR - 1) / MR, xsz = d.xs_size();
+  // K runs over the taps as (j, c, i): consecutive taps read nearby rows of xs.
+  std::vector<int64_t> koff(static_cast<size_t>(K));
+  std::vector<float> ap(static_cast<size_t>(d.groups * npa * K * MR)), bp;
+  for (int64_t k = 0, j = 0; j < d.kw; ++j)
+    for (int64_t c = 0; c < d.Ci; ++c)
+      for (int64_t i = 0; i < d.kh; ++i, ++k) {
+        koff[k] = d.koff(c, i, j);
+        for (int64_t gi = 0; gi < d.groups; ++gi)
+          for (int64_t a = 0; a < npa; ++a) {
+            float* dst = ap.data() + ((gi * npa + a) * K + k) * MR;
+            for (int64_t r = 0; r < MR; ++r) dst[r] = a * MR + r < d.Co ? wt(gi, a * MR + r, c, i, j) : 0.0f;
+          }
+      }
+  if (B) {
+    bp.assign(static_cast<size_t>(d.groups * npa * MR), 0.0f);
+    for (int64_t gi = 0; gi < d.groups; ++gi)
+      for (int64_t o = 0; o < d.Co; ++o) bp[gi * npa * MR + o] = B[(gi * d.Co + o) * bst];
+  }
+  const int64_t vpi = (P + 15) / 16;  // vectors per image
+  const int64_t units = direct_units(d.N, xsz * int64_t(sizeof(float)));
+  const int64_t ipu = (d.N + units - 1) / units;
+  parallel_units(units, [&](int64_t u) {
+    const int64_t n0 = u * ipu, n1 = std::min(d.N, n0 + ipu), nv = (n1 - n0) * vpi;
+    float* xs = pad_buffer<float>((n1 - n0) * xsz);
+    for (int64_t gi = 0; gi < d.groups; ++gi) {
+      for (int64_t n = n0; n < n1; ++n)
+        build_shifted(d, X + n * sN + gi * d.Ci * sC, sC, sH, sW, xs + (n - n0) * xsz);
+      for (int64_t v0 = 0; v0 < nv; v0 += 3) {
+        const float* bv[3];
+        float* cv[3];
+        uint16_t mk[3];
+        const int cnt = static_cast<int>(std::min<int64_t>(3, nv - v0));
+        for (int q = 0; q < cnt; ++q) {
+          const int64_t v = v0 + q, n = v / vpi, p0 = (v % vpi) * 16, len = std::min<int64_t>(16, P - p0);
+          bv[q] = xs + n * xsz + p0;
+          cv[q] = Y + ((n0 + n) * Cout + gi * d.Co) * P + p0;
+          mk[q] = static_cast<uint16_t>((1u << len) - 1u);
+        }
+        for (int64_t a = 0; a < npa; ++a) {
+          float* ca[3];
+          for (int q = 0; q < cnt; ++q) ca[q] = cv[q] + a * MR * P;
+          conv_detail::direct_tile_avx512_f32(K, ap.data() + (gi * npa + a) * K * MR, koff.data(), cnt, bv, ca, mk,
+                                              P, static_cast<int>(std::min(MR, d.Co - a * MR)),
+                                              B ? bp.data() + (gi * npa + a) * MR : nullptr);
+        }
+      }
+    }
+  });
+}
+
+// dw (groups * Co, Ci, kh, kw) contiguous = sum over images and positions of
+// G[n, co, p] * (tap (ci, i, j) of X at p), for the forward geometry d.
+// Chunks of images (fixed by the shape) sum in order; inside a chunk every
+// (channels x taps) tile is summed whole by one kernel call.
+void direct_weight_grad(const Direct& d, const float* X, int64_t sN, int64_t sC, int64_t sH, int64_t sW,
+                        const float* G, int64_t gsn, int64_t gso, float* DW) {
+  constexpr int MO = conv_detail::kWgradMo, MT = conv_detail::kWgradMt;
+  const int64_t K = d.K(), P = d.P(), khw = d.kh * d.kw, xsz = d.xs_size();
+  const int64_t ntt = (K + MT - 1) / MT, nto = (d.Co + MO - 1) / MO;
+  // Taps in the weight's (c, i, j) order, padded to whole tiles with copies of tap 0.
+  std::vector<int64_t> koff(static_cast<size_t>(ntt * MT), d.koff(0, 0, 0));
+  for (int64_t k = 0; k < K; ++k) koff[k] = d.koff(k / khw, (k % khw) / d.kw, k % d.kw);
+  const int64_t ipc = std::clamp<int64_t>(kDirectXsBudget * 2 / (xsz * int64_t(sizeof(float))), 1, d.N);
+  float* xs = pad_buffer<float>(ipc * xsz);  // the caller's: the workers only read it
+  for (int64_t n0 = 0; n0 < d.N; n0 += ipc) {
+    const int64_t n1 = std::min(d.N, n0 + ipc);
+    for (int64_t gi = 0; gi < d.groups; ++gi) {
+      parallel_units(n1 - n0, [&](int64_t q) {
+        build_shifted(d, X + (n0 + q) * sN + gi * d.Ci * sC, sC, sH, sW, xs + q * xsz);
+      });
+      parallel_units(nto * ntt, [&](int64_t t) {
+        const int64_t o0 = (t / ntt) * MO, t0 = (t % ntt) * MT;
+        const float* gp[MO];
+        for (int q = 0; q < MO; ++q)
+          gp[q] = G + n0 * gsn + (gi * d.Co + std::min<int64_t>(o0 + q, d.Co - 1)) * gso;
+        conv_detail::wgrad_tile_avx512_f32(n1 - n0, P, gp, gsn, xs, xsz, koff.data() + t0,
+                                           DW + (gi * d.Co + o0) * K + t0, K,
+                                           static_cast<int>(std::min<int64_t>(MO, d.Co - o0)),
+                                           static_cast<int>(std::min<int64_t>(MT, K - t0)), n0 > 0);
+      });
+    }
+  }
+}
+
 template <class T>
 void forward_typed(const Geom& g, const Array& x, const Array& w, const std::optional<Array>& bias, Array& y) {
   const WeightMat wm = weight_matrix(w);
@@ -589,6 +797,15 @@ void forward_typed(const Geom& g, const Array& x, const Array& w, const std::opt
   T* Y = y.data<T>();
   const int64_t sN = x.strides[0], sC = x.strides[1], sH = x.strides[2], sW = x.strides[3];
   const int64_t Og = g.Og(), Cg = g.Cg(), Kg = g.Kg(), P = g.P(), OW = g.OW;
+  if constexpr (std::is_same_v<T, float>) {
+    const Direct d{g.N, Cg, g.H, g.W, Og, g.OH, g.OW, g.kh, g.kw, g.dh, g.dw, g.pt, g.pl, g.groups};
+    if (use_direct<T>(g, d)) {
+      direct_conv(d, X, sN, sC, sH, sW, [&](int64_t gi, int64_t o, int64_t c, int64_t i, int64_t j) {
+        return W[(gi * Og + o) * wm.rs + ((c * g.kh + i) * g.kw + j) * wm.cs];
+      }, B, bst, Y);
+      return;
+    }
+  }
   int64_t sp = 0;
   const bool direct = g.pointwise() && fold_hw(g.H, g.W, sH, sW, &sp);
   if (!direct && Kg > 0) {  // (Kg = 0, no input channels: the GEMM path writes the bias)
@@ -629,6 +846,21 @@ template <class T>
 void input_grad_typed(const Geom& g, const Array& gout, const Array& w, const std::optional<Array>& bias,
                       Array& dx) {
   const WeightMat wm = weight_matrix(w);
+  if constexpr (std::is_same_v<T, float>) {
+    // Stride 1: dx[c, y, x] = sum_{o, i, j} w[o, c, i, j] g[o, y + pt - i * dh, x + pl - j * dw], a
+    // convolution of g with the kernel flipped (i' = kh - 1 - i) and padding (kh - 1) * dh - pt.
+    const Direct d{g.N, g.Og(), g.OH, g.OW, g.Cg(), g.H, g.W, g.kh, g.kw, g.dh, g.dw,
+                   (g.kh - 1) * g.dh - g.pt, (g.kw - 1) * g.dw - g.pl, g.groups};
+    if (use_direct<T>(g, d)) {
+      const T* W = wm.keep.data<T>();
+      const int64_t Og = g.Og(), kh = g.kh, kw = g.kw;
+      direct_conv(d, gout.data<T>(), gout.strides[0], gout.strides[1], gout.strides[2], gout.strides[3],
+                  [&](int64_t gi, int64_t c, int64_t o, int64_t i, int64_t j) {
+                    return W[(gi * Og + o) * wm.rs + ((c * kh + kh - 1 - i) * kw + kw - 1 - j) * wm.cs];
+                  }, bias ? bias->data<T>() : nullptr, bias ? bias->strides[0] : 0, dx.data<T>());
+      return;
+    }
+  }
   const OutMat gm = out_matrix(gout);
   const T* W = wm.keep.data<T>();
   const T* G = gm.keep.data<T>();
@@ -838,6 +1070,11 @@ void weight_grad_typed(const Geom& g, const Array& gout, const Array& x, Array& 
   if (g.N == 0 || g.O * Kg == 0) {
     std::fill(DW, DW + g.O * Kg, T(0));
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    const Direct d{g.N, Cg, g.H, g.W, Og, g.OH, g.OW, g.kh, g.kw, g.dh, g.dw, g.pt, g.pl, g.groups};
+    if (gm.sp == 1 && use_direct<T>(g, d, true))
+      return direct_weight_grad(d, X, sN, sC, sH, sW, G, gm.sn, gm.so, DW);
   }
   if (!direct) {
     const Micro<T> mk = micro_kernel<T>();

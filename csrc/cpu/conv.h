@@ -73,4 +73,33 @@ Array conv_weight_grad(const Array& g, const Array& x, const std::vector<int64_t
                        const std::vector<int64_t>& dilation, int64_t groups,
                        const std::string& op = "conv2d_backward_weight");
 
+// ---- internals shared by conv.cpp and conv_avx512.cpp -----------------------
+// The direct path for stride-1 convolutions (float, AVX-512): the input is
+// copied once into kw "row-shifted" images per channel,
+//   xs[((j * Cg + c) * Hp + y) * OW + ox] = x[c, y - pt, ox + j * dw - pl]  (0 outside x),
+// Hp = OH + (kh - 1) * dh rows, so that tap k = (c, i, j) meets output
+// position p = oy * OW + ox at xs[koff[k] + p], koff[k] = ((j * Cg + c) * Hp +
+// i * dh) * OW: each tap's column-matrix row is one contiguous run, read in
+// place by the kernels (no im2col, no packing of the positions).
+namespace conv_detail {
+
+constexpr int kDirectMr = 8;                  // output channels per direct tile (x 3 vectors of 16 positions)
+constexpr int kWgradMo = 4, kWgradMt = 6;     // weight-gradient tile: output channels x taps
+
+// C_v[r * ldc + q] = bias[r] (0 without bias) + sum_k Ap[k * kDirectMr + r] *
+// B_v[koff[k] + q] for r < m, q < 16 where bit q of masks[v] is set, v < nv
+// (1..3). Ap is (K, kDirectMr) with zero rows past m; bias (if any) holds
+// kDirectMr values. Reads B_v only at set mask bits.
+void direct_tile_avx512_f32(int64_t K, const float* Ap, const int64_t* koff, int nv, const float* const* B,
+                            float* const* C, const uint16_t* masks, int64_t ldc, int m, const float* bias);
+
+// dw[o * ldw + t] (= or +=) sum_{n < nimg, p < P} G[o][n * gsn + p] *
+// xs[n * xsn + koff[t] + p] for o < mo, t < mt; G holds kWgradMo row
+// pointers and koff kWgradMt offsets, all valid (pad with copies).
+void wgrad_tile_avx512_f32(int64_t nimg, int64_t P, const float* const* G, int64_t gsn, const float* xs,
+                           int64_t xsn, const int64_t* koff, float* dw, int64_t ldw, int mo, int mt,
+                           bool accumulate);
+
+}  // namespace conv_detail
+
 }  // namespace fg

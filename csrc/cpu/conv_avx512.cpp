@@ -1,0 +1,127 @@
+// conv_avx512.cpp - the AVX-512 (float) kernels of conv.cpp's direct path for
+// stride-1 convolutions.
+//
+// Compiled with -mavx512f... (CMakeLists.txt does this for *_avx512.cpp);
+// conv.cpp calls these only after gemm_info() reported AVX-512 (the CPU was
+// checked). Nothing here is inline code shared with other translation units.
+//
+// Both kernels read the input from "row-shifted" copies (see conv.h,
+// conv_detail): for a stride-1 convolution the input values that kernel tap
+// k = (c, i, j) meets at output positions p = 0, 1, ... P - 1 (row-major over
+// the output rows) lie at xs[koff[k] + p], one contiguous run. The column
+// matrix of im2col is never built: each tap's row is read where it lies.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "cpu/conv.h"
+
+namespace fg {
+namespace conv_detail {
+namespace {
+
+// C_v[r, 0:16] = bias[r] + sum_k Ap[k * MR + r] * B_v[koff[k] + 0:16] for NV
+// column vectors v (16 output positions each, masked), rows r < m stored.
+// The MR x NV accumulators stay in registers for the whole K loop: each B
+// vector is used MR times and each broadcast weight NV times (FMA-bound).
+template <int NV>
+inline void direct_tile(int64_t K, const float* __restrict Ap, const int64_t* __restrict koff,
+                        const float* const* B, float* const* C, const uint16_t* masks, int64_t ldc, int m,
+                        const float* bias) {
+  constexpr int MR = kDirectMr;
+  __m512 c[MR][NV];
+  const float* b[NV];
+  __mmask16 mk[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) b[v] = B[v], mk[v] = masks[v];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    const __m512 init = bias ? _mm512_set1_ps(bias[r]) : _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) c[r][v] = init;
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t off = koff[k];
+    __m512 bv[NV];
+    // Masked loads: the last vector of an image may stop short of 16
+    // positions, and nothing past it may be read (it can be past the buffer).
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_maskz_loadu_ps(mk[v], b[v] + off);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512 a = _mm512_set1_ps(Ap[r]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) c[r][v] = _mm512_fmadd_ps(a, bv[v], c[r][v]);
+    }
+    Ap += MR;
+  }
+  // Unrolled with constant indices: a run-time bound here would make GCC keep
+  // the accumulators in memory (stored back on every k step).
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+    if (r < m)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(C[v] + r * ldc, mk[v], c[r][v]);
+}
+
+}  // namespace
+
+void direct_tile_avx512_f32(int64_t K, const float* Ap, const int64_t* koff, int nv, const float* const* B,
+                            float* const* C, const uint16_t* masks, int64_t ldc, int m, const float* bias) {
+  if (nv >= 3) direct_tile<3>(K, Ap, koff, B, C, masks, ldc, m, bias);
+  else if (nv == 2) direct_tile<2>(K, Ap, koff, B, C, masks, ldc, m, bias);
+  else direct_tile<1>(K, Ap, koff, B, C, masks, ldc, m, bias);
+}
+
+// dw[o, t] (+)= sum over images n < nimg and positions p < P of
+// G[o][n * gsn + p] * xs[n * xsn + koff[t] + p], for kWgradMo rows o and
+// kWgradMt taps t (rows / taps past mo / mt are computed but not stored).
+// Vectors run along the positions, so every accumulator is a 16-lane partial
+// sum, reduced once at the end: the reduction over the whole batch stays in
+// registers.
+void wgrad_tile_avx512_f32(int64_t nimg, int64_t P, const float* const* G, int64_t gsn, const float* xs,
+                           int64_t xsn, const int64_t* koff, float* dw, int64_t ldw, int mo, int mt,
+                           bool accumulate) {
+  constexpr int MO = kWgradMo, MT = kWgradMt;
+  __m512 acc[MO][MT];
+#pragma GCC unroll 8
+  for (int o = 0; o < MO; ++o)
+#pragma GCC unroll 8
+    for (int t = 0; t < MT; ++t) acc[o][t] = _mm512_setzero_ps();
+  const int64_t pfull = P / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (P - pfull)) - 1u);
+  for (int64_t n = 0; n < nimg; ++n) {
+    const float* g[MO];
+    const float* x[MT];
+#pragma GCC unroll 8
+    for (int o = 0; o < MO; ++o) g[o] = G[o] + n * gsn;
+#pragma GCC unroll 8
+    for (int t = 0; t < MT; ++t) x[t] = xs + n * xsn + koff[t];
+    auto step = [&](int64_t p, __mmask16 mask) {
+      __m512 gv[MO];
+#pragma GCC unroll 8
+      for (int o = 0; o < MO; ++o) gv[o] = _mm512_maskz_loadu_ps(mask, g[o] + p);
+#pragma GCC unroll 8
+      for (int t = 0; t < MT; ++t) {
+        const __m512 xv = _mm512_maskz_loadu_ps(mask, x[t] + p);
+#pragma GCC unroll 8
+        for (int o = 0; o < MO; ++o) acc[o][t] = _mm512_fmadd_ps(gv[o], xv, acc[o][t]);
+      }
+    };
+    for (int64_t p = 0; p < pfull; p += 16) step(p, static_cast<__mmask16>(0xFFFF));
+    if (pfull < P) step(pfull, tail);
+  }
+  // Constant indices (see direct_tile).
+#pragma GCC unroll 8
+  for (int o = 0; o < MO; ++o)
+#pragma GCC unroll 8
+    for (int t = 0; t < MT; ++t)
+      if (o < mo && t < mt) {
+        const float s = _mm512_reduce_add_ps(acc[o][t]);
+        float& d = dw[o * ldw + t];
+        d = accumulate ? d + s : s;
+      }
+}
+
+}  // namespace conv_detail
+}  // namespace fg
