@@ -54,82 +54,104 @@ int64_t chunk_images(int64_t N, int64_t per_image, size_t elem) {
   return std::clamp<int64_t>(budget / std::max<int64_t>(1, per_image), 1, std::max<int64_t>(1, N));
 }
 
+// Sizes within one image as 32-bit ints (index math in 64 bits costs several
+// times more on the GPU); offsets into the arrays stay 64-bit. Built by
+// geom32(), which checks that every per-image quantity fits.
+struct Geom32 {
+  int C, H, W, kh, kw, OH, OW, sh, sw, pt, pl, dh, dw;
+  int kk, Cg, Kg, P;
+};
+
+Geom32 geom32(const ConvGeom& g, int64_t nimg, const char* op) {
+  const int64_t lim = (int64_t(1) << 31) - 1;
+  const int64_t kk = g.kh * g.kw, Kg = g.C / g.groups * kk;
+  const int64_t worst[] = {g.C * kk * nimg, g.H * g.W, g.OH * g.OW, g.OW * Kg, g.groups * nimg * g.OH,
+                           g.H + g.pt + g.kh * g.dh + g.OH * g.sh, g.W + g.pl + g.kw * g.dw + g.OW * g.sw,
+                           nimg * g.C};
+  for (int64_t v : worst)
+    if (v < 0 || v > lim)
+      throw std::invalid_argument(std::string(op) + ": sizes too large for the CUDA kernels (input " +
+                                  std::to_string(g.C) + " x " + std::to_string(g.H) + " x " + std::to_string(g.W) +
+                                  ", kernel " + std::to_string(g.kh) + " x " + std::to_string(g.kw) + ")");
+  auto i = [](int64_t v) { return static_cast<int>(v); };
+  return Geom32{i(g.C), i(g.H), i(g.W), i(g.kh), i(g.kw), i(g.OH), i(g.OW), i(g.sh), i(g.sw), i(g.pt), i(g.pl),
+                i(g.dh), i(g.dw), i(kk), i(g.C / g.groups), i(Kg), i(g.OH * g.OW)};
+}
+
 // col[img][(c * kh + i) * kw + j][p] for images n0 .. n0 + rows / (C kh kw):
 // grid.x covers the output positions p, grid.y (striding) the rows, so
 // consecutive threads write consecutive columns.
 template <class T>
-__global__ void im2col_kernel(const T* __restrict__ x, Strides4 xs, ConvGeom g, int64_t n0, int64_t rows,
+__global__ void im2col_kernel(const T* __restrict__ x, Strides4 xs, Geom32 g, int64_t n0, int rows,
                               T* __restrict__ col) {
-  const int64_t P = g.OH * g.OW;
-  const int64_t p = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (p >= P) return;
-  const int64_t oy = p / g.OW, ox = p - oy * g.OW;
-  const int64_t kk = g.kh * g.kw, ckk = g.C * kk;
-  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
-    const int64_t img = r / ckk, rem = r - img * ckk;
-    const int64_t c = rem / kk, ij = rem - c * kk;
-    const int64_t i = ij / g.kw, j = ij - i * g.kw;
-    const int64_t iy = oy * g.sh - g.pt + i * g.dh, ix = ox * g.sw - g.pl + j * g.dw;
+  const int p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= g.P) return;
+  const int oy = p / g.OW, ox = p - oy * g.OW;
+  const int ckk = g.C * g.kk;
+  for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+    const int img = r / ckk, rem = r - img * ckk;
+    const int c = rem / g.kk, ij = rem - c * g.kk;
+    const int i = ij / g.kw, j = ij - i * g.kw;
+    const int iy = oy * g.sh - g.pt + i * g.dh, ix = ox * g.sw - g.pl + j * g.dw;
     T v = T(0);
     if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W) v = x[(n0 + img) * xs.n + c * xs.c + iy * xs.h + ix * xs.w];
-    col[r * P + p] = v;
+    col[int64_t(r) * g.P + p] = v;
   }
 }
 
 // The weight gradient's columns, transposed and grouped:
 // colT[gi][img * P + p][k] with k = (cg * kh + i) * kw + j, c = gi * Cg + cg.
+// grid.y (striding) walks the rows (gi, img, oy); grid.x covers one row's
+// OW * Kg entries, which are contiguous in colT.
 template <class T>
-__global__ void im2col_t_kernel(const T* __restrict__ x, Strides4 xs, ConvGeom g, int64_t n0, int64_t nimg,
+__global__ void im2col_t_kernel(const T* __restrict__ x, Strides4 xs, Geom32 g, int64_t n0, int nimg, int rows,
                                 T* __restrict__ colT) {
-  const int64_t P = g.OH * g.OW, Cg = g.C / g.groups, kk = g.kh * g.kw, Kg = Cg * kk;
-  const int64_t total = g.groups * nimg * P * Kg;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t k = e % Kg;
-    int64_t q = e / Kg;
-    const int64_t p = q % P;
-    q /= P;
-    const int64_t img = q % nimg, gi = q / nimg;
-    const int64_t cg = k / kk, ij = k - cg * kk;
-    const int64_t i = ij / g.kw, j = ij - i * g.kw;
-    const int64_t oy = p / g.OW, ox = p - oy * g.OW;
-    const int64_t iy = oy * g.sh - g.pt + i * g.dh, ix = ox * g.sw - g.pl + j * g.dw;
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= g.OW * g.Kg) return;
+  const int ox = e / g.Kg, k = e - ox * g.Kg;
+  const int cg = k / g.kk, ij = k - cg * g.kk;
+  const int i = ij / g.kw, j = ij - i * g.kw;
+  const int ix = ox * g.sw - g.pl + j * g.dw;
+  for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+    const int oy = r % g.OH, q = r / g.OH;
+    const int img = q % nimg, gi = q / nimg;
+    const int iy = oy * g.sh - g.pt + i * g.dh;
     T v = T(0);
     if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W)
-      v = x[(n0 + img) * xs.n + (gi * Cg + cg) * xs.c + iy * xs.h + ix * xs.w];
-    colT[e] = v;
+      v = x[(n0 + img) * xs.n + (gi * g.Cg + cg) * xs.c + iy * xs.h + ix * xs.w];
+    colT[int64_t(r) * g.OW * g.Kg + e] = v;
   }
 }
 
 // dx[n0 + img][c][iy][ix] = bias[c] + the sum of the column entries whose tap
 // lands on (iy, ix), taps in (i, j) order: a gather, one thread per element.
 // col is (nimg, C kh kw, P) as im2col_kernel lays it out; dx contiguous.
+// grid.y (striding) walks the (img, c) planes, grid.x covers one plane.
 template <class T>
-__global__ void col2im_kernel(const T* __restrict__ col, ConvGeom g, int64_t n0, int64_t nimg,
+__global__ void col2im_kernel(const T* __restrict__ col, Geom32 g, int64_t n0, int planes,
                               const T* __restrict__ bias, int64_t bstride, T* __restrict__ dx) {
-  const int64_t HW = g.H * g.W, P = g.OH * g.OW, kk = g.kh * g.kw;
-  const int64_t total = nimg * g.C * HW;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = e / HW, pix = e - r * HW;  // r = img * C + c
-    const int64_t c = r % g.C;
-    const int64_t iy = pix / g.W, ix = pix - iy * g.W;
-    const T* cr = col + r * kk * P;
+  const int HW = g.H * g.W;
+  const int pix = blockIdx.x * blockDim.x + threadIdx.x;
+  if (pix >= HW) return;
+  const int iy = pix / g.W, ix = pix - iy * g.W;
+  for (int r = blockIdx.y; r < planes; r += gridDim.y) {  // r = img * C + c
+    const int c = r % g.C;
+    const T* cr = col + int64_t(r) * g.kk * g.P;
     T acc = bias ? bias[c * bstride] : T(0);
-    for (int64_t i = 0; i < g.kh; ++i) {
-      const int64_t ty = iy + g.pt - i * g.dh;
+    for (int i = 0; i < g.kh; ++i) {
+      const int ty = iy + g.pt - i * g.dh;
       if (ty < 0) break;  // ty only falls as i grows
-      if (ty % g.sh != 0) continue;
-      const int64_t oy = ty / g.sh;
-      if (oy >= g.OH) continue;
-      for (int64_t j = 0; j < g.kw; ++j) {
-        const int64_t tx = ix + g.pl - j * g.dw;
+      const int oy = ty / g.sh;
+      if (oy * g.sh != ty || oy >= g.OH) continue;
+      for (int j = 0; j < g.kw; ++j) {
+        const int tx = ix + g.pl - j * g.dw;
         if (tx < 0) break;
-        if (tx % g.sw != 0) continue;
-        const int64_t ox = tx / g.sw;
-        if (ox >= g.OW) continue;
-        acc += cr[(i * g.kw + j) * P + oy * g.OW + ox];
+        const int ox = tx / g.sw;
+        if (ox * g.sw != tx || ox >= g.OW) continue;
+        acc += cr[(i * g.kw + j) * g.P + oy * g.OW + ox];
       }
     }
-    dx[n0 * g.C * HW + e] = acc;
+    dx[(n0 * g.C + r) * HW + pix] = acc;
   }
 }
 
@@ -156,11 +178,11 @@ unsigned grid_y(int64_t rows) { return static_cast<unsigned>(std::clamp<int64_t>
 unsigned grid_x(int64_t n) { return static_cast<unsigned>(std::max<int64_t>(1, (n + kThreads - 1) / kThreads)); }
 
 template <class T>
-void launch_im2col(const Array& x, const ConvGeom& g, int64_t n0, int64_t nimg, const Array& col, const char* op) {
-  const int64_t rows = nimg * g.C * g.kh * g.kw;
+void launch_im2col(const Array& x, const Geom32& g, int64_t n0, int64_t nimg, const Array& col, const char* op) {
+  const int64_t rows = nimg * g.C * g.kk;
   if (rows == 0) return;
-  dim3 grid(grid_x(g.OH * g.OW), grid_y(rows));
-  im2col_kernel<T><<<grid, kThreads>>>(x.data<T>(), strides_of(x), g, n0, rows, col.data<T>());
+  dim3 grid(grid_x(g.P), grid_y(rows));
+  im2col_kernel<T><<<grid, kThreads>>>(x.data<T>(), strides_of(x), g, n0, static_cast<int>(rows), col.data<T>());
   FG_CUDA_LAUNCH_CHECK(op);
 }
 
@@ -190,6 +212,7 @@ void conv_forward(const ConvGeom& g, const Array& x, const Array& w, const std::
   const int64_t per_image = g.C * kk * P;
   const int64_t nc = chunk_images(g.N, per_image, y.itemsize());
   const Array col = direct ? Array{} : empty({nc * per_image}, y.dtype, y.device());
+  const Geom32 g32 = geom32(g, nc, op);
   dispatch_float(y.dtype, op, [&](auto t) {
     using T = decltype(t);
     for (int64_t n0 = 0; n0 < g.N; n0 += nc) {
@@ -198,7 +221,7 @@ void conv_forward(const ConvGeom& g, const Array& x, const Array& w, const std::
       if (direct) {
         b = as_strided(x, {nimg, g.groups, Kg, P}, {g.C * P, Kg * P, P, 1}, x.offset + n0 * x.strides[0]);
       } else {
-        launch_im2col<T>(x, g, n0, nimg, col, op);
+        launch_im2col<T>(x, g32, n0, nimg, col, op);
         b = as_strided(col, {nimg, g.groups, Kg, P}, {per_image, Kg * P, P, 1}, col.offset);
       }
       const Array out = as_strided(y, {nimg, g.groups, Og, P}, {g.O * P, Og * P, P, 1}, y.offset + n0 * g.O * P);
@@ -221,6 +244,7 @@ void conv_input_grad(const ConvGeom& g, const Array& gout, const Array& w, const
   const int64_t per_image = g.C * kk * P;
   const int64_t nc = chunk_images(g.N, per_image, dx.itemsize());
   const Array col = direct ? Array{} : empty({nc * per_image}, dx.dtype, dx.device());
+  const Geom32 g32 = geom32(g, nc, op);
   dispatch_float(dx.dtype, op, [&](auto t) {
     using T = decltype(t);
     for (int64_t n0 = 0; n0 < g.N; n0 += nc) {
@@ -233,9 +257,10 @@ void conv_input_grad(const ConvGeom& g, const Array& gout, const Array& w, const
       }
       const Array cv = as_strided(col, {nimg, g.groups, Kg, P}, {per_image, Kg * P, P, 1}, col.offset);
       matmul(wt, b, {nimg, g.groups}, Kg, P, Og, cv);
-      const int64_t total = nimg * g.C * g.H * g.W;
-      col2im_kernel<T><<<grid_for(total), kThreads>>>(col.data<T>(), g, n0, nimg, bias ? bias->data<T>() : nullptr,
-                                                      bias ? bias->strides[0] : 0, dx.data<T>());
+      const dim3 grid(grid_x(g.H * g.W), grid_y(nimg * g.C));
+      col2im_kernel<T><<<grid, kThreads>>>(col.data<T>(), g32, n0, static_cast<int>(nimg * g.C),
+                                           bias ? bias->data<T>() : nullptr, bias ? bias->strides[0] : 0,
+                                           dx.data<T>());
       FG_CUDA_LAUNCH_CHECK(op);
     }
     if (direct) launch_bias<T>(dx, bias, g.C, g.H * g.W, op);
@@ -259,13 +284,16 @@ void conv_weight_grad(const ConvGeom& g, const Array& gout, const Array& x, cons
   // (about 512 tiles of 64 x 64), each at least 256 long. Fixed by the shape.
   const int64_t tiles = (Og + 63) / 64 * ((Kg + 63) / 64) * g.groups;
   const int64_t want_splits = std::max<int64_t>(1, 512 / tiles);
+  const Geom32 g32 = geom32(g, nc, op);
   dispatch_float(dw.dtype, op, [&](auto t) {
     using T = decltype(t);
     bool first = true;
     for (int64_t n0 = 0; n0 < g.N; n0 += nc) {
       const int64_t nimg = std::min(nc, g.N - n0), nP = nimg * P;
-      const int64_t total = g.groups * nP * Kg;
-      im2col_t_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), strides_of(x), g, n0, nimg, colT.data<T>());
+      const int64_t rows = g.groups * nimg * g.OH;
+      const dim3 grid(grid_x(g.OW * Kg), grid_y(rows));
+      im2col_t_kernel<T><<<grid, kThreads>>>(x.data<T>(), strides_of(x), g32, n0, static_cast<int>(nimg),
+                                             static_cast<int>(rows), colT.data<T>());
       FG_CUDA_LAUNCH_CHECK(op);
       // g of this chunk as (groups, Og, nimg * P), rows contiguous
       const Array gp = contiguous(

@@ -113,20 +113,85 @@ __global__ void max_pool_kernel(const T* __restrict__ x, Planes xp, int64_t W, i
   }
 }
 
-// One plane per thread, outputs in order (the CPU's order): gin[k] += g for
-// each saved index k inside the plane. gin is zeroed beforehand.
+// Max pooling's gradient without the window geometry (adaptive pooling
+// shares it): the saved indices say where each output's gradient goes. Pass
+// 1 finds, for each output row (column), the range of input rows (columns)
+// its indices point at, over all planes; pass 2 inverts that into, for each
+// input row (column), the range of output rows (columns) that may point at
+// it. The gather (pass 3) then scans only those outputs for each input
+// element and sums, in output order, the grads whose index is that element:
+// the CPU's sum, for any indices (out-of-plane ones are skipped as there).
+//
+// bounds: [OH] row min, [OH] row max, [OW] col min, [OW] col max (empty: W+H, -1).
+__global__ void max_index_bounds_kernel(const int64_t* __restrict__ ix, Planes ip, int64_t np, int64_t OH,
+                                        int64_t OW, int64_t H, int64_t W, int64_t* __restrict__ bounds) {
+  __shared__ int64_t smin[kThreads], smax[kThreads];
+  const bool rows = blockIdx.x < OH;
+  const int64_t o = rows ? blockIdx.x : blockIdx.x - OH;  // this block's output row (or column)
+  const int64_t n = rows ? OW : OH, HW = H * W;
+  int64_t mn = H + W, mx = -1;
+  for (int64_t e = threadIdx.x; e < np * n; e += blockDim.x) {
+    const int64_t p = e / n, j = e - p * n;
+    const int64_t k = rows ? ix[ip.off(p) + o * ip.sH + j * ip.sW] : ix[ip.off(p) + j * ip.sH + o * ip.sW];
+    if (k < 0 || k >= HW) continue;
+    const int64_t v = rows ? k / W : k % W;
+    mn = min(mn, v);
+    mx = max(mx, v);
+  }
+  smin[threadIdx.x] = mn;
+  smax[threadIdx.x] = mx;
+  __syncthreads();
+  for (int s = kThreads / 2; s > 0; s /= 2) {
+    if (threadIdx.x < s) {
+      smin[threadIdx.x] = min(smin[threadIdx.x], smin[threadIdx.x + s]);
+      smax[threadIdx.x] = max(smax[threadIdx.x], smax[threadIdx.x + s]);
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    int64_t* b = rows ? bounds : bounds + 2 * OH;
+    const int64_t no = rows ? OH : OW;
+    b[o] = smin[0];
+    b[no + o] = smax[0];
+  }
+}
+
+// inv: [H] first, [H] last output row whose range holds the input row, then
+// [W] and [W] for columns (none: 0, -1).
+__global__ void max_index_invert_kernel(const int64_t* __restrict__ bounds, int64_t OH, int64_t OW, int64_t H,
+                                        int64_t W, int64_t* __restrict__ inv) {
+  FG_GRID_LOOP(t, H + W) {
+    const bool rows = t < H;
+    const int64_t i = rows ? t : t - H, no = rows ? OH : OW;
+    const int64_t* b = rows ? bounds : bounds + 2 * OH;
+    int64_t lo = no, hi = -1;
+    for (int64_t o = 0; o < no; ++o)
+      if (b[o] <= i && i <= b[no + o]) {
+        lo = min(lo, o);
+        hi = o;
+      }
+    int64_t* d = rows ? inv : inv + 2 * H;
+    const int64_t ni = rows ? H : W;
+    d[i] = hi < 0 ? 0 : lo;
+    d[ni + i] = hi;
+  }
+}
+
 template <class T>
 __global__ void max_backward_kernel(const T* __restrict__ g, Planes gp, const int64_t* __restrict__ ix, Planes ip,
-                                    int64_t OH, int64_t OW, int64_t HW, T* __restrict__ gin, int64_t nplanes) {
-  FG_GRID_LOOP(p, nplanes) {
+                                    const int64_t* __restrict__ inv, int64_t H, int64_t W, T* __restrict__ gin,
+                                    int64_t total) {
+  FG_GRID_LOOP(e, total) {
+    const int64_t q = e % (H * W), p = e / (H * W);
+    const int64_t ih = q / W, iw = q - ih * W;
+    const int64_t oh0 = inv[ih], oh1 = inv[H + ih], ow0 = inv[2 * H + iw], ow1 = inv[2 * H + W + iw];
     const T* gs = g + gp.off(p);
     const int64_t* is = ix + ip.off(p);
-    T* dst = gin + p * HW;
-    for (int64_t oh = 0; oh < OH; ++oh)
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        const int64_t k = is[oh * ip.sH + ow * ip.sW];
-        if (k >= 0 && k < HW) dst[k] += gs[oh * gp.sH + ow * gp.sW];
-      }
+    T acc = T(0);
+    for (int64_t oh = oh0; oh <= oh1; ++oh)
+      for (int64_t ow = ow0; ow <= ow1; ++ow)
+        if (is[oh * ip.sH + ow * ip.sW] == q) acc += gs[oh * gp.sH + ow * gp.sW];
+    gin[e] = acc;
   }
 }
 
@@ -485,18 +550,33 @@ std::pair<Array, Array> adaptive_max_pool2d(const Array& x, int64_t oh, int64_t 
 Array max_pool2d_backward(const Array& grad_out, const Array& indices, const Shape& input_shape) {
   const char* op = "max_pool2d_backward";
   Array gin = empty(input_shape, grad_out.dtype, grad_out.device());
-  if (gin.numel() == 0) return gin;
+  const int64_t total = gin.numel();
+  if (total == 0) return gin;
   DeviceGuard guard(grad_out.device().index, op);
-  FG_CUDA_CHECK(op, cudaMemsetAsync(gin.raw(), 0, static_cast<size_t>(gin.numel()) * gin.itemsize()));
   const int64_t H = input_shape[input_shape.size() - 2], W = input_shape[input_shape.size() - 1];
   const int64_t OH = grad_out.shape[grad_out.ndim() - 2], OW = grad_out.shape[grad_out.ndim() - 1];
   const int64_t np = plane_count(input_shape);
-  if (OH * OW == 0) return gin;
+  if (OH * OW == 0) {  // no outputs: no gradient
+    FG_CUDA_CHECK(op, cudaMemsetAsync(gin.raw(), 0, static_cast<size_t>(total) * gin.itemsize()));
+    return gin;
+  }
+  const Array work = empty({2 * (OH + OW + H + W)}, DType::Int64, grad_out.device());
+  int64_t* bounds = work.data<int64_t>();
+  int64_t* inv = bounds + 2 * (OH + OW);
+  const Planes ip = planes_of(indices);
+  if (OH + OW > (int64_t(1) << 31) - 1)
+    throw std::invalid_argument(std::string(op) + ": output of " + std::to_string(OH) + " x " + std::to_string(OW) +
+                                " is too large for the CUDA kernel");
+  max_index_bounds_kernel<<<static_cast<unsigned>(OH + OW), kThreads>>>(indices.data<int64_t>(), ip, np, OH, OW, H,
+                                                                        W, bounds);
+  FG_CUDA_LAUNCH_CHECK(op);
+  max_index_invert_kernel<<<grid_for(H + W), kThreads>>>(bounds, OH, OW, H, W, inv);
+  FG_CUDA_LAUNCH_CHECK(op);
   dispatch_float(grad_out.dtype, op, [&](auto t) {
     using T = decltype(t);
-    max_backward_kernel<T><<<grid_for(np, 128), 128>>>(grad_out.data<T>(), planes_of(grad_out),
-                                                       indices.data<int64_t>(), planes_of(indices), OH, OW, H * W,
-                                                       gin.data<T>(), np);
+    max_backward_kernel<T><<<grid_for(total), kThreads>>>(grad_out.data<T>(), planes_of(grad_out),
+                                                          indices.data<int64_t>(), ip, inv, H, W, gin.data<T>(),
+                                                          total);
   });
   FG_CUDA_LAUNCH_CHECK(op);
   return gin;

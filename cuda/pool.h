@@ -8,8 +8,9 @@
 // Forward kernels run one thread per output element. Backward kernels are
 // gathers, one thread per input element summing its contributions in output
 // order (the CPU's order), so results are deterministic with no atomics.
-// Max pooling's backward has no window geometry (adaptive pooling shares it),
-// so it sums each plane serially in output order, one thread per plane.
+// Max pooling's backward has no window geometry (adaptive pooling shares it):
+// it first bounds, from the saved indices, which outputs can point at each
+// input row and column, then gathers over those.
 #pragma once
 #include <cstdint>
 #include <utility>
