@@ -323,13 +323,26 @@ PYBIND11_MODULE(_C, m) {
   m.def("manual_seed", [](const py::int_& s) { fg::manual_seed(PyLong_AsUnsignedLongLongMask(s.ptr())); });
   m.def("get_rng_state", &fg::get_rng_state);
   m.def("set_rng_state", &fg::set_rng_state);
-  m.def("rand", &fg::rand, Release());
-  m.def("randn", &fg::randn, Release());
-  m.def("normal", &fg::normal, Release());
-  m.def("randint", &fg::randint, Release());
+  // The factories take an optional device string ("cpu" by default): a CUDA
+  // device draws there, the same numbers as the CPU (cuda/random.h).
+  m.def("rand", [](const Shape& s, DType t, const std::string& d) { return fg::rand(s, t, parse_device(d)); },
+        py::arg("shape"), py::arg("dtype"), py::arg("device") = "cpu", Release());
+  m.def("randn", [](const Shape& s, DType t, const std::string& d) { return fg::randn(s, t, parse_device(d)); },
+        py::arg("shape"), py::arg("dtype"), py::arg("device") = "cpu", Release());
+  m.def("normal", [](double mean, double std, const Shape& s, DType t, const std::string& d) {
+          return fg::normal(mean, std, s, t, parse_device(d));
+        }, py::arg("mean"), py::arg("std"), py::arg("shape"), py::arg("dtype"), py::arg("device") = "cpu", Release());
+  m.def("randint", [](int64_t lo, int64_t hi, const Shape& s, DType t, const std::string& d) {
+          return fg::randint(lo, hi, s, t, parse_device(d));
+        }, py::arg("low"), py::arg("high"), py::arg("shape"), py::arg("dtype"), py::arg("device") = "cpu", Release());
   m.def("bernoulli", &fg::bernoulli, Release());
-  m.def("dropout_mask", &fg::dropout_mask, Release());
-  m.def("randperm", &fg::randperm, py::arg("n"), py::arg("dtype") = DType::Int64, Release());
+  m.def("dropout_mask", [](const Shape& s, double p, DType t, const std::string& d) {
+          return fg::dropout_mask(s, p, t, parse_device(d));
+        }, py::arg("shape"), py::arg("p"), py::arg("dtype"), py::arg("device") = "cpu", Release());
+  m.def("randperm", [](int64_t n, DType t, const std::string& d) { return fg::randperm(n, t, parse_device(d)); },
+        py::arg("n"), py::arg("dtype") = DType::Int64, py::arg("device") = "cpu", Release());
+  m.def("multinomial", &fg::multinomial, py::arg("input"), py::arg("num_samples"), py::arg("replacement") = false,
+        Release());
   m.def("uniform_", &fg::uniform_, Release());
   m.def("normal_", &fg::normal_, Release());
 

@@ -23,6 +23,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <type_traits>
 
 #include "cuda/elementwise.h"
@@ -299,12 +300,19 @@ IndexPlan make_plan(const Array& a, const std::vector<std::optional<Array>>& ind
     if (d >= plan.bpos) plan.rshape.push_back(a.shape[d]);
   shape_numel(plan.rshape, op);
 
-  plan.offs = zeros(plan.bshape, DType::Int64);
+  plan.offs = zeros(plan.bshape, DType::Int64, a.device());
   if (plan.offs.numel() == 0) return plan;
   for (size_t m = 0; m < idx.size(); ++m) {
     int d = plan.adims[m];
     Array ix = expand(idx[m], plan.bshape);
     std::atomic<bool> bad{false};
+    if (is_cuda(a.device())) {  // the offsets stay on the device; a bad index is reported from a host copy
+      cuda_only(op, a.device(), [&] {
+        bad = !cuda::accumulate_offsets(plan.offs, ix, a.shape[d], a.strides[d], m == 0, wrap);
+      });
+      if (bad.load()) throw_first_bad(cuda::to_host(ix), a.shape[d], wrap, op, d);
+      continue;
+    }
     dispatch_index(ix.dtype, [&](auto tag) {
       accumulate_offsets<decltype(tag)>(plan.offs, ix, a.shape[d], a.strides[d], m == 0, wrap, bad);
     });
@@ -337,6 +345,7 @@ Array take(const Array& a, const IndexPlan& plan, const char* op) {
   Array a_v = restride(a, plan.rshape, a_st);
   const Array* ops[3] = {&out, &offs_v, &a_v};
   NdLoop<3> loop(plan.rshape, ops);
+  if (is_cuda(a.device())) return cuda_only(op, a.device(), [&] { cuda::take(out, offs_v, a_v, op); return out; });
   on_device(op, a.device(), [&] {
     dispatch(a.dtype, [&](auto tag) {
       using T = decltype(tag);
@@ -381,6 +390,15 @@ void put(const Array& a, const IndexPlan& plan, const Array& values, bool accumu
   Shape sshape = plan.slice_shape(a);
   const int64_t ns = shape_numel(sshape);
   if (nb == 0 || ns == 0) return;
+  if (is_cuda(a.device())) {  // the same grouping, on the device (cuda/index.h)
+    cuda_only(op, a.device(), [&] {
+      Strides a_sst;
+      for (int d : plan.sdims) a_sst.push_back(a.strides[d]);
+      cuda::put(restride(a, sshape, a_sst), restride(values, sshape, plan.slice_part(values.strides)), plan.offs,
+                restride(values, plan.bshape, plan.b_part(values.strides)), accumulate, op);
+    });
+    return;
+  }
 
   const int64_t* offs = plan.offs.data<const int64_t>();
   std::vector<int64_t> voffs = linear_offsets(plan.bshape, plan.b_part(values.strides));
@@ -786,8 +804,6 @@ Array gather(const Array& a_in, int64_t dim_in, const Array& index_in) {
 Array scatter_add(const Array& a_in, int64_t dim_in, const Array& index_in, const Array& src_in) {
   check_devices("scatter_add", a_in, index_in);
   check_devices("scatter_add", a_in, src_in);
-  if (is_cuda(a_in.device()))
-    return to_device(scatter_add(cuda::to_host(a_in), dim_in, cuda::to_host(index_in), cuda::to_host(src_in)), a_in.device());
   check_index_dtype(index_in, "scatter_add", false);
   if (src_in.dtype != a_in.dtype)
     throw TypeError(std::string("scatter_add: expected src of the same dtype as self (") + dtype_name(a_in.dtype) +
@@ -806,10 +822,11 @@ Array scatter_add(const Array& a_in, int64_t dim_in, const Array& index_in, cons
                                   " to be no larger than self " + shape_str(a_in.shape) + " apart from dimension " +
                                   std::to_string(dim) + " and to be no larger than src " + shape_str(src_in.shape));
   std::atomic<bool> bad{false};
-  on_device("scatter_add", o.device(), [&] {
-    dispatch(o.dtype, [&](auto tag) { scatter_add_kernel<decltype(tag)>(o, dim, index, src, bad); });
-  });
-  if (bad.load()) throw_first_bad(index, o.shape[dim], false, "scatter_add", dim);
+  on_device(
+      "scatter_add", o.device(),
+      [&] { dispatch(o.dtype, [&](auto tag) { scatter_add_kernel<decltype(tag)>(o, dim, index, src, bad); }); },
+      [&] { bad = !cuda::scatter_add(o, dim, index, src); });
+  if (bad.load()) throw_first_bad(cuda::to_host(index), o.shape[dim], false, "scatter_add", dim);
   return out;
 }
 
@@ -820,9 +837,8 @@ Array index_select(const Array& a_in, int64_t dim_in, const Array& index_in) {
     throw std::out_of_range("index_select: index is supposed to be a 0-d or 1-d tensor, got shape " +
                             shape_str(index_in.shape));
   const int dim = wrap_dim(dim_in, a_in.ndim(), "index_select");
-  if (is_cuda(a_in.device()))
-    return a_in.ndim() > 0 ? cuda_only("index_select", a_in.device(), [&] { return cuda::index_select(a_in, dim, index_in); })
-                           : to_device(index_select(cuda::to_host(a_in), dim_in, cuda::to_host(index_in)), a_in.device());
+  if (is_cuda(a_in.device()) && a_in.ndim() > 0)  // a 0-d input takes the plan path below (device-generic)
+    return cuda_only("index_select", a_in.device(), [&] { return cuda::index_select(a_in, dim, index_in); });
   Array index = atleast_1d(index_in);
   if (a_in.ndim() == 0 && index.shape[0] != 1)
     throw std::out_of_range("index_select: index into a 0-d tensor can have only 1 value, got " +
@@ -835,8 +851,6 @@ Array index_select(const Array& a_in, int64_t dim_in, const Array& index_in) {
 Array index_add(const Array& a_in, int64_t dim_in, const Array& index_in, const Array& src_in) {
   check_devices("index_add", a_in, index_in);
   check_devices("index_add", a_in, src_in);
-  if (is_cuda(a_in.device()))
-    return to_device(index_add(cuda::to_host(a_in), dim_in, cuda::to_host(index_in), cuda::to_host(src_in)), a_in.device());
   check_index_dtype(index_in, "index_add", true);
   if (src_in.dtype != a_in.dtype)
     throw TypeError(std::string("index_add: expected source of the same dtype as self (") + dtype_name(a_in.dtype) +
@@ -896,13 +910,13 @@ Array masked_fill(const Array& a, const Array& mask, double value) {
 
 Array masked_select(const Array& a, const Array& mask) {
   check_devices("masked_select", a, mask);
-  if (is_cuda(a.device())) return to_device(masked_select(cuda::to_host(a), cuda::to_host(mask)), a.device());
   if (mask.dtype != DType::Bool)
     throw TypeError(std::string("masked_select: expected a bool mask, got ") + dtype_name(mask.dtype));
   Shape shape = broadcast_shapes(a.shape, mask.shape, "masked_select");
   const int64_t n = shape_numel(shape, "masked_select");
   if (n == 0) return empty({0}, a.dtype, a.device());
   Array a_v = expand(a, shape), m_v = expand(mask, shape);
+  if (is_cuda(a.device())) return cuda_only("masked_select", a.device(), [&] { return cuda::masked_select(a_v, m_v); });
   const Array* ops[2] = {&a_v, &m_v};
   NdLoop<2> loop(shape, ops);
   const int64_t nblocks = (n + kBlock - 1) / kBlock;
@@ -940,10 +954,10 @@ Array masked_select(const Array& a, const Array& mask) {
 }
 
 Array nonzero(const Array& a) {
-  if (is_cuda(a.device())) return to_device(nonzero(cuda::to_host(a)), a.device());
   const int nd = a.ndim();
   const int64_t n = a.numel();
   if (n == 0) return empty({0, nd}, DType::Int64, a.device());
+  if (is_cuda(a.device())) return cuda_only("nonzero", a.device(), [&] { return cuda::nonzero(a); });
   const int64_t nblocks = (n + kBlock - 1) / kBlock;
   std::vector<int64_t> counts(static_cast<size_t>(nblocks) + 1, 0);
   // Both passes walk a block with an odometer over a's own (uncoalesced)
@@ -1000,7 +1014,6 @@ Array nonzero(const Array& a) {
 }
 
 Array one_hot(const Array& index, int64_t num_classes) {
-  if (is_cuda(index.device())) return to_device(one_hot(cuda::to_host(index), num_classes), index.device());
   if (index.dtype != DType::Int64)
     throw TypeError(std::string("one_hot: expected an int64 index tensor, got ") + dtype_name(index.dtype));
   if (num_classes < -1)
@@ -1009,7 +1022,9 @@ Array one_hot(const Array& index, int64_t num_classes) {
   const int64_t n = index.numel();
   // min and max in one parallel pass (exact, so the split does not matter).
   int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
-  if (n > 0) {
+  if (n > 0 && is_cuda(index.device())) {
+    std::tie(lo, hi) = cuda_only("one_hot", index.device(), [&] { return cuda::min_max(index); });
+  } else if (n > 0) {
     const Array* ops[1] = {&index};
     NdLoop<1> loop(index.shape, ops);
     const int64_t nblocks = (n + kBlock - 1) / kBlock;
@@ -1047,6 +1062,10 @@ Array one_hot(const Array& index, int64_t num_classes) {
   shape_numel(shape, "one_hot");
   Array out = zeros(shape, DType::Int64, index.device());
   if (out.numel() == 0) return out;
+  if (is_cuda(index.device())) {
+    cuda_only("one_hot", index.device(), [&] { cuda::one_hot_fill(out, index, num_classes); });
+    return out;
+  }
   int64_t* dst = out.data<int64_t>();
   const Array* ops[1] = {&index};
   NdLoop<1> loop(index.shape, ops);
@@ -1061,26 +1080,22 @@ Array one_hot(const Array& index, int64_t num_classes) {
 
 // ---- advanced indexing -----------------------------------------------------------
 
-Array index_gather(const Array& a, const std::vector<std::optional<Array>>& indices) {
-  if (is_cuda(a.device())) return to_device(index_gather(cuda::to_host(a), cuda::to_host(indices)), a.device());
-  if (cuda::any_cuda(indices)) throw std::invalid_argument("index_gather: indices on a CUDA device cannot index a cpu tensor");
+Array index_gather(const Array& a, const std::vector<std::optional<Array>>& indices_in) {
+  if (!is_cuda(a.device()) && cuda::any_cuda(indices_in)) throw std::invalid_argument("index_gather: indices on a CUDA device cannot index a cpu tensor");
+  const auto indices = cuda::cpu_moved_to(indices_in, a.device());  // CPU indices may index a CUDA tensor, as in torch
   IndexPlan plan = make_plan(a, indices, true, "index_gather");
   if (plan.adims.empty()) return copy(a);
   return take(a, plan, "index_gather");
 }
 
-void index_put(const Array& a, const std::vector<std::optional<Array>>& indices, const Array& values,
+void index_put(const Array& a, const std::vector<std::optional<Array>>& indices_in, const Array& values_in,
                bool accumulate) {
   const char* op = "index_put";
-  if (!is_cuda(a.device()) && cuda::any_cuda(indices))
+  if (!is_cuda(a.device()) && cuda::any_cuda(indices_in))
     throw std::invalid_argument("index_put: indices on a CUDA device cannot index a cpu tensor");
-  if (is_cuda(a.device())) {  // phase 1: on a host copy, written back (see cuda/index.h)
-    Array h = cuda::to_host(a);
-    index_put(h, cuda::to_host(indices), cuda::to_host(values), accumulate);
-    copy_into(a, h, op);
-    a.bump_version();
-    return;
-  }
+  // CPU indices and values may index / fill a CUDA tensor, as in torch.
+  const auto indices = cuda::cpu_moved_to(indices_in, a.device());
+  const Array values = is_cuda(a.device()) && !is_cuda(values_in.device()) ? to_device(values_in, a.device()) : values_in;
   IndexPlan plan = make_plan(a, indices, true, op);
   Array v = prepare_values(a, plan, values, op);
   check_no_overlap(a, op);

@@ -16,7 +16,9 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
+#include "cuda/random.h"
 #include "errors.h"
 #include "parallel.h"
 
@@ -54,20 +56,12 @@ constexpr int64_t kBlockGrain = 4096;
 
 // ---- words to numbers ----------------------------------------------------------------
 
-constexpr double kTwoPi = 6.283185307179586476925286766559;
-
-inline uint64_t join(uint32_t lo, uint32_t hi) { return uint64_t(lo) | (uint64_t(hi) << 32); }
-
-// [0, 1) from the top 24 / 53 bits: every value is exactly representable,
-// and 1.0 can never come out (which would happen when rounding w * 2^-32).
-inline float u01_f32(uint32_t w) { return static_cast<float>(w >> 8) * (1.0f / 16777216.0f); }
-inline double u01_f64(uint64_t x) { return static_cast<double>(x >> 11) * (1.0 / 9007199254740992.0); }
-// (0, 1]: the log in Box-Muller must never see 0.
-inline float u01_open0_f32(uint32_t w) { return static_cast<float>((w >> 8) + 1) * (1.0f / 16777216.0f); }
-inline double u01_open0_f64(uint64_t x) { return static_cast<double>((x >> 11) + 1) * (1.0 / 9007199254740992.0); }
-
-// Uniform integer in [0, n) by Lemire's multiply-shift (bias <= n / 2^64).
-inline uint64_t below(uint64_t x, uint64_t n) { return static_cast<uint64_t>((__uint128_t(x) * n) >> 64); }
+using rng::below;
+using rng::join;
+using rng::u01_f32;
+using rng::u01_f64;
+using rng::u01_open0_f32;
+using rng::u01_open0_f64;
 
 // Calls body(q, block) for each block q in [q0, q1) of the stream at
 // (seed, base). Why batches: 16 independent Philox evaluations in one loop
@@ -127,70 +121,13 @@ void for_each_uniform(int64_t n, Emit&& emit) {
 
 // ---- Box-Muller --------------------------------------------------------------------
 //
-// float32: z0 = r cos(t), z1 = r sin(t) with r = sqrt(-2 log u1), t = 2 pi u2,
-// computed for 32 pairs at a time by the branch-free loops below, which the
-// compiler vectorises. Why not std::log/cos/sin: those are scalar library
-// calls and made randn ~3x slower than rand; the polynomials here (Cephes'
-// single-precision ones) are accurate to a few float ulps, and their
-// arithmetic is fixed, so results do not depend on the libm either.
-// float64 keeps the libm functions: double users want full accuracy.
-
-inline uint32_t float_bits(float x) {
-  uint32_t b;
-  std::memcpy(&b, &x, 4);
-  return b;
-}
-inline float bits_float(uint32_t b) {
-  float x;
-  std::memcpy(&x, &b, 4);
-  return x;
-}
-
-// Natural log for normal floats x > 0 (Cephes logf).
-inline float fast_logf(float x) {
-  const uint32_t bits = float_bits(x);
-  float e = static_cast<float>(static_cast<int32_t>(bits >> 23) - 126);  // x = m * 2^e, m in [0.5, 1)
-  float m = bits_float((bits & 0x007FFFFFu) | 0x3F000000u);
-  // Keep the argument in [sqrt(1/2) - 1, sqrt(2) - 1): below sqrt(1/2) use
-  // 2m - 1 and e - 1. Selects as bit masks, so the loop has no branches.
-  const uint32_t small = 0u - static_cast<uint32_t>(m < 0.70710678118654752f);
-  e -= bits_float(float_bits(1.0f) & small);
-  m = (m - 1.0f) + bits_float(float_bits(m) & small);  // both forms exact
-  const float z = m * m;
-  float y = 7.0376836292e-2f;
-  y = y * m - 1.1514610310e-1f;
-  y = y * m + 1.1676998740e-1f;
-  y = y * m - 1.2420140846e-1f;
-  y = y * m + 1.4249322787e-1f;
-  y = y * m - 1.6668057665e-1f;
-  y = y * m + 2.0000714765e-1f;
-  y = y * m - 2.4999993993e-1f;
-  y = y * m + 3.3333331174e-1f;
-  y = y * m * z;
-  y += e * -2.12194440e-4f;
-  y += -0.5f * z;
-  return m + y + e * 0.693359375f;
-}
-
-// (cos, sin) of 2 pi u for u in [0, 1) (Cephes sinf/cosf kernels): reduce to
-// the nearest quarter turn j, where the remainder is within pi/4, then rotate.
-inline void fast_sincos_turns(float u, float* c_out, float* s_out) {
-  const float x = 4.0f * u;                          // quarter turns, exact
-  const float j = static_cast<float>(static_cast<int32_t>(x + 0.5f));  // nearest, 0..4
-  const float g = (x - j) * 1.57079632679489662f;    // in [-pi/4, pi/4]
-  const float g2 = g * g;
-  const float s = g + g * g2 * (-1.6666654611e-1f + g2 * (8.3321608736e-3f + g2 * -1.9515295891e-4f));
-  const float c = 1.0f - 0.5f * g2 +
-                  g2 * g2 * (4.166664568298827e-2f + g2 * (-1.388731625493765e-3f + g2 * 2.443315711809948e-5f));
-  // Rotate by j quarter turns: odd j swaps cos and sin; the signs follow the
-  // quadrant (cos < 0 for j % 4 in {1, 2}, sin < 0 for {2, 3}). Bit masks
-  // again instead of branches.
-  const uint32_t q = static_cast<uint32_t>(static_cast<int32_t>(j)) & 3u;
-  const uint32_t swap = 0u - (q & 1u);
-  const uint32_t cb = float_bits(c), sb = float_bits(s);
-  *c_out = bits_float(((cb & ~swap) | (sb & swap)) ^ (((q + 1u) & 2u) << 30));
-  *s_out = bits_float(((sb & ~swap) | (cb & swap)) ^ ((q & 2u) << 30));
-}
+// rng::box_muller (random.h): z0 = r cos(t), z1 = r sin(t) with
+// r = sqrt(-2 log u1), t = 2 pi u2. float32 computes 32 pairs at a time in
+// the branch-free loop below, which the compiler vectorises. Why not
+// std::log/cos/sin: those are scalar library calls (randn was ~3x slower
+// than rand with them), and their bits depend on the libm; our polynomials
+// are a few ulps from exact with fixed arithmetic, which is what lets the
+// CUDA kernels reproduce the CPU's numbers bit for bit.
 
 // Normals of blocks [q0, q1) of a float32 call (4 per block: pairs (w0, w1)
 // and (w2, w3) give elements 4q, 4q+1 and 4q+2, 4q+3).
@@ -210,13 +147,7 @@ void normals_f32(uint64_t seed, uint64_t base, int64_t q0, int64_t q1, int64_t n
       u1[2 * b + 1] = u01_open0_f32(w.w[2]);
       u2[2 * b + 1] = u01_f32(w.w[3]);
     });
-    for (int p = 0; p < kPairs; ++p) {  // vectorised: no calls, no branches
-      float c, s;
-      fast_sincos_turns(u2[p], &c, &s);
-      const float r = std::sqrt(-2.0f * fast_logf(u1[p]));
-      z0[p] = r * c;
-      z1[p] = r * s;
-    }
+    for (int p = 0; p < kPairs; ++p) rng::box_muller(u1[p], u2[p], &z0[p], &z1[p]);  // vectorised
     for (int p = 0; p < 2 * nb; ++p) {
       const int64_t i = 4 * qb + 2 * p;
       if (i < n) emit(i, z0[p]);
@@ -227,10 +158,10 @@ void normals_f32(uint64_t seed, uint64_t base, int64_t q0, int64_t q1, int64_t n
 
 template <class Emit>
 void box_muller_f64(uint64_t x1, uint64_t x2, int64_t i, int64_t n, Emit& emit) {
-  const double r = std::sqrt(-2.0 * std::log(u01_open0_f64(x1)));
-  const double th = kTwoPi * u01_f64(x2);
-  if (i < n) emit(i, r * std::cos(th));
-  if (i + 1 < n) emit(i + 1, r * std::sin(th));
+  double z0, z1;
+  rng::box_muller(u01_open0_f64(x1), u01_f64(x2), &z0, &z1);
+  if (i < n) emit(i, z0);
+  if (i + 1 < n) emit(i + 1, z1);
 }
 
 // Runs emit(i, z) for i in [0, n) with z ~ N(0, 1) of type T, in parallel.
@@ -274,8 +205,22 @@ void require_number(const char* op, DType t) {
   if (t == DType::Bool) throw TypeError(std::string(op) + ": not supported for dtype bool");
 }
 
-void require_cpu(const char* op, const Array& a) {
-  on_device(op, a.device(), [] {});
+// Counter blocks of the uniform / normal mappings for n elements of dtype t
+// (random.h): 4 per block for float32, 2 for float64.
+uint64_t float_blocks(int64_t n, DType t) {
+  const int64_t per = t == DType::Float32 ? 4 : 2;
+  return static_cast<uint64_t>((n + per - 1) / per);
+}
+
+// Runs fn(seed, base) on the CUDA side after reserving `blocks` counters,
+// exactly the reservation the CPU kernel makes, so the generator state after
+// the call does not depend on the device. Without CUDA, raises.
+template <class Fn>
+void on_cuda(const char* op, const Device& d, uint64_t blocks, Fn&& fn) {
+  cuda_only(op, d, [&] {
+    auto [seed, base] = reserve(blocks);
+    fn(seed, base);
+  });
 }
 
 // Runs fill(dst) on a contiguous array that receives a's values: `a` itself
@@ -286,7 +231,7 @@ void fill_any_layout(const Array& a, Fill&& fill) {
   if (a.is_contiguous()) {
     fill(a);
   } else {
-    Array tmp = empty(a.shape, a.dtype);
+    Array tmp = empty(a.shape, a.dtype, a.device());
     fill(tmp);
     copy_into(a, tmp);
   }
@@ -313,9 +258,14 @@ void set_rng_state(uint64_t seed, uint64_t offset) {
 
 // ---- new arrays -----------------------------------------------------------------------
 
-Array rand(const Shape& shape, DType dtype) {
+Array rand(const Shape& shape, DType dtype, Device device) {
   require_float("rand", dtype);
-  Array out = empty(shape, dtype);
+  Array out = empty(shape, dtype, device);
+  if (is_cuda(device)) {
+    on_cuda("rand", device, float_blocks(out.numel(), dtype),
+            [&](uint64_t seed, uint64_t base) { cuda::philox_uniform(out, seed, base, false, 0.0, 0.0); });
+    return out;
+  }
   dispatch_float(dtype, "rand", [&](auto t) {
     using T = decltype(t);
     T* p = out.data<T>();
@@ -324,12 +274,18 @@ Array rand(const Shape& shape, DType dtype) {
   return out;
 }
 
-Array randn(const Shape& shape, DType dtype) { return normal(0.0, 1.0, shape, dtype); }
+Array randn(const Shape& shape, DType dtype, Device device) { return normal(0.0, 1.0, shape, dtype, device); }
 
-Array normal(double mean, double std, const Shape& shape, DType dtype) {
+Array normal(double mean, double std, const Shape& shape, DType dtype, Device device) {
   require_float("normal", dtype);
   if (!(std >= 0.0)) throw std::invalid_argument("normal: expected std >= 0, got " + std::to_string(std));
-  Array out = empty(shape, dtype);
+  Array out = empty(shape, dtype, device);
+  if (is_cuda(device)) {
+    on_cuda("normal", device, float_blocks(out.numel(), dtype), [&](uint64_t seed, uint64_t base) {
+      cuda::philox_normal(out, seed, base, !(mean == 0.0 && std == 1.0), mean, std);
+    });
+    return out;
+  }
   dispatch_float(dtype, "normal", [&](auto t) {
     using T = decltype(t);
     T* p = out.data<T>();
@@ -342,7 +298,7 @@ Array normal(double mean, double std, const Shape& shape, DType dtype) {
   return out;
 }
 
-Array randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
+Array randint(int64_t low, int64_t high, const Shape& shape, DType dtype, Device device) {
   require_number("randint", dtype);
   if (low >= high)
     throw std::invalid_argument("randint: expected low < high, got low=" + std::to_string(low) +
@@ -351,9 +307,14 @@ Array randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
                                 high - 1 > std::numeric_limits<int32_t>::max()))
     throw std::invalid_argument("randint: range [" + std::to_string(low) + ", " + std::to_string(high) +
                                 ") does not fit in int32");
-  Array out = empty(shape, dtype);
+  Array out = empty(shape, dtype, device);
   // high - low as unsigned: exact even for the full int64 range.
   const uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
+  if (is_cuda(device)) {
+    on_cuda("randint", device, static_cast<uint64_t>((out.numel() + 1) / 2),
+            [&](uint64_t seed, uint64_t base) { cuda::philox_randint(out, seed, base, low, range); });
+    return out;
+  }
   dispatch_number(dtype, "randint", [&](auto t) {
     using T = decltype(t);
     T* p = out.data<T>();
@@ -365,10 +326,19 @@ Array randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
 }
 
 Array bernoulli(const Array& p_in) {
-  require_cpu("bernoulli", p_in);
   require_float("bernoulli", p_in.dtype);
   Array p = contiguous(p_in);
-  Array out = empty(p.shape, p.dtype);
+  Array out = empty(p.shape, p.dtype, p.device());
+  if (is_cuda(p.device())) {
+    // Checked before the reservation, as on the CPU; a bad p raises the
+    // CPU's message (first bad value in row-major order) from a host copy.
+    cuda_only("bernoulli", p.device(), [&] {
+      if (!cuda::probabilities_ok(p)) bernoulli(to_device(p, Device{}));
+    });
+    on_cuda("bernoulli", p.device(), float_blocks(p.numel(), p.dtype),
+            [&](uint64_t seed, uint64_t base) { cuda::philox_bernoulli(out, p, seed, base); });
+    return out;
+  }
   dispatch_float(p.dtype, "bernoulli", [&](auto t) {
     using T = decltype(t);
     const T* pp = p.data<T>();
@@ -383,11 +353,20 @@ Array bernoulli(const Array& p_in) {
   return out;
 }
 
-Array dropout_mask(const Shape& shape, double p, DType dtype) {
+Array dropout_mask(const Shape& shape, double p, DType dtype, Device device) {
   require_float("dropout_mask", dtype);
   if (!(p >= 0.0 && p <= 1.0))
     throw std::invalid_argument("dropout_mask: expected 0 <= p <= 1, got p=" + std::to_string(p));
-  Array out = empty(shape, dtype);
+  Array out = empty(shape, dtype, device);
+  if (is_cuda(device)) {
+    // The CPU's constants, rounded to the dtype here.
+    const bool f32 = dtype == DType::Float32;
+    const double keep = p < 1.0 ? 1.0 / (1.0 - p) : 0.0;
+    const double pt = f32 ? static_cast<float>(p) : p, kt = f32 ? static_cast<float>(keep) : keep;
+    on_cuda("dropout_mask", device, float_blocks(out.numel(), dtype),
+            [&](uint64_t seed, uint64_t base) { cuda::philox_dropout(out, seed, base, pt, kt); });
+    return out;
+  }
   dispatch_float(dtype, "dropout_mask", [&](auto t) {
     using T = decltype(t);
     T* o = out.data<T>();
@@ -399,13 +378,17 @@ Array dropout_mask(const Shape& shape, double p, DType dtype) {
   return out;
 }
 
-Array randperm(int64_t n, DType dtype) {
+Array randperm(int64_t n, DType dtype, Device device) {
   require_number("randperm", dtype);
   if (n < 0) throw std::invalid_argument("randperm: expected n >= 0, got " + std::to_string(n));
   if ((dtype == DType::Int32 && n - 1 > std::numeric_limits<int32_t>::max()) ||
       (dtype == DType::Float32 && n > (int64_t(1) << 24)) || (dtype == DType::Float64 && n > (int64_t(1) << 53)))
     throw std::invalid_argument("randperm: n=" + std::to_string(n) + " is too large for " + dtype_name(dtype) +
                                 " (the indices would not be exact)");
+  // Fisher-Yates is inherently serial (step i swaps with a position that
+  // earlier steps moved), so a CUDA permutation is made here and copied over:
+  // the same permutation and generator state as on the CPU.
+  if (is_cuda(device)) return to_device(randperm(n, dtype), device);
   Array out = empty({n}, dtype);
   dispatch_number(dtype, "randperm", [&](auto t) {
     using T = decltype(t);
@@ -433,10 +416,116 @@ Array randperm(int64_t n, DType dtype) {
   return out;
 }
 
+// ---- multinomial ------------------------------------------------------------------------
+
+namespace {
+
+// Raises for the first bad row (in order), with torch's wording.
+void check_multinomial_weights(const Array& w, int64_t R, int64_t C, int64_t need) {
+  dispatch_float(w.dtype, "multinomial", [&](auto t) {
+    using T = decltype(t);
+    const T* p = w.data<const T>();
+    for (int64_t r = 0; r < R; ++r) {
+      int64_t positive = 0;
+      for (int64_t k = 0; k < C; ++k) {
+        const T x = p[r * C + k];
+        if (!(x >= T(0) && x <= std::numeric_limits<T>::max()))
+          throw std::invalid_argument("multinomial: probability tensor contains either inf, nan or element < 0 (" +
+                                      std::to_string(double(x)) + " in row " + std::to_string(r) + ")");
+        positive += x > T(0);
+      }
+      if (positive < need)
+        throw std::invalid_argument("multinomial: invalid multinomial distribution (sum of probabilities <= 0) in "
+                                    "row " + std::to_string(r));
+    }
+  });
+}
+
+}  // namespace
+
+Array multinomial(const Array& w_in, int64_t num_samples, bool replacement) {
+  const char* op = "multinomial";
+  require_float(op, w_in.dtype);
+  if (w_in.ndim() != 1 && w_in.ndim() != 2)
+    throw std::invalid_argument("multinomial: prob_dist must be 1 or 2 dim, got shape " + shape_str(w_in.shape));
+  const int64_t C = w_in.shape.back(), R = w_in.ndim() == 2 ? w_in.shape[0] : 1, S = num_samples;
+  if (S <= 0)
+    throw std::invalid_argument("multinomial: cannot sample n_sample <= 0 samples (num_samples=" +
+                                std::to_string(S) + ")");
+  if (!replacement && S > C)
+    throw std::invalid_argument("multinomial: cannot sample n_sample > prob_dist.size(-1) samples without "
+                                "replacement (num_samples=" + std::to_string(S) + ", " + std::to_string(C) +
+                                " categories)");
+  if (C > (int64_t(1) << 24))
+    throw std::invalid_argument("multinomial: number of categories cannot exceed 2^24, got " + std::to_string(C));
+  const Device dev = w_in.device();
+  Array out = empty(w_in.ndim() == 2 ? Shape{R, S} : Shape{S}, DType::Int64, dev);
+  if (R == 0) return out;
+  const Array w = contiguous(w_in);
+  // As torch, a row needs one positive weight even without replacement:
+  // zero-weight categories then come after the positive ones (key +inf).
+  const int64_t need = 1;
+  const uint64_t blocks = static_cast<uint64_t>(((replacement ? R * S : R * C) + 1) / 2);
+  if (is_cuda(dev)) {
+    // Checked before the reservation, as on the CPU; bad weights raise the
+    // CPU's message from a host copy.
+    cuda_only(op, dev, [&] {
+      if (!cuda::multinomial_ok(w, R, C, need)) check_multinomial_weights(to_device(w, Device{}), R, C, need);
+    });
+    on_cuda(op, dev, blocks,
+            [&](uint64_t seed, uint64_t base) { cuda::philox_multinomial(out, w, R, C, S, replacement, seed, base); });
+    return out;
+  }
+  check_multinomial_weights(w, R, C, need);
+  int64_t* o = out.data<int64_t>();
+  // The draws first (in parallel; any split gives the same words), then the
+  // per-row work in double.
+  std::vector<uint64_t> x(static_cast<size_t>(replacement ? R * S : R * C));
+  uint64_t* xp = x.data();
+  for_each_u64(static_cast<int64_t>(x.size()), [xp](int64_t i, uint64_t v) { xp[i] = v; });
+  dispatch_float(w.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    const T* p = w.data<const T>();
+    parallel_for(R, std::max<int64_t>(1, kBlockGrain / std::max<int64_t>(C + S, 1)), [&](int64_t r0, int64_t r1) {
+      std::vector<double> buf(static_cast<size_t>(C));
+      std::vector<int64_t> idx;
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* row = p + r * C;
+        if (replacement) {
+          double acc = 0.0;
+          int64_t last = 0;
+          for (int64_t k = 0; k < C; ++k) {
+            acc += static_cast<double>(row[k]);  // running sum in category order
+            buf[k] = acc;
+            if (row[k] > T(0)) last = k;
+          }
+          for (int64_t s = 0; s < S; ++s) {
+            const double target = u01_f64(xp[r * S + s]) * acc;
+            const int64_t k = std::upper_bound(buf.begin(), buf.end(), target) - buf.begin();
+            o[r * S + s] = k < C ? k : last;  // k == C only if u * total rounded up to total
+          }
+        } else {
+          for (int64_t k = 0; k < C; ++k) {
+            const double e = -rng::fast_log(u01_open0_f64(xp[r * C + k]));
+            buf[k] = row[k] > T(0) ? e / static_cast<double>(row[k]) : std::numeric_limits<double>::infinity();
+          }
+          idx.resize(static_cast<size_t>(C));
+          for (int64_t k = 0; k < C; ++k) idx[k] = k;
+          // (key, k) is a total order: the S smallest and their order are unique.
+          std::partial_sort(idx.begin(), idx.begin() + S, idx.end(), [&](int64_t a, int64_t b) {
+            return buf[a] < buf[b] || (buf[a] == buf[b] && a < b);
+          });
+          std::copy(idx.begin(), idx.begin() + S, o + r * S);
+        }
+      }
+    });
+  });
+  return out;
+}
+
 // ---- in place ---------------------------------------------------------------------------
 
 void uniform_(const Array& a, double lo, double hi) {
-  require_cpu("uniform_", a);
   require_float("uniform_", a.dtype);
   if (!(lo <= hi))
     throw std::invalid_argument("uniform_: expected from <= to, got from=" + std::to_string(lo) +
@@ -445,6 +534,11 @@ void uniform_(const Array& a, double lo, double hi) {
     using T = decltype(t);
     const T l = static_cast<T>(lo), w = static_cast<T>(hi - lo);
     fill_any_layout(a, [&](const Array& dst) {
+      if (is_cuda(dst.device())) {
+        on_cuda("uniform_", dst.device(), float_blocks(dst.numel(), dst.dtype),
+                [&](uint64_t seed, uint64_t base) { cuda::philox_uniform(dst, seed, base, true, l, w); });
+        return;
+      }
       T* p = dst.data<T>();
       for_each_uniform<T>(dst.numel(), [p, l, w](int64_t i, T u) { p[i] = l + w * u; });
     });
@@ -453,13 +547,17 @@ void uniform_(const Array& a, double lo, double hi) {
 }
 
 void normal_(const Array& a, double mean, double std) {
-  require_cpu("normal_", a);
   require_float("normal_", a.dtype);
   if (!(std >= 0.0)) throw std::invalid_argument("normal_: expected std >= 0, got " + std::to_string(std));
   dispatch_float(a.dtype, "normal_", [&](auto t) {
     using T = decltype(t);
     const T m = static_cast<T>(mean), s = static_cast<T>(std);
     fill_any_layout(a, [&](const Array& dst) {
+      if (is_cuda(dst.device())) {
+        on_cuda("normal_", dst.device(), float_blocks(dst.numel(), dst.dtype),
+                [&](uint64_t seed, uint64_t base) { cuda::philox_normal(dst, seed, base, true, m, s); });
+        return;
+      }
       T* p = dst.data<T>();
       for_each_normal<T>(dst.numel(), [p, m, s](int64_t i, T z) { p[i] = m + s * z; });
     });

@@ -10,7 +10,7 @@ from .device import device
 from .tensor import Tensor, as_tensor, from_numpy, is_tensor, tensor
 from . import ops as _ops  # attaches the Tensor methods and operators
 from .ops.creation import (arange, bernoulli, empty, empty_like, eye, full, full_like, get_rng_state, linspace,
-                           logspace, manual_seed, normal, ones, ones_like, rand, rand_like, randint, randn,
+                           logspace, manual_seed, multinomial, normal, ones, ones_like, rand, rand_like, randint, randn,
                            randn_like, randperm, seed, set_rng_state, zeros, zeros_like)
 from .ops.elementwise import (abs, add, atan2, bitwise_and, bitwise_not, bitwise_or, bitwise_xor, ceil, clamp, clip,
                               clone, cos, div, divide, elu, eq, erf, exp, expm1, floor, floor_divide, ge, gelu, gt,

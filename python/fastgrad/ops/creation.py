@@ -156,14 +156,12 @@ def _float_dtype(dtype, op):
 
 def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
     dt = _float_dtype(dtype, "rand")
-    _dev(device, "rand")
-    return _finish(_on(_C.rand(_size(size, "rand"), dt._c), device, "rand"), requires_grad)
+    return _finish(_C.rand(_size(size, "rand"), dt._c, _dev(device, "rand")), requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
     dt = _float_dtype(dtype, "randn")
-    _dev(device, "randn")
-    return _finish(_on(_C.randn(_size(size, "randn"), dt._c), device, "randn"), requires_grad)
+    return _finish(_C.randn(_size(size, "randn"), dt._c, _dev(device, "randn")), requires_grad)
 
 
 def rand_like(input, dtype=None, device=None):
@@ -182,8 +180,7 @@ def randint(low=0, high=None, size=None, dtype=None, device=None, generator=None
     if size is None:
         raise TypeError("randint: missing the 'size' argument")
     dt = _dtype(dtype, _dt.int64, "randint")
-    _dev(device, "randint")
-    return _wrap(_on(_C.randint(int(low), int(high), _size((size,), "randint"), dt._c), device, "randint"))
+    return _wrap(_C.randint(int(low), int(high), _size((size,), "randint"), dt._c, _dev(device, "randint")))
 
 
 def normal(mean=0.0, std=1.0, size=None, dtype=None, device=None, generator=None, requires_grad=False):
@@ -198,44 +195,41 @@ def normal(mean=0.0, std=1.0, size=None, dtype=None, device=None, generator=None
     if std < 0:
         raise ValueError(f"normal: std must be >= 0, got {std}")
     dt = _float_dtype(dtype, "normal")
-    _dev(device, "normal")
-    return _finish(_on(_C.normal(float(mean), float(std), _size((size,), "normal"), dt._c), device, "normal"),
+    return _finish(_C.normal(float(mean), float(std), _size((size,), "normal"), dt._c, _dev(device, "normal")),
                    requires_grad)
 
 
 def randperm(n, dtype=None, device=None, generator=None):
     if n < 0:
         raise ValueError(f"randperm: n must be non-negative, got {n}")
-    _dev(device, "randperm")
-    out = _wrap(_on(_C.randperm(int(n)), device, "randperm"))
+    out = _wrap(_C.randperm(int(n), _C.DType.int64, _dev(device, "randperm")))
     return out if dtype is None else out.to(dtype)
 
 
 def bernoulli(input, p=None, generator=None):
     probs = input if p is None else full_like(input, p)
-    if probs.is_cuda:  # drawn on the host: the CPU's stream, then moved
-        return _wrap(_C.to_device(_C.bernoulli(_C.to_device(probs._data, "cpu")), probs._data.device))
-    return _wrap(_C.bernoulli(probs._data))
+    return _wrap(_C.bernoulli(probs._data))  # on probs' device, the CPU's numbers
+
+
+@tensor_method
+def multinomial(input, num_samples, replacement=False, generator=None):
+    """torch.multinomial: int64 category indices drawn from each row of the
+    non-negative weights `input` (1-d or 2-d; rows need not sum to 1), on
+    input's device. Without replacement a row's samples are distinct.
+    Philox stream, element mapping in csrc/cpu/random.h."""
+    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)):
+        raise TypeError(f"multinomial: num_samples must be an int, got {type(num_samples).__name__}")
+    return _wrap(_C.multinomial(input._data, int(num_samples), bool(replacement)))
 
 
 @tensor_method
 def uniform_(self, a=0.0, b=1.0, generator=None):
-    if self.is_cuda:  # drawn on the host (the CPU's stream), then copied in
-        host = _C.empty(list(self.shape), self._data.dtype, "cpu")
-        _C.uniform_(host, float(a), float(b))
-        _C.copy_into(self._data, host)
-        return self
     _C.uniform_(self._data, float(a), float(b))
     return self
 
 
 @tensor_method
 def normal_(self, mean=0.0, std=1.0, generator=None):
-    if self.is_cuda:  # drawn on the host (the CPU's stream), then copied in
-        host = _C.empty(list(self.shape), self._data.dtype, "cpu")
-        _C.normal_(host, float(mean), float(std))
-        _C.copy_into(self._data, host)
-        return self
     _C.normal_(self._data, float(mean), float(std))
     return self
 
