@@ -13,7 +13,7 @@ import fastgrad as fg
 import fastgrad.nn as nn
 import fastgrad.nn.functional as F
 from fastgrad import _C
-from helpers import NC, check_op, check_raises
+from helpers import NC, check_op, check_raises, forced_cpu_capability
 
 # float32: ~1e-5 relative (the sums are up to a few hundred terms long).
 TOL32 = dict(atol=2e-5, rtol=1e-5, grad_atol=5e-5, grad_rtol=1e-5)
@@ -454,4 +454,98 @@ def test_random_geometries_match_torch():
         bias = (ws[1] * groups,) if transposed else (ws[0],)
         check_op(lambda x, w, b: fgf(x, w, b, **args), lambda x, w, b: tf(x, w, b, **args),
                  [(n, cin) + size, ws, bias], dtype=np.float64, seed=checked, **TOL64)
+        checked += 1
+
+
+# -- the direct path (stride 1, float32, AVX-512) against the GEMM path ---------------------------
+
+@pytest.fixture(params=["direct", "gemm"])
+def conv_path(request, monkeypatch):
+    """Forces conv.cpp's direct path for every stride-1 float32 convolution
+    (FASTGRAD_CONV_DIRECT=1) or turns it off (=0); on a CPU without AVX-512
+    both run the GEMM path."""
+    monkeypatch.setenv("FASTGRAD_CONV_DIRECT", "1" if request.param == "direct" else "0")
+    return request.param
+
+
+# (x shape, w shape, padding, dilation, groups): stride 1, sizes that leave
+# partial vectors (P % 16), partial tiles of 8 channels, tiles that span images,
+# padding beyond the kernel (the input gradient then crops g), asymmetric 'same'.
+DIRECT_CASES = [
+    ((3, 5, 7, 9), (11, 5, 3, 3), 1, 1, 1),
+    ((32, 32, 4, 4), (64, 32, 3, 3), 1, 1, 1),              # the digits CNN's last conv
+    ((5, 1, 8, 8), (32, 1, 3, 3), 1, 1, 1),
+    ((2, 6, 9, 5), (10, 3, 2, 3), (0, 2), (2, 1), 2),
+    ((2, 3, 5, 4), (17, 3, 3, 3), (3, 2), 1, 1),            # padding > kernel - 1
+    ((1, 4, 13, 17), (8, 4, 5, 4), "same", (1, 2), 1),
+    ((2, 3, 1, 20), (4, 3, 1, 5), 0, 1, 1),
+    ((4, 2, 6, 6), (2, 2, 1, 1), 1, 1, 1),                  # 1x1 with padding
+]
+
+
+@pytest.mark.parametrize("cap", ["avx512", "avx2"])
+@pytest.mark.parametrize("case", DIRECT_CASES)
+def test_conv2d_direct_and_gemm_paths_match_torch(conv_path, cap, case):
+    xs, ws, padding, dilation, groups = case
+    with forced_cpu_capability(cap, _C.gemm_info):
+        # float64 always takes the GEMM path: once is enough
+        for dtype in (np.float32, np.float64) if conv_path == "direct" and cap == "avx512" else (np.float32,):
+            check_op(lambda x, w, b: F.conv2d(x, w, b, 1, padding, dilation, groups),
+                     lambda x, w, b: TF.conv2d(x, w, b, 1, padding, dilation, groups),
+                     [xs, ws, (ws[0],)], dtype=dtype, **tols(dtype))
+
+
+def test_direct_path_strided_inputs_transposed_conv1d(conv_path):
+    for kind in ("T", "step"):
+        check_op(lambda x, w, b: F.conv2d(x, w, b, 1, 1), lambda x, w, b: TF.conv2d(x, w, b, 1, 1),
+                 [NC((3, 4, 6, 7), kind), NC((9, 4, 3, 3), kind), NC((9,), kind)], **TOL32)
+    # conv_transpose's forward is the input-gradient kernel (with its bias)
+    check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, 1, 1, 0, 2, (1, 2)),
+             lambda x, w, b: TF.conv_transpose2d(x, w, b, 1, 1, 0, 2, (1, 2)),
+             [NC((2, 4, 5, 6), "step"), (4, 5, 3, 2), (10,)], **TOL32)
+    check_op(lambda x, w, b: F.conv1d(x, w, b, 1, 2), lambda x, w, b: TF.conv1d(x, w, b, 1, 2),
+             [(3, 5, 19), (12, 5, 4), (12,)], **TOL32)
+
+
+def test_direct_path_same_result_for_any_thread_count(conv_path):
+    rng = np.random.default_rng(8)
+    x = fg.tensor(rng.standard_normal((7, 8, 9, 6)).astype(np.float32), requires_grad=True)
+    w = fg.tensor(rng.standard_normal((12, 8, 3, 3)).astype(np.float32), requires_grad=True)
+    w1 = fg.tensor(rng.standard_normal((10, 8, 3, 3)).astype(np.float32), requires_grad=True)
+    n0 = fg.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            fg.set_num_threads(n)
+            x.grad = w.grad = w1.grad = None
+            y = F.conv2d(x, w, padding=1)
+            z = F.conv2d(x[:, :1].expand(7, 8, 9, 6), w1, padding=(0, 1))  # few taps: the direct weight gradient
+            ((y * y).sum() + (z * z).sum()).backward()
+            results.append([y.detach().numpy().copy(), x.grad.numpy().copy(), w.grad.numpy().copy(),
+                            w1.grad.numpy().copy()])
+    finally:
+        fg.set_num_threads(n0)
+    for r in results[1:]:
+        for a, b in zip(results[0], r):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_direct_path_random_geometries_match_torch(conv_path):
+    """Seeded random stride-1 geometries in float32 (the direct path's dtype):
+    values and all gradients against torch."""
+    rng = np.random.default_rng(11)
+    checked = 0
+    while checked < 12:
+        groups = int(rng.integers(1, 3))
+        cin, cout = groups * int(rng.integers(1, 6)), groups * int(rng.integers(1, 14))
+        k = tuple(int(v) for v in rng.integers(1, 5, 2))
+        d = tuple(int(v) for v in rng.integers(1, 3, 2))
+        p = tuple(int(v) for v in rng.integers(0, 4, 2))
+        size = tuple(int(v) for v in rng.integers(1, 14, 2))
+        if any(i + 2 * pi < di * (ki - 1) + 1 for i, pi, di, ki in zip(size, p, d, k)):
+            continue
+        n = int(rng.integers(1, 6))
+        args = dict(stride=1, padding=p, dilation=d, groups=groups)
+        check_op(lambda x, w, b: F.conv2d(x, w, b, **args), lambda x, w, b: TF.conv2d(x, w, b, **args),
+                 [(n, cin) + size, (cout, cin // groups) + k, (cout,)], seed=checked, **TOL32)
         checked += 1
