@@ -290,6 +290,52 @@ def test_matmul_same_bits_any_thread_count(cap, threads, dtype, m, k, n):
     np.testing.assert_array_equal(one, three)
 
 
+# Products big enough for the packed path (over the direct path's 110^3
+# multiply-adds, N > 16) whose M leaves every possible edge tile of the
+# 12-row micro-kernel and whose N leaves 1..31 columns in the last 32-wide
+# panel: the edge tiles run kernels with 4 / 8 rows and 1 vector.
+@pytest.mark.parametrize("extra_m", range(1, 13))
+@pytest.mark.parametrize("b_layout", ["rows", "transposed"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_packed_edge_tiles(cap, extra_m, b_layout, dtype):
+    rng = np.random.default_rng(extra_m)
+    m, k, n = 120 + extra_m, 100, 256 + 2 * extra_m + 5  # n % 32 in 7..29 (odd)
+    a = randn(rng, (m, k), dtype)
+    b = randn(rng, (k, n), dtype) if b_layout == "rows" else randn(rng, (n, k), dtype).T
+    check_close(mm(a, b), a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_edge_tiles_same_bits_as_full_tiles(cap, dtype):
+    """A row (column) of C gets the same arithmetic whether an edge tile of
+    4 / 8 rows (1 vector) or a full tile computes it: bit-identical."""
+    rng = np.random.default_rng(3)
+    a, b = randn(rng, (24, 1300), dtype), randn(rng, (1300, 288), dtype)  # 4 rows: over the direct path
+    full = mm(a, b)  # 2 x 12 rows, 9 x 32 columns: full tiles only
+    for rows in (4, 8, 13, 16, 20):
+        np.testing.assert_array_equal(mm(a[:rows], b), full[:rows])
+    for cols in (272, 260, 257):  # last panel 16 / 4 / 1 columns
+        np.testing.assert_array_equal(mm(a, b[:, :cols]), full[:, :cols])
+        bt = np.ascontiguousarray(b[:, :cols].T).T  # transposed view: the other packing path
+        np.testing.assert_array_equal(mm(a, bt), full[:, :cols])
+
+
+@pytest.mark.parametrize("b_layout", ["rows", "transposed"])
+def test_linear_layer_shapes_same_bits_any_thread_count(threads, b_layout):
+    """128x256 @ 256x784 (a linear layer's dX): M is one row block, so the
+    threads split the B panels; 1, 2 and 3 threads agree bit for bit."""
+    rng = np.random.default_rng(4)
+    a = randn(rng, (128, 256))
+    b = randn(rng, (256, 784)) if b_layout == "rows" else randn(rng, (784, 256)).T
+    outs = []
+    for t in (1, 2, 3):
+        _C.set_num_threads(t)
+        outs.append(mm(a, b))
+    check_close(outs[0], a, b)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
+
+
 def test_paths_agree(threads):
     """Each available ISA path computes the same product (to rounding)."""
     rng = np.random.default_rng(9)

@@ -272,14 +272,21 @@ void pack_b(int64_t kc, int64_t nc, int64_t p0, int64_t p1, const T* B, int64_t 
     pack_b_panel<T, NR>(kc, std::min<int64_t>(NR, nc - p * NR), B + p * NR * csB, rsB, csB, dst + (p - p0) * NR * kc);
 }
 
-// pack_b for float on AVX-512: full panels of a transposed B by 16 x 16
-// register transposes instead of SSE 4 x 4 ones. Measured on 128x256 @
-// 256x784 with B = W^T (a linear layer's products): packing 16% -> 14% of
-// the time; the rest is B's first trip from L2/L3, not the shuffles.
+// pack_b for float on AVX-512: rows of a row-major B as two zmm each, and
+// full panels of a transposed B by 16 x 16 register transposes instead of
+// SSE 4 x 4 ones. Measured on 128x256 @ 256x784 with B = W^T (a linear
+// layer's products): packing 16% -> 14% of the time; the rest is B's first
+// trip from L2/L3, not the shuffles.
 void pack_b_f32_avx512(int64_t kc, int64_t nc, int64_t p0, int64_t p1, const float* B, int64_t rsB, int64_t csB,
                        float* dst) {
   constexpr int NR = gemm_detail::kAvx512NrF32;
-  if (rsB != 1 || csB == 1) return pack_b<float, NR>(kc, nc, p0, p1, B, rsB, csB, dst);
+  if (csB == 1) {
+    for (int64_t p = p0; p < p1; ++p)
+      gemm_detail::pack_rows32_avx512_f32(kc, std::min<int64_t>(NR, nc - p * NR), B + p * NR, rsB,
+                                          dst + (p - p0) * NR * kc);
+    return;
+  }
+  if (rsB != 1) return pack_b<float, NR>(kc, nc, p0, p1, B, rsB, csB, dst);
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t nr = std::min<int64_t>(NR, nc - p * NR);
     float* d = dst + (p - p0) * NR * kc;
@@ -440,26 +447,35 @@ void gemm_packed(const Spec<T>& s, int64_t M, int64_t N, int64_t K, const T* A, 
     const int64_t nc = std::min(nc_max, N - jc);
     const int64_t npanels = ceil_div(nc, NR);
 
-    if (mblocks == 1 && nt > 1 && npanels > 1) {
-      // Few rows (e.g. a batch of 128 through a linear layer): the threads
-      // split the columns and each packs its own B panels and (the same) A,
-      // so the whole K loop runs with one fork/join instead of two per KC
-      // block; this is what makes mid-sized products scale.
+    if (mblocks == 1 && (nt == 1 || npanels > 1)) {
+      // Few rows (e.g. a batch of 128 through a linear layer): all of M is
+      // one A block, so each B panel serves one sweep over it and nothing
+      // else. Each B panel is therefore packed right before that sweep into
+      // a one-panel buffer, where the sweep finds it in L1; packing the
+      // whole B block first would write it to L2 and read it back (~3% of
+      // 128x256 @ 256x784). With threads, they split the columns and each
+      // packs its own B panels and (the same) A, so the whole K loop runs
+      // with one fork/join instead of two per KC block; this is what makes
+      // mid-sized products scale.
       const int64_t nchunks = std::min<int64_t>(npanels, nt);
-      parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
+      auto chunks = [&](int64_t c0, int64_t c1) {
         for (int64_t ch = c0; ch < c1; ++ch) {
           const int64_t p0 = npanels * ch / nchunks, p1 = npanels * (ch + 1) / nchunks;
           T* Ap = static_cast<T*>(t_pack_a.get(a_bytes));
-          T* Bp = static_cast<T*>(t_pack_b.get(size_t(kc_max) * size_t((p1 - p0) * NR) * sizeof(T)));
+          T* Bp = static_cast<T*>(t_pack_b.get(size_t(kc_max) * size_t(NR) * sizeof(T)));
           for (int64_t pc = 0; pc < K; pc += kc_max) {
             const int64_t kc = std::min(kc_max, K - pc);
             const T beta_k = pc == 0 ? beta : T(1);
             s.pack_a(M, kc, A + pc * csA, rsA, csA, Ap);
-            s.pack_b(kc, nc, p0, p1, B + pc * rsB + jc * csB, rsB, csB, Bp);
-            tiles(Ap, Bp, 0, M, jc, nc, p0, p1, kc, beta_k);
+            for (int64_t p = p0; p < p1; ++p) {
+              s.pack_b(kc, nc, p, p + 1, B + pc * rsB + jc * csB, rsB, csB, Bp);
+              tiles(Ap, Bp, 0, M, jc, nc, p, p + 1, kc, beta_k);
+            }
           }
         }
-      });
+      };
+      if (nchunks > 1) parallel_for(nchunks, 1, chunks);
+      else chunks(0, 1);
       continue;
     }
 

@@ -82,6 +82,12 @@ void ukernel_avx2_f64(int64_t kc, const double* Ap, const double* Bp, double* C,
 // in-register transposes. Reads nothing past k = kc - 1 of each line.
 void pack_lines32_avx512_f32(int64_t kc, const float* src, int64_t ls, float* dst);
 
+// dst[k * 32 + j] = src[k * rs + j] for j < nr, 0 for nr <= j < 32, k < kc:
+// a B micro-panel of a B whose rows are contiguous, two zmm per row (the
+// portable loop copies 16 bytes at a time). dst 64-byte aligned; reads
+// nothing past column nr - 1 of each row.
+void pack_rows32_avx512_f32(int64_t kc, int64_t nr, const float* src, int64_t rs, float* dst);
+
 // Small products without packing (AVX-512, float): C[0:m, 0:n] = alpha *
 // A[0:m, 0:kc] @ B[0:kc, 0:n] + beta * C with A[i, k] = A[i * rsA + k * csA],
 // B's rows contiguous (B[k, j] = B[k * rsB + j]) and C's rows contiguous

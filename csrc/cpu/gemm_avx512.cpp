@@ -51,8 +51,14 @@ struct F64 {
   static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
 };
 
-// Tile MR x (NV * W). Args as gemm_detail::MicroKernel in gemm.h.
-template <class S, int MR, int NV>
+// Tile MR x (NV * W) out of packed panels of AS rows and BS columns
+// (MR <= AS, NV * W <= BS): the same kernel computes the edge tiles of a
+// product whose M or N is not a multiple of the panel sizes on the rows and
+// columns that exist only (e.g. M = 128 = 10 x 12 + 8: the last tile runs
+// 8 rows, not 12 rows of which 4 are zero padding). Each computed element
+// gets the same arithmetic as in the full tile. Args as
+// gemm_detail::MicroKernel in gemm.h.
+template <class S, int MR, int NV, int AS, int BS>
 inline void kernel(int64_t kc, const typename S::T* __restrict Ap, const typename S::T* __restrict Bp,
                    typename S::T* __restrict C, int64_t rsC, int64_t csC, typename S::T alpha,
                    typename S::T beta, int64_t m, int64_t n) {
@@ -60,6 +66,7 @@ inline void kernel(int64_t kc, const typename S::T* __restrict Ap, const typenam
   using V = typename S::V;
   constexpr int W = S::W;
   constexpr int NR = NV * W;
+  static_assert(MR <= AS && NR <= BS, "the tile must lie inside the packed panels");
 
   // The whole MR x NR tile of C lives in registers for the entire k loop
   // (MR * NV accumulators): each loaded B vector is reused MR times and each
@@ -76,7 +83,7 @@ inline void kernel(int64_t kc, const typename S::T* __restrict Ap, const typenam
   // steps (spread out, so that they do not all wait for line-fill buffers
   // at once while the A stream needs them) took the product from ~128 to
   // ~142 GFLOP/s; all of C's lines at once at the start gave no gain.
-  constexpr int kABytesPer4 = 4 * MR * int(sizeof(T));  // A consumed per 4 k steps
+  constexpr int kABytesPer4 = 4 * AS * int(sizeof(T));  // A consumed per 4 k steps
   constexpr int kAAhead = 1536;                          // bytes of A ahead of the loads
   const int64_t c_lines = csC == 1 ? 2 * m : m;          // row starts (and row ends) of the tile
   int64_t line = 0;
@@ -98,8 +105,8 @@ inline void kernel(int64_t kc, const typename S::T* __restrict Ap, const typenam
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) c[r][v] = S::fmadd(a, b[v], c[r][v]);
     }
-    Ap += MR;
-    Bp += NR;
+    Ap += AS;
+    Bp += BS;
   };
   int64_t k = 0;
   for (; k + 4 <= kc; k += 4) {
@@ -272,14 +279,48 @@ void pack_lines32_avx512_f32(int64_t kc, const float* src, int64_t ls, float* ds
   }
 }
 
+namespace {
+// The full MR x NR tile, or for an edge tile the smallest variant that covers
+// its m rows (in steps of 4) and n columns (one or two vectors): FMAs on
+// zero padding are skipped. Why: M = 128 (a batch) leaves an 8-row last
+// tile of 12, 3% of all FMAs; N = 784 a 16-column last panel of 32, 2%.
+template <class S, int AS, int BS>
+void edge_dispatch(int64_t kc, const typename S::T* Ap, const typename S::T* Bp, typename S::T* C, int64_t rsC,
+                   int64_t csC, typename S::T alpha, typename S::T beta, int64_t m, int64_t n) {
+  constexpr int W = S::W;
+  static_assert(AS == 12 && BS == 2 * W, "variants below are written for 12-row, two-vector panels");
+  if (n > W) {
+    if (m > 8) return kernel<S, 12, 2, AS, BS>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
+    if (m > 4) return kernel<S, 8, 2, AS, BS>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
+    return kernel<S, 4, 2, AS, BS>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
+  }
+  if (m > 8) return kernel<S, 12, 1, AS, BS>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
+  if (m > 4) return kernel<S, 8, 1, AS, BS>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
+  return kernel<S, 4, 1, AS, BS>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
+}
+}  // namespace
+
+void pack_rows32_avx512_f32(int64_t kc, int64_t nr, const float* src, int64_t rs, float* dst) {
+  const __mmask16 mk0 = nr >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nr) - 1u);
+  const __mmask16 mk1 = nr >= 32 ? __mmask16(0xFFFF) : nr <= 16 ? __mmask16(0) : __mmask16((1u << (nr - 16)) - 1u);
+  for (int64_t k = 0; k < kc; ++k, src += rs, dst += 32) {
+    _mm512_store_ps(dst, _mm512_maskz_loadu_ps(mk0, src));  // masked-off lanes: zero, never read
+    _mm512_store_ps(dst + 16, _mm512_maskz_loadu_ps(mk1, src + 16));
+  }
+}
+
 void ukernel_avx512_f32(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t rsC, int64_t csC,
                         float alpha, float beta, int64_t m, int64_t n) {
-  kernel<F32, kAvx512MrF32, kAvx512NrF32 / F32::W>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
+  constexpr int MR = kAvx512MrF32, NR = kAvx512NrF32;
+  if (m == MR && n == NR) return kernel<F32, MR, NR / F32::W, MR, NR>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
+  edge_dispatch<F32, MR, NR>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
 }
 
 void ukernel_avx512_f64(int64_t kc, const double* Ap, const double* Bp, double* C, int64_t rsC, int64_t csC,
                         double alpha, double beta, int64_t m, int64_t n) {
-  kernel<F64, kAvx512MrF64, kAvx512NrF64 / F64::W>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
+  constexpr int MR = kAvx512MrF64, NR = kAvx512NrF64;
+  if (m == MR && n == NR) return kernel<F64, MR, NR / F64::W, MR, NR>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
+  edge_dispatch<F64, MR, NR>(kc, Ap, Bp, C, rsC, csC, alpha, beta, m, n);
 }
 
 // 16 independent FMA chains: with a 4-cycle latency and two FMA ports, 8
