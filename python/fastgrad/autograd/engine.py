@@ -6,6 +6,7 @@ of its consumers have added their gradients, in reverse topological order.
 """
 import sys
 
+from .. import _C
 from .function import Function, _FREED
 from .grad_mode import state
 from ..dtypes import _BY_ID
@@ -210,5 +211,9 @@ def _accumulate(leaf, g, create_graph):
         leaf._grad = g.clone()
     elif leaf._grad._requires_grad:
         leaf._grad = leaf._grad.detach() + g
+    elif not state.grad_enabled and not state.forward_level:
+        # what .add_ ends in when nothing is recorded (as inside backward): the native
+        # in-place add (it bumps the version), minus the in-place op's autograd checks
+        _C.add_(leaf._grad._data, g._data)
     else:
         leaf._grad.add_(g)
