@@ -832,7 +832,8 @@ def test_every_export_is_covered():
     src = inspect.getsource(sys.modules[__name__])
     creation = {"arange", "bernoulli", "empty", "empty_like", "eye", "full", "full_like", "get_rng_state", "linspace",
                 "logspace", "manual_seed", "normal", "ones", "ones_like", "rand", "rand_like", "randint", "randn",
-                "randn_like", "randperm", "seed", "set_rng_state", "zeros", "zeros_like"}  # test_tensor.py
+                "randn_like", "randperm", "seed", "set_rng_state", "zeros", "zeros_like",
+                "multinomial"}  # test_tensor.py; multinomial (integer output): test_multinomial.py
     names = [n for n in dir(fg) if not n.startswith("_") and callable(getattr(fg, n)) and n not in creation
              and getattr(getattr(fg, n), "__module__", "").startswith("fastgrad.ops")]
     assert len(names) > 100
