@@ -217,7 +217,7 @@ constexpr int kBufA = TBM * kLdA, kBufB = TBK * kLdB;  // floats per buffer: mul
 __global__ void __launch_bounds__(256)
 sgemm_tf32(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t rsA, int64_t csA, bool a_kfast,
            const float* __restrict__ B, int64_t rsB, int64_t csB, bool b_nfast, float* __restrict__ C, Batch batch,
-           int64_t nb) {
+           int64_t z0) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // the host never launches this below sm_80
 #else
@@ -231,7 +231,10 @@ sgemm_tf32(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wr = warp / 4, wc = warp % 4;  // this warp's 64 x 32 tile
   const int64_t row0 = int64_t(blockIdx.y) * TBM, col0 = int64_t(blockIdx.x) * TBN;
-  for (int64_t z = blockIdx.z; z < nb; z += gridDim.z) {
+  {
+    // One batch entry per block (no grid-stride loop over z: kept live across
+    // it, the per-thread constants below cost ~70 registers).
+    const int64_t z = z0 + blockIdx.z;
     int64_t oa = 0, ob = 0, rem = z;
     for (int d = batch.nd - 1; d >= 0; --d) {
       const int64_t i = rem % batch.shape[d];
@@ -287,7 +290,6 @@ sgemm_tf32(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t
       }
     };
     load(0);
-    __syncthreads();  // the previous batch entry's staging tiles are read
     store(0);
     __syncthreads();
     int buf = 0;
@@ -383,14 +385,16 @@ void matmul(const Array& a, const Array& b, const Shape& batch, int64_t M, int64
   }
   if (out.dtype == DType::Float32 && allow_tf32() && has_tf32(out.device().index) &&
       (M + TBM - 1) / TBM <= 65535) {
-    dim3 tgrid(static_cast<unsigned>((N + TBN - 1) / TBN), static_cast<unsigned>((M + TBM - 1) / TBM),
-               static_cast<unsigned>(std::min<int64_t>(nb, 65535)));
     const int64_t rsA = ae.strides[nbd], csA = ae.strides[nbd + 1], rsB = be.strides[nbd], csB = be.strides[nbd + 1];
     // Read along the contiguous dim (k of a row-major A, n of a row-major B).
     const bool a_kfast = !(csA != 1 && rsA == 1), b_nfast = !(csB != 1 && rsB == 1);
-    sgemm_tf32<<<tgrid, 256>>>(M, N, K, ae.data<float>(), rsA, csA, a_kfast, be.data<float>(), rsB, csB, b_nfast,
-                               out.data<float>(), bt, nb);
-    FG_CUDA_LAUNCH_CHECK(op);
+    for (int64_t z0 = 0; z0 < nb; z0 += 65535) {  // grid z is at most 65535 batch entries per launch
+      dim3 tgrid(static_cast<unsigned>((N + TBN - 1) / TBN), static_cast<unsigned>((M + TBM - 1) / TBM),
+                 static_cast<unsigned>(std::min<int64_t>(nb - z0, 65535)));
+      sgemm_tf32<<<tgrid, 256>>>(M, N, K, ae.data<float>(), rsA, csA, a_kfast, be.data<float>(), rsB, csB, b_nfast,
+                                 out.data<float>(), bt, z0);
+      FG_CUDA_LAUNCH_CHECK(op);
+    }
     return;
   }
   if (out.dtype == DType::Float32 && K % 4 == 0 && N % 4 == 0 && M * N * K >= (int64_t(1) << 18) &&
