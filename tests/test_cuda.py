@@ -72,6 +72,20 @@ def test_device_index_parsing_without_gpu():
         fg.device("cuda:-1")
 
 
+def test_device_index_bare_cuda_follows_the_current_device(monkeypatch):
+    # "cuda" is resolved when used, to fg.cuda.current_device() (pretend 2 GPUs, current 1).
+    monkeypatch.setattr(fg.cuda, "is_built", lambda: True)
+    monkeypatch.setattr(fg.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(fg.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(fg.cuda, "current_device", lambda: 1)
+    d = fg.device("cuda")
+    assert d._c_name() == "cuda:1" and d == fg.device("cuda:1") and d != "cuda:0"
+    assert fg.device("cuda:0")._c_name() == "cuda:0" and str(d) == "cuda"
+    assert fg.cuda._index(None, "op") == 1 and fg.cuda._index("cuda", "op") == 1 and fg.cuda._index("cuda:0", "op") == 0
+    with pytest.raises(ValueError, match="expected a CUDA device"):
+        fg.cuda._index("cpu", "set_device")
+
+
 def test_device_index_out_of_range_names_device_and_count(monkeypatch):
     # The check every move and factory makes, with a pretend 1-GPU machine.
     import importlib
