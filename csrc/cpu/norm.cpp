@@ -5,6 +5,7 @@
 // rounding, and every thread count gives the same bits. Work splits by rows
 // (layer norm), by channels (batch norm) or by column blocks (the layer-norm
 // dweight / dbias sums), never inside one sum.
+// CUDA arrays take the same checks, then cuda/norm.h's kernels.
 #include "cpu/norm.h"
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cuda/norm.h"
 #include "errors.h"
 #include "parallel.h"
 
@@ -261,7 +263,7 @@ std::tuple<Array, Array, Array> layer_norm_forward(const Array& x, int64_t m, co
                     eps);
     });
     return std::make_tuple(y, mean, rstd);
-  });
+  }, [&] { return cuda::layer_norm_forward(x, m, weight, bias, eps); });
 }
 
 std::tuple<Array, Array, Array> layer_norm_backward(const Array& dy, const Array& x, const Array& mean,
@@ -290,7 +292,7 @@ std::tuple<Array, Array, Array> layer_norm_backward(const Array& dy, const Array
                             want_dw ? dw.data<T>() : nullptr, want_db ? db.data<T>() : nullptr, rows, m);
     });
     return std::make_tuple(dx, dw, db);
-  });
+  }, [&] { return cuda::layer_norm_backward(dy, x, mean, rstd, weight, want_dw, want_db); });
 }
 
 std::tuple<Array, Array, Array, Array> batch_norm_forward(const Array& x, const std::optional<Array>& weight,
@@ -320,7 +322,7 @@ std::tuple<Array, Array, Array, Array> batch_norm_forward(const Array& x, const 
                     ptr<T>(bias), ptr<T>(running_mean), ptr<T>(running_var), s, training, eps);
     });
     return std::make_tuple(y, mean, rstd, var);
-  });
+  }, [&] { return cuda::batch_norm_forward(x, weight, bias, running_mean, running_var, training, eps); });
 }
 
 std::tuple<Array, Array, Array> batch_norm_backward(const Array& dy, const Array& x, const Array& mean,
@@ -342,7 +344,7 @@ std::tuple<Array, Array, Array> batch_norm_backward(const Array& dy, const Array
                      want_dw ? dw.data<T>() : nullptr, want_db ? db.data<T>() : nullptr, s, training);
     });
     return std::make_tuple(dx, dw, db);
-  });
+  }, [&] { return cuda::batch_norm_backward(dy, x, mean, rstd, weight, training, want_dw, want_db); });
 }
 
 }  // namespace fg

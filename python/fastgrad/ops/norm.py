@@ -163,10 +163,12 @@ class BatchNorm(Function):
 
 
 def _fusable(x, *params):
-    """The fused kernels take float32/float64 CPU tensors whose params match x's dtype."""
-    if x.dtype.name not in ("float32", "float64") or x._data.device != "cpu" or x.numel() == 0:
+    """The fused kernels (CPU: csrc/cpu/norm.cpp, CUDA: cuda/norm.cu) take float32/float64
+    tensors whose params match x's dtype and device."""
+    if x.dtype.name not in ("float32", "float64") or x.numel() == 0:
         return False
-    return all(p is None or (p.dtype is x.dtype and p._data.device == "cpu") for p in params)
+    d = x._data.device
+    return all(p is None or (p.dtype is x.dtype and p._data.device == d) for p in params)
 
 
 def layer_norm(x, k, weight, bias, eps):
