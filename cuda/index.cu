@@ -89,6 +89,24 @@ __global__ void scatter_add_kernel(Indexer<3> ix, int64_t lines, int64_t K, int6
   }
 }
 
+// scatter_add entries (row-major over index's shape): the destination as an
+// element offset from o.raw() and the source as a byte offset from src.raw().
+// Operands: o viewed at index's shape with stride 0 along dim, index, src.
+__global__ void scatter_entries_kernel(Indexer<3> ix, int64_t* keys, int64_t* voff, int64_t n, int64_t o_dim_stride,
+                                       int64_t bound, int64_t isz) {
+  FG_GRID_STRIDE(i, n) {
+    int64_t off[3];
+    ix.offsets(i, off);
+    int64_t j = *reinterpret_cast<const int64_t*>(ix.base[1] + off[1]);
+    if (j < 0 || j >= bound) {
+      g_kernel_error = 1;
+      j = 0;
+    }
+    keys[i] = off[0] / isz + j * o_dim_stride;
+    voff[i] = off[2];
+  }
+}
+
 __global__ void offsets_kernel(Indexer<2> ix, int64_t n, int64_t size, int64_t stride, bool first, bool wrap) {
   FG_GRID_STRIDE(i, n) {
     int64_t off[2];
@@ -249,6 +267,9 @@ Array flags_of(const Array& x, const Shape& shape, int64_t n, const char* op) {
   return flags;
 }
 
+void sorted_put(const Array& a_s, const Array& v_s, const Array& offs, const Array& voff, int64_t nb, bool accumulate,
+                const char* op);
+
 }  // namespace
 
 bool scatter_add(const Array& o, int dim, const Array& index, const Array& src) {
@@ -258,6 +279,29 @@ bool scatter_add(const Array& o, int dim, const Array& index, const Array& src) 
   lines[dim] = 1;
   const int64_t nl = shape_numel(lines);
   if (nl == 0 || K == 0) return true;
+  if (nl < 2048 && K > 64) {
+    // Few long lines (a 1-d scatter_add over a big index): a thread per line
+    // would leave the GPU idle, so the entries go through put()'s stable
+    // sort by destination instead. Row-major entry order lists a
+    // destination's entries in index order (they all come from one line),
+    // so each output element still sums them in the CPU's order.
+    DeviceGuard g(o.device().index, op);
+    const int64_t nb = index.numel();
+    Strides o_st = o.strides;
+    o_st[dim] = 0;  // the line's base in o; the index supplies the position along dim
+    const Array o_v = as_strided(o, index.shape, o_st, o.offset);
+    const Array* ops[3] = {&o_v, &index, &src};
+    Indexer<3> ix = make_indexer<3>(index.shape, ops, op);
+    Array keys = empty({nb}, DType::Int64, o.device()), voff = empty({nb}, DType::Int64, o.device());
+    reset_kernel_error(op);
+    scatter_entries_kernel<<<grid_for(nb), kThreads>>>(ix, keys.data<int64_t>(), voff.data<int64_t>(), nb,
+                                                       o.strides[dim], o.shape[dim], static_cast<int64_t>(o.itemsize()));
+    FG_CUDA_LAUNCH_CHECK(op);
+    if (!flag_clear(op)) return false;  // the caller raises; its output is dropped
+    const Array o_0 = as_strided(o, {}, {}, o.offset), s_0 = as_strided(src, {}, {}, src.offset);
+    sorted_put(o_0, s_0, keys, voff, nb, true, op);
+    return true;
+  }
   const Array o_l = as_strided(o, lines, o.strides, o.offset), i_l = as_strided(index, lines, index.strides, index.offset),
               s_l = as_strided(src, lines, src.strides, src.offset);
   const Array* ops[3] = {&o_l, &i_l, &s_l};
@@ -297,13 +341,17 @@ void take(const Array& out, const Array& offs_v, const Array& a_v, const char* o
   FG_CUDA_LAUNCH_CHECK(op);
 }
 
-void put(const Array& a_s, const Array& v_s, const Array& offs, const Array& v_b, bool accumulate, const char* op) {
-  const int64_t nb = offs.numel(), ns = a_s.numel();
-  if (nb == 0 || ns == 0) return;
+namespace {
+
+// put()'s grouping and writes, given each entry's destination (offs: element
+// offsets from a_s.raw()) and value (voff: byte offsets from v_s.raw()), nb
+// entries in index order; the current device is a_s's.
+void sorted_put(const Array& a_s, const Array& v_s, const Array& offs, const Array& voff, int64_t nb, bool accumulate,
+                const char* op) {
+  const int64_t ns = a_s.numel();
   if (nb > INT_MAX || ns > INT64_MAX / nb)
     throw std::invalid_argument(std::string(op) + ": too many index entries for CUDA (" + std::to_string(nb) + ")");
   const Device d = a_s.device();
-  DeviceGuard g(d.index, op);
   // Entries sorted by destination, stably (radix sort keeps equal keys in
   // input order, so a group lists its entries in index order).
   Array ids = empty({nb}, DType::Int64, d), keys = empty({nb}, DType::Int64, d), order = empty({nb}, DType::Int64, d);
@@ -317,14 +365,6 @@ void put(const Array& a_s, const Array& v_s, const Array& offs, const Array& v_b
   FG_CUDA_CHECK(op, cub::DeviceRadixSort::SortPairs(tmp.raw(), bytes, offs.data<const int64_t>(),
                                                     keys.data<int64_t>(), ids.data<const int64_t>(),
                                                     order.data<int64_t>(), n));
-  // Byte offset of each entry's values.
-  Array voff = empty({nb}, DType::Int64, d);
-  {
-    const Array* ops[1] = {&v_b};
-    Indexer<1> ix = make_indexer<1>(v_b.shape, ops, op);
-    entry_offsets_kernel<<<grid_for(nb), kThreads>>>(ix, voff.data<int64_t>(), nb);
-    FG_CUDA_LAUNCH_CHECK(op);
-  }
   const Array* ops[2] = {&a_s, &v_s};
   Indexer<2> ix = make_indexer<2>(a_s.shape, ops, op);
   dispatch(a_s.dtype, [&](auto tag) {
@@ -333,6 +373,21 @@ void put(const Array& a_s, const Array& v_s, const Array& offs, const Array& v_b
                                                                voff.data<const int64_t>(), nb, ns, accumulate);
   });
   FG_CUDA_LAUNCH_CHECK(op);
+}
+
+}  // namespace
+
+void put(const Array& a_s, const Array& v_s, const Array& offs, const Array& v_b, bool accumulate, const char* op) {
+  const int64_t nb = offs.numel(), ns = a_s.numel();
+  if (nb == 0 || ns == 0) return;
+  DeviceGuard g(a_s.device().index, op);
+  // Byte offset of each entry's values.
+  Array voff = empty({nb}, DType::Int64, a_s.device());
+  const Array* ops[1] = {&v_b};
+  Indexer<1> ix = make_indexer<1>(v_b.shape, ops, op);
+  entry_offsets_kernel<<<grid_for(nb), kThreads>>>(ix, voff.data<int64_t>(), nb);
+  FG_CUDA_LAUNCH_CHECK(op);
+  sorted_put(a_s, v_s, offs, voff, nb, accumulate, op);
 }
 
 Array masked_select(const Array& a_v, const Array& m_v) {

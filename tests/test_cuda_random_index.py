@@ -217,6 +217,28 @@ def test_scatter_add_long_1d_sums_in_index_order():
     same(twice_same(fg.scatter_add, ag, 0, ig, sg), fg.scatter_add(ac, 0, ic, sc))
 
 
+@pytest.mark.parametrize("dim", (0, 1, -1))
+def test_scatter_add_few_long_lines(dim):
+    # a few lines of many entries (the sorted path on the device): any dim,
+    # non-contiguous src, duplicates, int and float
+    r = rng(16)
+    shape = (500, 3) if dim == 0 else (3, 500)
+    size = (9, 3) if dim == 0 else (3, 9)
+    idx = r.integers(0, 9, shape)
+    for dtype in (fg.float32, fg.float64, fg.int64):
+        src = r.standard_normal(shape[::-1]) * 100
+        (ac, ag), (ic, ig), (sc, sg) = pair(r.standard_normal(size), dtype), pair(idx), pair(src, dtype)
+        same(twice_same(fg.scatter_add, ag, dim, ig, sg.T), fg.scatter_add(ac, dim, ic, sc.T))
+    bad = idx.copy()
+    bad.flat[400] = 9
+    msgs = []
+    for d in ("cuda", "cpu"):
+        with pytest.raises(IndexError, match="scatter_add") as e:
+            fg.scatter_add(fg.zeros(size, device=d), dim, fg.tensor(bad, device=d), fg.ones(shape, device=d))
+        msgs.append(str(e.value))
+    assert msgs[0] == msgs[1]
+
+
 def test_scatter_add_bad_index():
     a, ag = pair(np.zeros((3, 4)))
     idx = np.array([[0, 1], [5, 0], [0, -1]])
