@@ -105,6 +105,7 @@ def main():
         line += f"        {tt * 1e3:8.2f}   (ratio {tt / tf:.3f})"
     print(line)
     bench_conv_pool(torch if have_torch else None, fsync, tsync)
+    bench_norm(torch if have_torch else None, fsync, tsync)
     bench_tf32(torch if have_torch else None, fsync, tsync)  # last: a fault there spoils nothing else
     print("\nmemory:", {k: v for k, v in fg.memory.stats("cuda").items()})
     _ = np  # numpy: kept for quick interactive checks
@@ -198,6 +199,45 @@ def bench_conv_pool(torch, fsync, tsync):
             line += f"  {tt * 1e3:9.2f}  {tt / tf:6.3f}"
         print(line)
     del x, tx
+
+
+# ---- fused normalisation (cuda/norm.cu) vs torch ----------------------------------------------------
+
+
+def bench_norm(torch, fsync, tsync):
+    """layer_norm and training-mode batch_norm, float32, forward + backward
+    (x, weight and bias grads from a fixed upstream gradient); 3 lines."""
+    F = fg.nn.functional
+    print("\nnorm float32 fwd+bwd                          fastgrad ms   torch ms   ratio")
+    r = np.random.default_rng(2)
+    cases = [
+        ("layer_norm 16384x1024", (16384, 1024), 1024,
+         lambda F_, x, w, b: F_.layer_norm(x, (1024,), w, b)),
+        ("BatchNorm2d 64x64x56x56", (64, 64, 56, 56), 64,
+         lambda F_, x, w, b: F_.batch_norm(x, None, None, w, b, training=True)),
+    ]
+    for name, shape, c, fn in cases:
+        arrays = [r.standard_normal(s, dtype=np.float32) for s in (shape, (c,), (c,), shape)]
+        x, w, b, g = (fg.tensor(a, device="cuda", requires_grad=i < 3) for i, a in enumerate(arrays))
+
+        def f_all():
+            x.grad = w.grad = b.grad = None
+            fn(F, x, w, b).backward(g)
+
+        tf = median_time(f_all, fsync)
+        line = f"  {name:24s}                     {tf * 1e3:9.2f}"
+        if torch is not None:
+            tx, tw, tb, tg = (torch.tensor(a, device="cuda", requires_grad=i < 3) for i, a in enumerate(arrays))
+
+            def t_all():
+                tx.grad = tw.grad = tb.grad = None
+                fn(torch.nn.functional, tx, tw, tb).backward(tg)
+
+            tt = median_time(t_all, tsync)
+            line += f"  {tt * 1e3:9.2f}  {tt / tf:6.3f}"
+            del tx, tw, tb, tg
+        print(line)
+        del x, w, b, g
 
 
 # ---- TF32 tensor cores (cuda/gemm.cu's sgemm_tf32) vs torch with TF32 on ---------------------------
