@@ -4,7 +4,8 @@ installed), in GFLOP/s, float32, next to the machine's measured peak.
 Cases: square N x N @ N x N for N = 64 .. 2048, and the matrix products of a
 784-256 MLP layer at batch 128: the forward X @ W and the two backward
 products, which read a transposed operand in place (dW = X^T @ dY and
-dX = dY @ W^T). All libraries use the same number of threads (NumPy's
+dX = dY @ W^T); then the same three with the weight stored as nn.Linear
+stores it, (256, 784) ("lin": x @ W^T, dY @ W, dY^T @ x). All libraries use the same number of threads (NumPy's
 OpenBLAS is set through its own call). Each figure is the median over
 samples in which the libraries alternate; with one thread the clock is the
 calling thread's CPU time (a loaded machine disturbs it far less than wall
@@ -47,6 +48,12 @@ def cases(sizes):
     out.append(("mlp fwd X@W     128x784 @ 784x256", x, w, 1.2))
     out.append(("mlp dW  X^T@dY  784x128 @ 128x256", x.T, dy, 1.2))  # transposed view, no copy
     out.append(("mlp dX  dY@W^T  128x256 @ 256x784", dy, w.T, 1.2))  # transposed view, no copy
+    # The same layer with the weight stored as nn.Linear stores it, (out, in) = (256, 784):
+    # the forward reads it transposed, dX reads it row-major, dW reads dY transposed.
+    wl = np.ascontiguousarray(w.T)
+    out.append(("lin fwd x@W^T   128x784 @ 784x256", x, wl.T, 1.2))
+    out.append(("lin dX  dY@W    128x256 @ 256x784", dy, wl, 1.2))
+    out.append(("lin dW  dY^T@x  256x128 @ 128x784", dy.T, x, 1.2))
     return out
 
 
