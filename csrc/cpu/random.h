@@ -21,12 +21,14 @@
 //          f32: block q gives elements 4q..4q+3 from (w0, w1) and (w2, w3)
 //               (float polynomials for ln/cos/sin, within ~1 ulp of libm)
 //          f64: block q gives elements 2q, 2q+1 from u64(w0, w1), u64(w2, w3)
-//               (double polynomials, within ~1 ulp of libm)
+//               (double polynomials: ln within 1 ulp, cos/sin within
+//               2e-16 absolute)
 //          The ln/cos/sin are our own (below, in `rng`), not the libm's, and
 //          every operation in them is a single IEEE-rounded op: the CUDA
 //          kernels run the same functions and give the same bits.
 //   randint, randperm: 64-bit draws as for rand f64, mapped to [0, n) by
-//          (u64 * n) >> 64
+//          (u64 * n) >> 64 (randperm's Fisher-Yates is serial: a CUDA
+//          permutation is made on the host and copied)
 //   bernoulli, dropout_mask: uniforms as for rand, compared with p
 //   multinomial (weights w of R rows x C categories, S samples per row; all
 //          in float64 whatever w's dtype):
