@@ -46,12 +46,20 @@ class Function:
         st = state
         grad_on = st.grad_enabled
         level = st.forward_level
+        record = False
         if grad_on or level:
             for t in inputs:
                 b = getattr(t, "_base", None)  # (a Parameter made by nn may lack the slot)
                 if b is not None and (b[0]._node is not b[2] or b[0]._tangent is not b[3]):
                     refresh_view(t)  # the root was written in place since this view was made
+            if grad_on and cls.differentiable:
+                for t in inputs:
+                    if t._requires_grad:
+                        record = True
+                        break
         ctx = _new(cls)
+        if not record and not level:
+            ctx._saved = None  # nothing will read them: save_for_backward keeps nothing
         out_arr = ctx.forward(*inputs, **params)
         # Tensor._wrap inlined: this runs once per op
         out = _new(_Tensor)
@@ -67,29 +75,26 @@ class Function:
                 out._base = (b[0], b[1] + ((cls, params),), b[2], b[3])
         if not cls.differentiable:
             return out
-        if grad_on:
+        if record:
             # Loops, not comprehensions: in Python 3.11 each comprehension is a function call.
+            needs, nxt, meta = [], [], []
             for t in inputs:
+                d = t._data
+                meta.append((d.shape, d.dtype_id))
                 if t._requires_grad:
-                    needs, nxt, meta = [], [], []
-                    for t in inputs:
-                        d = t._data
-                        meta.append((d.shape, d.dtype_id))
-                        if t._requires_grad:
-                            needs.append(True)
-                            nxt.append(t._node or t)
-                        else:
-                            needs.append(False)
-                            nxt.append(None)
-                    ctx.needs_input_grad = tuple(needs)
-                    ctx.next = tuple(nxt)
-                    ctx.in_meta = tuple(meta)
-                    if cls.save_output:
-                        ctx._out = out_arr
-                        ctx._out_version = out_arr.version
-                    out._requires_grad = True
-                    out._node = ctx
-                    break
+                    needs.append(True)
+                    nxt.append(t._node or t)
+                else:
+                    needs.append(False)
+                    nxt.append(None)
+            ctx.needs_input_grad = tuple(needs)
+            ctx.next = tuple(nxt)
+            ctx.in_meta = tuple(meta)
+            if cls.save_output:
+                ctx._out = out_arr
+                ctx._out_version = out_arr.version
+            out._requires_grad = True
+            out._node = ctx
         if level:
             # t._tangent is (level, tangent): only tangents of the running fg.jvp count
             tangents = [tt[1] if (tt := t._tangent) is not None and tt[0] == level else None for t in inputs]
@@ -110,6 +115,8 @@ class Function:
     # -- saving ----------------------------------------------------------------
     def save_for_backward(self, *tensors):
         """Saves tensors (None: a slot the rules will not need) with their versions."""
+        if self._saved is None:  # the op is not recorded (apply said so): keep no references
+            return
         saved = []
         for t in tensors:
             saved.append((t, None if t is None else t._data.version))
