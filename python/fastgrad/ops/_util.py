@@ -88,10 +88,12 @@ def normalize_dims(dim, ndim, op):
     """dim=None|int|tuple -> list of non-negative ints ([] means all dims)."""
     if dim is None:
         return []
+    n = ndim if ndim > 1 else 1
+    if type(dim) is int and -n <= dim < n:  # the common case, without the general loop
+        return [dim + n if dim < 0 else dim]
     if isinstance(dim, int):
         dim = (dim,)
     out = []
-    n = max(ndim, 1)
     for d in dim:
         d = int(d)
         if not -n <= d < n:
