@@ -1,5 +1,5 @@
 """The vectorised kernels of csrc/cpu/vecmath_extra* (log1p, expm1, softplus,
-elu, leaky_relu) on every CPU build (avx512, avx2, scalar libm): accuracy in
+elu, leaky_relu, erf, sin, cos, tan) on every CPU build (avx512, avx2, scalar libm): accuracy in
 ulp against long double references, special values, tails and layouts,
 thread counts, PyTorch parity; and the softmax family on masked (-inf /
 -1e9) rows, whose exp no longer takes the underflow path."""
@@ -29,6 +29,25 @@ def _softplus_ref(x, dt, beta, threshold):
     return np.where(z > LD(dt(threshold)), x, (np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))) / b)
 
 
+_ERF_CACHE = {}
+
+
+def _erf_ref(x):
+    """erf in long double: mpmath (40 digits) per distinct value, cached
+    across the parametrised tests (NumPy has no long double erf)."""
+    import mpmath
+
+    out = np.empty(x.shape, dtype=LD)
+    with mpmath.workdps(40):
+        for i, v in enumerate(x.ravel()):
+            key = float(v).hex()  # tells -0 from 0
+            if key not in _ERF_CACHE:
+                e = LD(mpmath.erf(mpmath.mpf(float(v)))) if v == v else LD(np.nan)
+                _ERF_CACHE[key] = LD(v) if v == 0 else e  # erf(+-0) = +-0 (mpmath has one zero)
+            out.ravel()[i] = _ERF_CACHE[key]
+    return out
+
+
 # name -> (fastgrad op, long double reference (x, dtype), torch op, max ulp)
 OPS = {
     "log1p": (fg.log1p, lambda x, dt: np.log1p(x), torch.log1p, 2),
@@ -44,6 +63,11 @@ OPS = {
     # one rounded product: correctly rounded
     "leaky_relu": (F.leaky_relu, lambda x, dt: np.where(x > 0, x, x * LD(dt(0.01))),
                    torch.nn.functional.leaky_relu, 0.5),
+    # vectorised since round 3 (|x| > 1e5 lanes of sin / cos / tan go to libm)
+    "erf": (fg.erf, lambda x, dt: _erf_ref(x), torch.erf, 2),
+    "sin": (fg.sin, lambda x, dt: np.sin(x), torch.sin, 2),
+    "cos": (fg.cos, lambda x, dt: np.cos(x), torch.cos, 2),
+    "tan": (fg.tan, lambda x, dt: np.tan(x), torch.tan, 3),
 }
 RANGES = {  # dense sweep per dtype
     "log1p": {np.float32: (-0.999, 60.0), np.float64: (-0.999, 60.0)},
@@ -51,6 +75,10 @@ RANGES = {  # dense sweep per dtype
     "softplus": {np.float32: (-80.0, 30.0), np.float64: (-700.0, 40.0)},
     "elu": {np.float32: (-25.0, 5.0), np.float64: (-50.0, 5.0)},
     "leaky_relu": {np.float32: (-5.0, 5.0), np.float64: (-5.0, 5.0)},
+    "erf": {np.float32: (-5.0, 5.0), np.float64: (-7.0, 7.0)},
+    "sin": {np.float32: (-20.0, 20.0), np.float64: (-20.0, 20.0)},
+    "cos": {np.float32: (-20.0, 20.0), np.float64: (-20.0, 20.0)},
+    "tan": {np.float32: (-20.0, 20.0), np.float64: (-20.0, 20.0)},
 }
 
 
@@ -63,6 +91,12 @@ def sweep(name, dtype, n=40000):
         parts += [np.exp2(e), -np.exp2(rng.uniform(-60, -1, n // 8))]
     if name == "expm1":
         parts.append(rng.choice([-1, 1], n // 4) * np.exp2(rng.uniform(-60, 0, n // 4)))
+    if name in ("sin", "cos", "tan"):  # the reduced range up to 1e5, then libm lanes mixed in
+        parts += [rng.uniform(-1e5, 1e5, n // 4), rng.choice([-1, 1], n // 8) * np.exp2(rng.uniform(-40, 16.6, n // 8)),
+                  rng.choice([-1, 1], n // 16) * np.exp2(rng.uniform(16.6, 100, n // 16))]
+    if name == "erf":  # tiny arguments and the split points
+        parts += [rng.choice([-1, 1], n // 8) * np.exp2(rng.uniform(-60, 0, n // 8)),
+                  np.linspace(0.6, 1.4, n // 8)]
     return np.concatenate(parts).astype(dtype)
 
 
@@ -304,3 +338,36 @@ def test_pool_concurrent_callers_and_resizes_give_same_bits():
         assert not errors, errors[0]
     finally:
         fg.set_num_threads(prev)
+
+
+# ---- erf / sin / cos / tan: special values and the libm lanes ----------------------------------
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_trig_erf_special_values_spelled_out(cap, dtype):
+    x = np.array([np.inf, -np.inf, np.nan, -0.0, 0.0], dtype=dtype)
+    for op in (fg.sin, fg.cos, fg.tan):
+        y = op(fg.from_numpy(x)).numpy()
+        assert np.isnan(y[:3]).all()
+    s, t = fg.sin(fg.from_numpy(x)).numpy(), fg.tan(fg.from_numpy(x)).numpy()
+    assert s[3] == 0 and np.signbit(s[3]) and t[3] == 0 and np.signbit(t[3]) and not np.signbit(s[4])
+    np.testing.assert_array_equal(fg.cos(fg.from_numpy(x)).numpy()[3:], [1, 1])
+    e = fg.erf(fg.from_numpy(x)).numpy()
+    assert e[0] == 1 and e[1] == -1 and np.isnan(e[2]) and e[3] == 0 and np.signbit(e[3]) and not np.signbit(e[4])
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_trig_big_lanes_go_to_libm(cap, dtype):
+    # one |x| > 1e5 lane among reduced ones, at every lane position of a
+    # vector: it gets libm's value (within 1 ulp of long double), the others
+    # keep the bits they have in a vector of small values only
+    rng = np.random.default_rng(3)
+    small = rng.uniform(-50, 50, 64).astype(dtype)
+    for op, ref in ((fg.sin, np.sin), (fg.cos, np.cos), (fg.tan, np.tan)):
+        base = op(fg.from_numpy(small)).numpy()
+        for pos in range(0, 17):
+            x = small.copy()
+            x[pos] = dtype(1e5 + 12345.678 * (pos + 1)) * (-1) ** pos
+            y = op(fg.from_numpy(x)).numpy()
+            keep = np.arange(64) != pos
+            np.testing.assert_array_equal(y[keep], base[keep])
+            assert ulp_errors(y[pos:pos + 1], ref(x[pos:pos + 1].astype(LD)), dtype).max() <= 1

@@ -641,16 +641,24 @@ Array sqrt(const Array& a) { return float_unary("sqrt", a, [](auto x) { return s
 Array rsqrt(const Array& a) {
   return float_unary("rsqrt", a, [](auto x) { return decltype(x)(1) / std::sqrt(x); });
 }
-Array sin(const Array& a) { return float_unary("sin", a, [](auto x) { return std::sin(x); }); }
-Array cos(const Array& a) { return float_unary("cos", a, [](auto x) { return std::cos(x); }); }
-Array tan(const Array& a) { return float_unary("tan", a, [](auto x) { return std::tan(x); }); }
+Array sin(const Array& a) {
+  return float_unary("sin", a, param_spanned(vecmath::kSin, 0, 0, [](auto x) { return std::sin(x); }));
+}
+Array cos(const Array& a) {
+  return float_unary("cos", a, param_spanned(vecmath::kCos, 0, 0, [](auto x) { return std::cos(x); }));
+}
+Array tan(const Array& a) {
+  return float_unary("tan", a, param_spanned(vecmath::kTan, 0, 0, [](auto x) { return std::tan(x); }));
+}
 Array tanh(const Array& a) {
   return float_unary("tanh", a, spanned(vecmath::kTanh, [](auto x) { return std::tanh(x); }));
 }
 Array sigmoid(const Array& a) {
   return float_unary("sigmoid", a, spanned(vecmath::kSigmoid, [](auto x) { return sm::sigmoid(x); }));
 }
-Array erf(const Array& a) { return float_unary("erf", a, [](auto x) { return std::erf(x); }); }
+Array erf(const Array& a) {
+  return float_unary("erf", a, param_spanned(vecmath::kErf, 0, 0, [](auto x) { return std::erf(x); }));
+}
 Array gelu(const Array& a) { return float_unary("gelu", a, spanned(vecmath::kGelu, [](auto x) { return sm::gelu(x); })); }
 Array gelu_tanh(const Array& a) {
   return float_unary("gelu_tanh", a, spanned(vecmath::kGeluTanh, [](auto x) { return sm::gelu_tanh(x); }));

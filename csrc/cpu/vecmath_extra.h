@@ -1,5 +1,6 @@
 // vecmath_extra.h - more vectorised span kernels beside vecmath.h: log1p,
-// expm1 and the parametrised activations softplus, elu and leaky_relu.
+// expm1, erf, sin, cos, tan and the parametrised activations softplus, elu
+// and leaky_relu.
 //
 // Kept in their own translation units (vecmath_extra_avx2.cpp /
 // vecmath_extra_avx512.cpp, math in vecmath_extra_impl.h) on top of the
@@ -10,7 +11,9 @@
 //
 // Accuracy (tests/test_vecmath_extra.py, against float64 / long double
 // references): log1p, expm1 within 2 ulp; softplus, elu within a few ulp
-// (absolute error below the smallest normal number); leaky_relu exact.
+// (absolute error below the smallest normal number); leaky_relu exact;
+// erf, sin, cos within 2 ulp, tan within 3 ulp (sin / cos / tan: lanes with
+// |x| > 1e5 are computed by libm).
 // Special values follow libm / PyTorch: log1p(-1) = -inf, log1p(x < -1) =
 // nan, log1p(inf) = inf, expm1(-inf) = -1, expm1(inf) = inf, -0 keeps its
 // sign, NaN in -> NaN out.
@@ -30,7 +33,8 @@ namespace vecmath {
 //                       else log1p(exp(beta x)) / beta (as PyTorch)
 //   kElu                p0 = alpha: x > 0 ? x : alpha expm1(x)
 //   kLeakyRelu          p0 = negative slope: x > 0 ? x : x p0
-enum Extra : int { kLog1p, kExpm1, kSoftplus, kElu, kLeakyRelu, kNumExtra };
+//   kErf, kSin, kCos, kTan  no parameters
+enum Extra : int { kLog1p, kExpm1, kSoftplus, kElu, kLeakyRelu, kErf, kSin, kCos, kTan, kNumExtra };
 
 template <class T>
 using ParamFn = void (*)(const T* x, T* y, int64_t n, T p0, T p1);

@@ -19,9 +19,9 @@
 //   log:   x = 2^e m, m in [sqrt(1/2), sqrt(2)); log(m) = log1p(f) from
 //          s = f / (2 + f) and the odd series of 2 atanh(s) (fdlibm's
 //          arrangement, which keeps the rounding of s out of the big terms).
-//   tanh:  -expm1(-2|x|) / (expm1(-2|x|) + 2) with the sign of x: no
-//          cancellation anywhere, so one formula covers all x; float32 uses
-//          an odd polynomial below |x| = 0.625 (see tanh_op).
+//   tanh:  float64: -expm1(-2|x|) / (expm1(-2|x|) + 2) with the sign of x:
+//          no cancellation anywhere, so one formula covers all x; float32:
+//          expm1(2|x|) / (expm1(2|x|) + 2), one path (see tanh_op).
 //   sigmoid / silu / gelu_tanh: e = exp(-|z|) never overflows; sigmoid(z) is
 //          1 / (1 + e) or e / (1 + e); gelu_tanh(x) = x * sigmoid(2u), since
 //          (1 + tanh u) / 2 = sigmoid(2u) (stable where 1 + tanh u cancels).
@@ -121,6 +121,25 @@ inline f32x16 div_pos(f32x16 num, f32x16 d) {
   return mad(mad(-d, q0, num), y1, q0);
 }
 #endif
+// num / (d + dlo), d in [1, 2^64] and dlo the rounding error of d (|dlo| <=
+// ulp(d) / 2): the residual num - (d + dlo) q0 (exact but for dlo q0) also
+// takes the part of the divisor that rounding d dropped. With AVX-512 the
+// reciprocal is vrcp14ps alone: q0 is then off by e <= 2^-14 and the
+// residual step leaves e^2 <= 2^-28 before the last rounding (div_pos's
+// Newton step buys correct rounding, not needed here).
+template <class V>
+inline V recip_pos(V d) {
+  return static_cast<typename Tr<V>::T>(1) / d;
+}
+#ifdef __AVX512F__
+inline f32x16 recip_pos(f32x16 d) { return _mm512_mask_rcp14_ps(d, 0xffff, d); }
+#endif
+template <class V>
+inline V div_pos_lo(V num, V d, V dlo) {
+  const V y = recip_pos(d);
+  const V q0 = num * y;
+  return mad(mad(-dlo, q0, mad(-d, q0, num)), y, q0);
+}
 #undef FG_VM_VECTYPES
 
 template <class To, class From>
@@ -407,13 +426,18 @@ inline V tanh(V x) {
 // rounded once: correctly rounded, but twice the arithmetic and below memory
 // speed). Measured max error over dense float32 sweeps: exp 1.06 ulp, tanh 1.43 ulp (at |x| ~ 0.65).
 
-// tanh(x) = x + x^3 P(x^2) for |x| < kTanhSmall: a Chebyshev fit
-// (mpmath.chebyfit) of (tanh(s) - s) / s^3, u = s^2 in [0, 0.625^2]; fit
-// error 1.6e-9, so the result keeps the accuracy of x itself near 0, where
-// -expm1(-2|x|) / (expm1(-2|x|) + 2) costs ~2 ulp.
-constexpr float kTanhSmall = 0.625f;
-constexpr float kTanhOdd[] = {2.292744816e-3f, -8.343945516e-3f, 2.176891865e-2f,
-                              -5.395925958e-2f, 1.333330356e-1f, -3.333333317e-1f};
+// float32 tanh(|x|) = em / (em + 2), em = expm1(2|x|) = 2^n (e^r - 1) +
+// (2^n - 1): one path for every lane (round 2 computed a small-|x|
+// polynomial and an exp form in every lane and blended them: twice the
+// arithmetic). With a positive argument nothing cancels: near 0 em is
+// e^r - 1 itself, and for large |x| a relative error e in em moves the
+// quotient by only 2e / (em + 2). (A 5/4 rational minimax in x^2 was 30%
+// cheaper but its Horner roundings cost up to 4.7 ulp where tanh -> 1.)
+// Above kTanhClamp tanh rounds to 1 in float32 (em stays ~8e7, finite).
+// Measured max error (dense float32 sweep): see vecmath.h.
+constexpr float kTanhClamp = 9.1f;
+constexpr float kTanhExpm1[] = {K<float>::kExpm1[0] * 64, K<float>::kExpm1[1] * 32, K<float>::kExpm1[2] * 16,
+                                K<float>::kExpm1[3] * 8,  K<float>::kExpm1[4] * 4,  K<float>::kExpm1[5] * 2};
 
 template <class V>
 inline V exp_op(V x) {
@@ -422,26 +446,25 @@ inline V exp_op(V x) {
 template <class V>
 inline V tanh_op(V x) {
   if constexpr (sizeof(TOf<V>) == 4) {
-    const V ax = vabs(x), x2 = x * x;
-    // the sign goes on last: mad(-0 * 0, P, -0) would give +0
-    const V small = mad(ax * x2, horner(x2, kTanhOdd), ax);
-    // Above: 1 - 2e / (1 + e), e = exp(-2|x|) formed as 2^n e^r directly.
-    // The subtracted term is < 0.45, so its ~2 ulp cost under 1 ulp of the
-    // result (the expm1 form reached 2.5 ulp near |x| = 4.5).
-    V e;
-    if constexpr (HasScalef<V>::value) {  // as in exp_shift: fewer instructions
-      const V y = max_keep_nan(splat<V>(K<float>::kTanhLo), ax * -2.0f);
-      const V fn = mad(y, splat<V>(K<float>::kLog2e), splat<V>(K<float>::kMagic)) - K<float>::kMagic;
-      const V r = mad(fn, splat<V>(-K<float>::kLn2Lo), mad(fn, splat<V>(-K<float>::kLn2Hi), y));
-      e = scalef(expm1_poly(r) + 1.0f, fn);
+    using T = float;
+    // 2|x| = n ln2 + 2h; everything is halved (exact power-of-two scalings
+    // of exp's constants: the same bits as reducing 2|x|, one multiply less)
+    const V ax = min_keep_nan(splat<V>(kTanhClamp), vabs(x));  // NaN stays NaN
+    const V fn = mad(ax, splat<V>(2 * K<T>::kLog2e), splat<V>(K<T>::kMagic)) - K<T>::kMagic;
+    const V h = mad(fn, splat<V>(-K<T>::kLn2Lo / 2), mad(fn, splat<V>(-K<T>::kLn2Hi / 2), ax));
+    V s2;  // 2^(n+1), n in [0, 27]
+    if constexpr (HasScalef<V>::value) {
+      s2 = scalef(splat<V>(2.0f), fn);
     } else {
-      IOf<V> n;
-      const V r = reduce_ln2(max_keep_nan(splat<V>(K<float>::kTanhLo), ax * -2.0f), &n);
-      const V s = pow2<V>(n);
-      e = mad(s, expm1_poly(r), s);
+      s2 = pow2<V>(magic_int(fn + K<T>::kMagic) + splat_int<V>(1));
     }
-    const V big = 1.0f - div_pos(e + e, e + 1.0f);
-    return copysign(ax < kTanhSmall ? small : big, x);
+    // (e^2h - 1) / 2 = h + h^2 P(h): expm1_poly's coefficients times 2^(k-1)
+    const V half_em = mad(h * h, horner(h, kTanhExpm1), h);
+    const V em = mad(s2, half_em, mad(s2, splat<V>(0.5f), splat<V>(-1.0f)));  // 2^n (e^2h - 1) + 2^n - 1
+    // d - 2 is exact for every d >= 2 and then so is em - (d - 2): the
+    // rounding error of d, which would cost up to 1 ulp of the quotient.
+    const V d = em + 2.0f;
+    return copysign(div_pos_lo(em, d, em - (d - 2.0f)), x);  // the sign goes on last: keeps -0
   } else {
     return tanh(x);
   }
