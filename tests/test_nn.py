@@ -519,3 +519,16 @@ def test_gradient_accumulation_equals_full_batch():
         F.mse_loss(m(X[i:i + 2]), y[i:i + 2], reduction="sum").backward()
     for p, g in zip(m.parameters(), full):
         np.testing.assert_allclose(p.grad.numpy(), g, rtol=1e-5, atol=1e-6)
+
+
+def test_loss_weights_are_buffers_like_torch():
+    # Class weights are registered buffers in torch: module.to(device) moves them and the state_dict holds them.
+    for make in (lambda m, w: m.CrossEntropyLoss(weight=w), lambda m, w: m.NLLLoss(weight=w),
+                 lambda m, w: m.BCELoss(weight=w), lambda m, w: m.BCEWithLogitsLoss(weight=w, pos_weight=w * 2)):
+        w = np.arange(1.0, 4.0, dtype=np.float32)
+        ours, theirs = make(fg.nn, fg.tensor(w)), make(torch.nn, torch.tensor(w))
+        assert sorted(ours.state_dict()) == sorted(theirs.state_dict())
+        for k, v in theirs.state_dict().items():
+            np.testing.assert_array_equal(ours.state_dict()[k].numpy(), v.numpy())
+        assert sorted(n for n, _ in ours.named_buffers()) == sorted(n for n, _ in theirs.named_buffers())
+    assert fg.nn.CrossEntropyLoss().state_dict() == {} and fg.nn.CrossEntropyLoss().weight is None
