@@ -156,12 +156,30 @@ void normals_f32(uint64_t seed, uint64_t base, int64_t q0, int64_t q1, int64_t n
   }
 }
 
+// Normals of blocks [q0, q1) of a float64 call (2 per block, one pair
+// (u64(w0, w1), u64(w2, w3))): 16 pairs per batch in a call-free loop, as
+// for float32, which the compiler vectorises (about 2x one pair at a time;
+// the same function per pair, so the same bits).
 template <class Emit>
-void box_muller_f64(uint64_t x1, uint64_t x2, int64_t i, int64_t n, Emit& emit) {
-  double z0, z1;
-  rng::box_muller(u01_open0_f64(x1), u01_f64(x2), &z0, &z1);
-  if (i < n) emit(i, z0);
-  if (i + 1 < n) emit(i + 1, z1);
+void normals_f64(uint64_t seed, uint64_t base, int64_t q0, int64_t q1, int64_t n, Emit& emit) {
+  constexpr int kPairs = 16;
+  double u1[kPairs], u2[kPairs], z0[kPairs], z1[kPairs];
+  std::fill(u1, u1 + kPairs, 1.0);  // a last, partial batch computes (unused) pairs from these
+  std::fill(u2, u2 + kPairs, 0.0);
+  for (int64_t qb = q0; qb < q1; qb += kPairs) {
+    const int64_t qe = std::min<int64_t>(qb + kPairs, q1);
+    for_blocks(seed, base, qb, qe, [&](int64_t q, const PhiloxBlock& w) {
+      const int p = static_cast<int>(q - qb);
+      u1[p] = u01_open0_f64(join(w.w[0], w.w[1]));
+      u2[p] = u01_f64(join(w.w[2], w.w[3]));
+    });
+    for (int p = 0; p < kPairs; ++p) rng::box_muller(u1[p], u2[p], &z0[p], &z1[p]);  // vectorised
+    for (int p = 0; p < static_cast<int>(qe - qb); ++p) {
+      const int64_t i = 2 * (qb + p);
+      if (i < n) emit(i, z0[p]);
+      if (i + 1 < n) emit(i + 1, z1[p]);
+    }
+  }
 }
 
 // Runs emit(i, z) for i in [0, n) with z ~ N(0, 1) of type T, in parallel.
@@ -174,9 +192,7 @@ void for_each_normal(int64_t n, Emit&& emit) {
     if constexpr (std::is_same<T, float>::value) {
       normals_f32(seed, base, q0, q1, n, emit);
     } else {
-      for_blocks(seed, base, q0, q1, [&](int64_t q, const PhiloxBlock& b) {
-        box_muller_f64(join(b.w[0], b.w[1]), join(b.w[2], b.w[3]), 2 * q, n, emit);
-      });
+      normals_f64(seed, base, q0, q1, n, emit);
     }
   });
 }
