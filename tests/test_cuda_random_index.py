@@ -165,6 +165,30 @@ def test_mixed_device_sequence_equals_all_cpu():
         assert bits(a) == bits(b)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_multinomial_same_samples(dtype):
+    # (also in test_multinomial.py; here so that the GPU check runs it)
+    r = rng(14)
+    for shape, n, repl in (((7,), 3, False), ((7,), 1000, True), ((33, 9), 9, False), ((33, 9), 17, True),
+                           ((2, 1031), 100, False), ((1,), 1, True), ((4, 6), 6, False)):
+        w = r.random(shape) * (r.random(shape) > 0.2) + (np.arange(shape[-1]) == 0)
+        same(*both(lambda d: fg.multinomial(fg.tensor(w, dtype=dtype, device=d), n, replacement=repl)))
+        same(*both(lambda d: fg.multinomial(fg.tensor(w.T.copy(), dtype=dtype, device=d).T, n, replacement=repl)
+                   if w.ndim == 2 else fg.multinomial(fg.tensor(w, dtype=dtype, device=d), n, replacement=repl)))
+
+
+def test_multinomial_errors_like_cpu():
+    for w, n in (([0.5, -0.1], 1), ([[1.0, 1.0], [0.0, 0.0]], 1), ([1.0, np.nan], 1), ([[1.0], [np.inf]], 1)):
+        msgs = []
+        for d in ("cuda", "cpu"):
+            fg.manual_seed(4)
+            with pytest.raises(ValueError, match="multinomial") as e:
+                fg.multinomial(fg.tensor(w, device=d), n)
+            msgs.append(str(e.value))
+            assert fg.get_rng_state() == (4, 0)
+        assert msgs[0] == msgs[1]
+
+
 def test_dropout_on_device_matches_cpu():
     x = rng(4).standard_normal((33, 7))
     g, c = both(lambda d: F.dropout(fg.tensor(x, device=d), 0.4, training=True))
