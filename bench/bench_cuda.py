@@ -173,31 +173,49 @@ def bench_conv_pool(torch, fsync, tsync):
             print(line)
         del x, w, b, g
 
-    print("\npooling float32 fwd+bwd                       fastgrad ms   torch ms   ratio")
-    xn = np.random.default_rng(1).standard_normal((64, 64, 112, 112), dtype=np.float32)
+    # fwd, and fwd+bwd with a given upstream gradient (not .sum(): a full
+    # reduction would dominate the time)
+    print("\npooling float32 (fwd | fwd+bwd)        fastgrad ms        torch ms          ratio")
+    r = np.random.default_rng(1)
+    xn = r.standard_normal((64, 64, 112, 112), dtype=np.float32)
     cases = [
-        ("max_pool2d 3x3 s2 p1", lambda F_, t: F_.max_pool2d(t, 3, 2, 1)),
-        ("adaptive_avg_pool2d 1", lambda F_, t: F_.adaptive_avg_pool2d(t, 1)),
+        ("max_pool2d 3x3 s2 p1", lambda F_, t: F_.max_pool2d(t, 3, 2, 1), (64, 64, 56, 56)),
+        ("adaptive_avg_pool2d 1", lambda F_, t: F_.adaptive_avg_pool2d(t, 1), (64, 64, 1, 1)),
         ("bilinear x2 (to 224)", lambda F_, t: F_.interpolate(t[:16], scale_factor=2, mode="bilinear",
-                                                              align_corners=False)),
+                                                              align_corners=False), (16, 64, 224, 224)),
     ]
     x = fg.tensor(xn, device="cuda", requires_grad=True)
     tx = torch.tensor(xn, device="cuda", requires_grad=True) if torch is not None else None
-    for name, fn in cases:
+    for name, fn, gshape in cases:
+        gn = r.standard_normal(gshape, dtype=np.float32)
+        g = fg.tensor(gn, device="cuda")
+
+        def f_fwd():
+            with fg.no_grad():
+                fn(F, x)
+
         def f_all():
             x.grad = None
-            fn(F, x).sum().backward()
+            fn(F, x).backward(g)
 
-        tf = median_time(f_all, fsync)
-        line = f"  {name:24s}                     {tf * 1e3:9.2f}"
+        tf, tfb = median_time(f_fwd, fsync), median_time(f_all, fsync)
+        line = f"  {name:22s} {tf * 1e3:7.2f} | {tfb * 1e3:7.2f}"
         if tx is not None:
+            tg = torch.tensor(gn, device="cuda")
+
+            def t_fwd():
+                with torch.no_grad():
+                    fn(torch.nn.functional, tx)
+
             def t_all():
                 tx.grad = None
-                fn(torch.nn.functional, tx).sum().backward()
+                fn(torch.nn.functional, tx).backward(tg)
 
-            tt = median_time(t_all, tsync)
-            line += f"  {tt * 1e3:9.2f}  {tt / tf:6.3f}"
+            tt, ttb = median_time(t_fwd, tsync), median_time(t_all, tsync)
+            line += f"   {tt * 1e3:7.2f} | {ttb * 1e3:7.2f}   {tt / tf:5.3f} | {ttb / tfb:5.3f}"
+            del tg
         print(line)
+        del g
     del x, tx
 
 

@@ -311,6 +311,32 @@ __global__ void adaptive_avg_kernel(const T* __restrict__ x, Planes xp, int64_t 
   }
 }
 
+// Large windows (global pooling): one warp per output, lanes striding over
+// the window in row-major order, then a fixed shuffle tree: a thread per
+// output would leave most of the GPU idle and read each plane serially.
+template <class T>
+__global__ void adaptive_avg_warp_kernel(const T* __restrict__ x, Planes xp, int64_t H, int64_t W, int64_t OH,
+                                         int64_t OW, T* __restrict__ out, int64_t total) {
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = int64_t(gridDim.x) * (blockDim.x / 32);
+  for (int64_t e = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32; e < total; e += warps) {
+    const int64_t q = e % (OH * OW), p = e / (OH * OW);
+    const int64_t oh = q / OW, ow = q - oh * OW;
+    int64_t rlo, rhi, clo, chi;
+    adaptive_span(oh, H, OH, rlo, rhi);
+    adaptive_span(ow, W, OW, clo, chi);
+    const int64_t cw = chi - clo, area = (rhi - rlo) * cw;
+    const T* in = x + xp.off(p);
+    T sum = T(0);
+    for (int64_t t = lane; t < area; t += 32) {
+      const int64_t i = t / cw;
+      sum += in[(rlo + i) * xp.sH + (clo + t - i * cw) * xp.sW];
+    }
+    for (int s = 16; s > 0; s /= 2) sum += __shfl_down_sync(0xffffffffu, sum, s);
+    if (lane == 0) out[e] = sum / static_cast<T>(rhi - rlo) / static_cast<T>(cw);
+  }
+}
+
 // Gather: output rows whose window holds ih lie in [floor(ih * OH / H), ceil((ih + 1) * OH / H)).
 template <class T>
 __global__ void adaptive_avg_backward_kernel(const T* __restrict__ g, Planes gp, int64_t OH, int64_t OW, int64_t H,
@@ -646,8 +672,13 @@ Array adaptive_avg_pool2d(const Array& x, int64_t oh, int64_t ow) {
   const int64_t H = x.shape[x.ndim() - 2], W = x.shape[x.ndim() - 1];
   dispatch_float(x.dtype, op, [&](auto t) {
     using T = decltype(t);
-    adaptive_avg_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), planes_of(x), H, W, oh, ow, out.data<T>(),
-                                                          total);
+    // about the largest window (a heuristic: either kernel is exact)
+    if ((H / oh + 1) * (W / ow + 1) >= 128)
+      adaptive_avg_warp_kernel<T><<<grid_for(total * 32), kThreads>>>(x.data<T>(), planes_of(x), H, W, oh, ow,
+                                                                      out.data<T>(), total);
+    else
+      adaptive_avg_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), planes_of(x), H, W, oh, ow, out.data<T>(),
+                                                            total);
   });
   FG_CUDA_LAUNCH_CHECK(op);
   return out;

@@ -240,6 +240,8 @@ POOL = [
     ("adaptive avg", lambda x: F.adaptive_avg_pool2d(x, (4, 5)), (2, 3, 9, 11)),
     ("adaptive avg global", lambda x: F.adaptive_avg_pool2d(x, 1), (2, 3, 9, 11)),
     ("adaptive avg up", lambda x: F.adaptive_avg_pool2d(x, (11, 7)), (2, 3, 5, 6)),
+    ("adaptive avg big global", lambda x: F.adaptive_avg_pool2d(x, 1), (2, 3, 17, 19)),  # a warp per output
+    ("adaptive avg big", lambda x: F.adaptive_avg_pool2d(x, (3, 2)), (2, 3, 40, 33)),
     ("adaptive avg1d", lambda x: F.adaptive_avg_pool1d(x, 5), (2, 3, 13)),
     ("nearest size", lambda x: F.interpolate(x, size=(7, 9), mode="nearest"), (2, 3, 5, 6)),
     ("nearest x2", lambda x: F.interpolate(x, scale_factor=2, mode="nearest"), (2, 3, 5, 6)),
