@@ -356,8 +356,9 @@ std::tuple<Array, Array, Array> layer_norm_backward(const Array& dy, const Array
                                                                m, team);
     FG_CUDA_LAUNCH_CHECK(op);
     if (!want_dw && !want_db) return;
-    // Row chunks of at least 16 rows, at most 128 chunks (sizes only).
-    const int64_t K = std::max<int64_t>(1, std::min<int64_t>(128, rows / 16));
+    // Row chunks of at least 16 rows, at most 128 chunks, and at most 4M
+    // partial sums (64 MiB) for very wide rows; from the sizes only.
+    const int64_t K = std::max<int64_t>(1, std::min<int64_t>({128, rows / 16, (int64_t(1) << 22) / m}));
     const int64_t chunk = (rows + K - 1) / K;
     Array part = empty({2 * K * m}, DType::Float64, x.device());
     const dim3 grid(static_cast<unsigned>((m + kBlock - 1) / kBlock), static_cast<unsigned>(K));
