@@ -386,6 +386,29 @@ def test_same_result_for_every_thread_count(name):
             assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", [*OPTIMIZERS, "sgd_plain", "rmsprop_plain"])
+def test_line_blocks_equal_element_tail(cap, name, dtype):
+    """The span loops update whole cache lines (16 floats / 8 doubles, prefetching ahead) and then a
+    tail element by element: 37 values in one param (lines + tail, at offsets that make both) and the
+    same values as 37 one-element params (tail only) end up with the same bits."""
+    plain = {"sgd_plain": (optim.SGD, dict(lr=0.05)), "rmsprop_plain": (optim.RMSprop, dict(lr=1e-2))}
+    fg_cls, kwargs = plain[name] if name in plain else (OPTIMIZERS[name][0], OPTIMIZERS[name][2])
+    rng = np.random.default_rng(5)
+    init = rng.standard_normal(37).astype(dtype)
+    grads = [rng.standard_normal(37).astype(dtype) for _ in range(4)]
+    whole = fg.tensor(init, requires_grad=True)
+    pieces = [fg.tensor(init[i:i + 1], requires_grad=True) for i in range(37)]
+    opt_whole, opt_pieces = fg_cls([whole], **kwargs), fg_cls(pieces, **kwargs)
+    for g in grads:
+        whole.grad = fg.tensor(g)
+        for i, p in enumerate(pieces):
+            p.grad = fg.tensor(g[i:i + 1])
+        opt_whole.step()
+        opt_pieces.step()
+    np.testing.assert_array_equal(_np(whole), np.concatenate([_np(p) for p in pieces]))
+
+
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_step_bumps_versions(name, device):
     fg_cls, _, kwargs = OPTIMIZERS[name]

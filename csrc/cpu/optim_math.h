@@ -276,7 +276,26 @@ FG_OPTIM_HD inline void rmsprop_update(const RmspropConsts<T>& c, T& p, T grad, 
 // Span loops: the arrays of one param never overlap (the Python layer
 // allocates each state array; the front end rejects repeated params), hence
 // __restrict, which lets the compiler vectorise without alias checks.
+//
+// The loops go one cache line of elements at a time and first prefetch each
+// array's line kPrefetchBytes ahead. Why: the update is memory-bound, and
+// the hardware prefetchers alone kept plain SGD (two read streams, one
+// written back) at ~0.85 of the copy bandwidth on one core; asking for the
+// lines ahead keeps more misses in flight.
 // ---------------------------------------------------------------------------
+
+constexpr int64_t kPrefetchBytes = 2048;
+
+template <class T>
+inline void prefetch_ahead(const T* p) {
+#ifndef __CUDACC__
+  // Integer arithmetic: the address may lie past the array's end, which a
+  // prefetch may touch (it never faults) but a pointer may not point to.
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) + kPrefetchBytes));
+#else
+  (void)p;
+#endif
+}
 
 template <class T, bool kMomentum, bool kFirstStep>
 void sgd_span(const SgdConsts<T>& c, const SgdSpan<T>& s) {
@@ -284,7 +303,18 @@ void sgd_span(const SgdConsts<T>& c, const SgdSpan<T>& s) {
   T* __restrict p = s.param;
   const T* __restrict g = s.grad;
   T* __restrict buf = s.momentum_buffer;
-  for (int64_t i = 0; i < s.n; ++i) sgd_update<T, kMomentum, kFirstStep>(k, p[i], g[i], kMomentum ? buf + i : nullptr);
+  constexpr int L = 64 / sizeof(T);  // elements per cache line
+  int64_t i = 0;
+  for (; i < s.n - (L - 1); i += L) {
+    T* __restrict pl = p + i;
+    const T* __restrict gl = g + i;
+    T* __restrict bl = kMomentum ? buf + i : nullptr;
+    prefetch_ahead(pl);
+    prefetch_ahead(gl);
+    if (kMomentum) prefetch_ahead(bl);
+    for (int j = 0; j < L; ++j) sgd_update<T, kMomentum, kFirstStep>(k, pl[j], gl[j], kMomentum ? bl + j : nullptr);
+  }
+  for (; i < s.n; ++i) sgd_update<T, kMomentum, kFirstStep>(k, p[i], g[i], kMomentum ? buf + i : nullptr);
 }
 
 template <class T, bool kAmsgrad>
@@ -295,7 +325,22 @@ void adam_span(const AdamConsts<T>& c, const AdamSpan<T>& s) {
   T* __restrict m = s.exp_avg;
   T* __restrict v = s.exp_avg_sq;
   T* __restrict vmax = s.max_exp_avg_sq;
-  for (int64_t i = 0; i < s.n; ++i) adam_update<T, kAmsgrad>(k, p[i], g[i], m[i], v[i], kAmsgrad ? vmax + i : nullptr);
+  constexpr int L = 64 / sizeof(T);
+  int64_t i = 0;
+  for (; i < s.n - (L - 1); i += L) {
+    T* __restrict pl = p + i;
+    const T* __restrict gl = g + i;
+    T* __restrict ml = m + i;
+    T* __restrict vl = v + i;
+    T* __restrict xl = kAmsgrad ? vmax + i : nullptr;
+    prefetch_ahead(pl);
+    prefetch_ahead(gl);
+    prefetch_ahead(ml);
+    prefetch_ahead(vl);
+    if (kAmsgrad) prefetch_ahead(xl);
+    for (int j = 0; j < L; ++j) adam_update<T, kAmsgrad>(k, pl[j], gl[j], ml[j], vl[j], kAmsgrad ? xl + j : nullptr);
+  }
+  for (; i < s.n; ++i) adam_update<T, kAmsgrad>(k, p[i], g[i], m[i], v[i], kAmsgrad ? vmax + i : nullptr);
 }
 
 template <class T>
@@ -304,7 +349,18 @@ void adagrad_span(const AdagradConsts<T>& c, const AdagradSpan<T>& s) {
   T* __restrict p = s.param;
   const T* __restrict g = s.grad;
   T* __restrict sum = s.sum;
-  for (int64_t i = 0; i < s.n; ++i) adagrad_update<T>(k, p[i], g[i], sum[i]);
+  constexpr int L = 64 / sizeof(T);
+  int64_t i = 0;
+  for (; i < s.n - (L - 1); i += L) {
+    T* __restrict pl = p + i;
+    const T* __restrict gl = g + i;
+    T* __restrict sl = sum + i;
+    prefetch_ahead(pl);
+    prefetch_ahead(gl);
+    prefetch_ahead(sl);
+    for (int j = 0; j < L; ++j) adagrad_update<T>(k, pl[j], gl[j], sl[j]);
+  }
+  for (; i < s.n; ++i) adagrad_update<T>(k, p[i], g[i], sum[i]);
 }
 
 template <class T, bool kCentered, bool kMomentum>
@@ -315,7 +371,24 @@ void rmsprop_span(const RmspropConsts<T>& c, const RmspropSpan<T>& s) {
   T* __restrict sq = s.square_avg;
   T* __restrict buf = s.momentum_buffer;
   T* __restrict ga = s.grad_avg;
-  for (int64_t i = 0; i < s.n; ++i)
+  constexpr int L = 64 / sizeof(T);
+  int64_t i = 0;
+  for (; i < s.n - (L - 1); i += L) {
+    T* __restrict pl = p + i;
+    const T* __restrict gl = g + i;
+    T* __restrict ql = sq + i;
+    T* __restrict bl = kMomentum ? buf + i : nullptr;
+    T* __restrict al = kCentered ? ga + i : nullptr;
+    prefetch_ahead(pl);
+    prefetch_ahead(gl);
+    prefetch_ahead(ql);
+    if (kMomentum) prefetch_ahead(bl);
+    if (kCentered) prefetch_ahead(al);
+    for (int j = 0; j < L; ++j)
+      rmsprop_update<T, kCentered, kMomentum>(k, pl[j], gl[j], ql[j], kMomentum ? bl + j : nullptr,
+                                              kCentered ? al + j : nullptr);
+  }
+  for (; i < s.n; ++i)
     rmsprop_update<T, kCentered, kMomentum>(k, p[i], g[i], sq[i], kMomentum ? buf + i : nullptr,
                                             kCentered ? ga + i : nullptr);
 }
