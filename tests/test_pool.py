@@ -88,6 +88,27 @@ def test_max_pool_ties_inf_nan(dtype):
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=DT_IDS)
+def test_max_pool_2x2_stride2_path(dtype):
+    """2x2 windows with stride 2 take a path of their own (vectors of four
+    windows and a one-window tail): widths 1-9 and 18 cover both, odd sizes
+    drop the last row / column, a column slice of a wider tensor has rows
+    further apart than its width; ties, NaN in each tap and -inf windows."""
+    rng = np.random.default_rng(9)
+    for h, w in ((2, 2), (4, 4), (5, 7), (8, 8), (9, 17), (3, 36), (6, 10), (2, 6)):
+        x = rng.integers(0, 3, size=(2, 3, h, w)).astype(dtype)  # many ties: the first max wins
+        for tap in range(4):  # a NaN in each position of some windows (the last NaN wins)
+            x[0, tap % 3, tap // 2:: 2, tap % 2:: 4] = np.nan
+        x[1, 0, :2, :2] = -np.inf
+        x[1, 1, :, 1::2] = np.nan
+        for view in (lambda a: a, lambda a: a[..., : max(2, w - 3)]):
+            fx, tx = view(fg.tensor(x)), view(torch.tensor(x))
+            (oa, ia), (ob, ib) = (F.max_pool2d(fx, 2, return_indices=True),
+                                  TF.max_pool2d(tx, 2, return_indices=True))
+            assert_close(oa, ob, 0, 0), assert_close(ia, ib, 0, 0)
+    check_op(lambda t: F.max_pool2d(t, 2, 2), lambda t: TF.max_pool2d(t, 2, 2), [(3, 4, 9, 11)], dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=DT_IDS)
 @pytest.mark.parametrize("shape,k,s,p,d,ceil", [
     ((2, 3, 33), 3, 2, 1, 1, False), ((3, 7), 2, None, 0, 1, False), ((2, 2, 10), 3, 2, 1, 2, True),
     ((1, 1, 1), 1, 1, 0, 1, False), ((2, 4, 7), 4, 3, 2, 1, True)])
