@@ -50,6 +50,13 @@ __device__ __forceinline__ double team_sum(double v, int team, double* smem) {
   return warp_sum(lane < static_cast<int>(blockDim.x / 32) ? smem[lane] : 0.0);
 }
 
+// a * b rounded on its own: never contracted into an FMA with a following
+// add (the CPU rounds the product first; with gy = dy * w a contracted
+// gy - mean(gy) keeps the product's rounding error, which rstd amplifies
+// where the CPU gets an exact 0, e.g. rows of length 1).
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+
 int team_for(int64_t m) { return m <= kWarpRowMax ? 32 : kBlock; }
 
 unsigned row_grid(int64_t rows, int team) {
@@ -106,7 +113,7 @@ __global__ void ln_backward_dx_kernel(const T* dy, const T* x, const T* mean, co
     const T mu = mean[r], rs = rstd[r];
     double a = 0, c = 0;
     for (int64_t i = lane; i < m; i += team) {
-      const T gy = w ? g[i] * w[i] : g[i];
+      const T gy = w ? mul_rn(g[i], w[i]) : g[i];
       a += static_cast<double>(gy);
       c += static_cast<double>(gy) * static_cast<double>((xr[i] - mu) * rs);
     }
@@ -114,7 +121,7 @@ __global__ void ln_backward_dx_kernel(const T* dy, const T* x, const T* mean, co
     c = team_sum(c, team, smem);
     const T am = static_cast<T>(a / m), cm = static_cast<T>(c / m);
     for (int64_t i = lane; i < m; i += team) {
-      const T gy = w ? g[i] * w[i] : g[i];
+      const T gy = w ? mul_rn(g[i], w[i]) : g[i];
       o[i] = rs * (gy - am - (xr[i] - mu) * rs * cm);
     }
   }
