@@ -51,46 +51,41 @@ def cases(torch):
         fb()
         opt.step()
 
-    rows = [
-        ("add", lambda: a + b, "ta + tb", lambda: v + v),
-        ("add, requires grad", lambda: ag + b, "tag + tb", None),
-        ("mul", lambda: a * b, "ta * tb", lambda: v * v),
-        ("mul, requires grad", lambda: ag * b, "tag * tb", None),
-        ("scalar mul a * 2.0", lambda: a * 2.0, "ta * 2.0", lambda: v * 2.0),
-        ("scalar mul, requires grad", lambda: ag * 2.0, "tag * 2.0", None),
-        ("scalar add a + 1.0", lambda: a + 1.0, "ta + 1.0", lambda: v + 1.0),
-        ("matmul 4x4", lambda: ma @ ma, "tma @ tma", lambda: m @ m),
-        ("matmul 4x4, requires grad", lambda: mag @ ma, "tmag @ tma", None),
-        ("relu", lambda: a.relu(), "ta.relu()", lambda: np.maximum(v, 0)),
-        ("relu, requires grad", lambda: ag.relu(), "tag.relu()", None),
-        ("fwd+bwd relu(x@w+b).sum()", fb, "tfb()", None),
-        ("zero_grad+fwd+bwd+SGD step", fstep, "tstep()", None),
+    if torch is not None:
+        ta, tb = torch.from_numpy(v.copy()), torch.from_numpy(v[::-1].copy())
+        tag = torch.from_numpy(v.copy()).requires_grad_()
+        tma, tmag = torch.from_numpy(m.copy()), torch.from_numpy(m.copy()).requires_grad_()
+        tw = torch.from_numpy(m.T.copy()).requires_grad_()
+        tbias = torch.from_numpy(v[:4].copy()).requires_grad_()
+        tx4 = torch.from_numpy(m.copy())
+        topt = torch.optim.SGD([tw, tbias], lr=1e-3)
+
+        def tfb():
+            ((tx4 @ tw + tbias).relu().sum()).backward()
+
+        def tstep():
+            topt.zero_grad()
+            tfb()
+            topt.step()
+
+    def t(fn):
+        return fn if torch is not None else None
+
+    return [
+        ("add", lambda: a + b, t(lambda: ta + tb), lambda: v + v),
+        ("add, requires grad", lambda: ag + b, t(lambda: tag + tb), None),
+        ("mul", lambda: a * b, t(lambda: ta * tb), lambda: v * v),
+        ("mul, requires grad", lambda: ag * b, t(lambda: tag * tb), None),
+        ("scalar mul a * 2.0", lambda: a * 2.0, t(lambda: ta * 2.0), lambda: v * 2.0),
+        ("scalar mul, requires grad", lambda: ag * 2.0, t(lambda: tag * 2.0), None),
+        ("scalar add a + 1.0", lambda: a + 1.0, t(lambda: ta + 1.0), lambda: v + 1.0),
+        ("matmul 4x4", lambda: ma @ ma, t(lambda: tma @ tma), lambda: m @ m),
+        ("matmul 4x4, requires grad", lambda: mag @ ma, t(lambda: tmag @ tma), None),
+        ("relu", lambda: a.relu(), t(lambda: ta.relu()), lambda: np.maximum(v, 0)),
+        ("relu, requires grad", lambda: ag.relu(), t(lambda: tag.relu()), None),
+        ("fwd+bwd relu(x@w+b).sum()", fb, t(lambda: tfb()), None),
+        ("zero_grad+fwd+bwd+SGD step", fstep, t(lambda: tstep()), None),
     ]
-    out = []
-    if torch is None:
-        return [(n, f, None, f_np) for n, f, _, f_np in rows]
-    T = {
-        "ta": torch.from_numpy(v.copy()), "tb": torch.from_numpy(v[::-1].copy()),
-        "tag": torch.from_numpy(v.copy()).requires_grad_(),
-        "tma": torch.from_numpy(m.copy()), "tmag": torch.from_numpy(m.copy()).requires_grad_(),
-    }
-    tw = torch.from_numpy(m.T.copy()).requires_grad_()
-    tbias = torch.from_numpy(v[:4].copy()).requires_grad_()
-    tx4 = torch.from_numpy(m.copy())
-    topt = torch.optim.SGD([tw, tbias], lr=1e-3)
-
-    def tfb():
-        ((tx4 @ tw + tbias).relu().sum()).backward()
-
-    def tstep():
-        topt.zero_grad()
-        tfb()
-        topt.step()
-
-    T.update(tfb=tfb, tstep=tstep)
-    for n, f, expr, f_np in rows:
-        out.append((n, f, eval("lambda: " + expr, T), f_np))
-    return out
 
 
 def main(argv=None):
