@@ -640,7 +640,10 @@ _NUMBER = (float, int)  # exactly these types: not bool, not NumPy scalars
 
 
 def _add(input, other):
-    if type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
+    if isinstance(other, Tensor):
+        if isinstance(input, Tensor) and input._data.dtype_id == other._data.dtype_id:
+            return Add.apply(input, other)  # same dtypes: nothing to promote
+    elif type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
         return AddScalar.apply(input, s=other)
     if type(input) in _NUMBER and isinstance(other, Tensor) and other._data.dtype_id >= _FLOAT_ID0:
         return AddScalar.apply(other, s=input)
@@ -652,7 +655,10 @@ tensor_method(_add)
 
 
 def mul(input, other):
-    if type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
+    if isinstance(other, Tensor):
+        if isinstance(input, Tensor) and input._data.dtype_id == other._data.dtype_id:
+            return Mul.apply(input, other)  # same dtypes: nothing to promote
+    elif type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
         return MulScalar.apply(input, s=other)
     if type(input) in _NUMBER and isinstance(other, Tensor) and other._data.dtype_id >= _FLOAT_ID0:
         return MulScalar.apply(other, s=input)
@@ -664,7 +670,10 @@ tensor_method(mul)
 
 
 def _div(input, other):
-    if type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
+    if isinstance(other, Tensor):
+        if isinstance(input, Tensor) and input._data.dtype_id == other._data.dtype_id:
+            return Div.apply(input, other)  # same dtypes: nothing to promote
+    elif type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
         return DivScalar.apply(input, s=other, rev=False)
     if type(input) in _NUMBER and isinstance(other, Tensor) and other._data.dtype_id >= _FLOAT_ID0:
         return DivScalar.apply(other, s=input, rev=True)
@@ -677,7 +686,10 @@ tensor_method(_div)
 
 @tensor_method
 def _sub(input, other):
-    if type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
+    if isinstance(other, Tensor):
+        if isinstance(input, Tensor) and input._data.dtype_id == other._data.dtype_id >= _FLOAT_ID0:
+            return Sub.apply(input, other)  # same float dtypes: nothing to promote, no bool to refuse
+    elif type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
         return SubScalar.apply(input, s=other, rev=False)
     if type(input) in _NUMBER and isinstance(other, Tensor) and other._data.dtype_id >= _FLOAT_ID0:
         return SubScalar.apply(other, s=input, rev=True)
