@@ -1,7 +1,15 @@
-// reduce.cu - see reduce.h. Every kernel here is "one block per output":
-// threads stride over the reduced elements in a fixed order, then combine in
-// a fixed shared-memory tree. Simple, deterministic, and fast enough when
-// outputs are few and long (the common training case: full sums, rows).
+// reduce.cu - see reduce.h. Reductions pick a launch plan from the shape
+// (and strides) alone, so a run repeats bit for bit:
+//  - a block per (output, chunk): threads stride over the chunk's elements in
+//    a fixed order, then a fixed shared-memory tree. Long reductions over few
+//    outputs (x.sum()) are split into a fixed number of chunks so that every
+//    SM works; a second pass combines each output's partials in a fixed tree.
+//  - a thread per (output, chunk), looping over the reduced elements in order:
+//    short reductions (many rows of a few elements) and reductions whose
+//    outputs are contiguous in memory (sum over dim 0 of (N, C)): consecutive
+//    threads read consecutive addresses. Chunks (and a second pass) again
+//    when there are too few outputs to fill the GPU.
+// Never floating-point atomics.
 #include "cuda/reduce.h"
 
 #include <cmath>
@@ -27,7 +35,8 @@ struct RedIndex {
   int64_t kshape[kMaxDims], kstride[kMaxDims];
   int64_t rshape[kMaxDims], rstride[kMaxDims];
 
-  __device__ int64_t kept(int64_t o) const {
+  __device__ __forceinline__ int64_t kept(int64_t o) const {
+    if (nk == 1) return o * kstride[0];
     int64_t off = 0;
     for (int d = nk - 1; d >= 0; --d) {
       off += (o % kshape[d]) * kstride[d];
@@ -35,7 +44,8 @@ struct RedIndex {
     }
     return off;
   }
-  __device__ int64_t red(int64_t r) const {
+  __device__ __forceinline__ int64_t red(int64_t r) const {
+    if (nr == 1) return r * rstride[0];  // the common case once dims are merged: no division
     int64_t off = 0;
     for (int d = nr - 1; d >= 0; --d) {
       off += (r % rshape[d]) * rstride[d];
@@ -50,6 +60,26 @@ struct Spec {
   int64_t n_out = 1, n_red = 1;
   RedIndex ix;
 };
+
+// Drops size-1 dims and merges neighbours (i, i+1) with stride[i] ==
+// stride[i+1] * shape[i+1]: the same offsets with fewer divisions per element
+// (a contiguous full reduction becomes one dim). Empty lists stay as they are.
+void merge_dims(int& n, int64_t* shape, int64_t* stride) {
+  for (int i = 0; i < n; ++i)
+    if (shape[i] == 0) return;
+  int m = 0;
+  for (int i = 0; i < n; ++i) {
+    if (shape[i] == 1) continue;
+    if (m > 0 && stride[m - 1] == stride[i] * shape[i]) {
+      shape[m - 1] *= shape[i];
+      stride[m - 1] = stride[i];
+    } else {
+      shape[m] = shape[i];
+      stride[m++] = stride[i];
+    }
+  }
+  n = m;
+}
 
 Spec make_spec(const Array& a, const std::vector<int64_t>& dims, bool keepdim, const char* op) {
   const int nd = a.ndim();
@@ -75,6 +105,8 @@ Spec make_spec(const Array& a, const std::vector<int64_t>& dims, bool keepdim, c
       s.out_shape.push_back(a.shape[d]);
     }
   }
+  merge_dims(s.ix.nk, s.ix.kshape, s.ix.kstride);
+  merge_dims(s.ix.nr, s.ix.rshape, s.ix.rstride);
   return s;
 }
 
@@ -142,41 +174,149 @@ struct Finish {
   double inv_p = 1.0;
 };
 
-// One block per output o: out[o] = finish(combine over r of map(x[o, r])).
-// T: input element type; A: accumulator (double for floats, int64 for ints
-// and bool). aux: per-output doubles (mean / shift) or null.
+// Per-output value of the aux input (mean for var, the shift for logsumexp).
+__device__ __forceinline__ double aux_of(const double* aux, int op, int64_t o) {
+  if (!aux) return 0;
+  double av = aux[o];
+  if (op == R_LSE2 && !isfinite(av)) av = 0;
+  return av;
+}
+
+template <class A>
+__device__ __forceinline__ void finish_store(A v, const Finish& fin, double av, char* out, DType out_t,
+                                             int64_t out_isz, int64_t o) {
+  if constexpr (std::is_floating_point_v<A>) {
+    if (fin.scale != 1.0) v = v * A(fin.scale);
+    if (fin.sqrt_) v = sqrt(v);
+    if (fin.root) v = pow(v, A(fin.inv_p));
+    if (fin.lse) v = log(v) + A(av);
+  }
+  store_as<A>(out + o * out_isz, out_t, v);
+}
+
+// Fixed shared-memory tree over the block's values; the result is valid in
+// thread 0 only.
+template <class A>
+__device__ __forceinline__ A block_combine(int op, A v, A* smem) {
+  smem[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) smem[threadIdx.x] = comb<A>(op, smem[threadIdx.x], smem[threadIdx.x + s]);
+    __syncthreads();
+  }
+  A r = smem[0];
+  __syncthreads();
+  return r;
+}
+
+// How a reduction is launched: `chunks` pieces of `csize` reduced elements
+// per output (the last may be shorter), by blocks or by threads.
+struct Plan {
+  bool by_thread = false;
+  int64_t chunks = 1, csize = 0;
+};
+
+constexpr int64_t kBlockChunkMin = 16384;  // elements per block-chunk (64 per thread) before splitting pays
+constexpr int64_t kBlockTarget = 1024;     // blocks to aim for when splitting (several per SM)
+constexpr int64_t kThreadChunkMin = 32;    // elements per thread-chunk
+constexpr int64_t kThreadTarget = 262144;  // threads to aim for when splitting
+constexpr int64_t kShortRed = 32;          // reductions this short take a thread per output
+
+// A function of the shape and strides only (never of the device), so that
+// the result's bits are too.
+Plan make_plan(const Spec& s) {
+  Plan pl;
+  const RedIndex& ix = s.ix;
+  const bool out_contig = ix.nk >= 1 && ix.kstride[ix.nk - 1] == 1;
+  const bool red_contig = ix.nr >= 1 && ix.rstride[ix.nr - 1] == 1;
+  pl.by_thread = s.n_red <= kShortRed || (out_contig && !red_contig);
+  if (s.n_red == 0) return pl;
+  const int64_t cmin = pl.by_thread ? kThreadChunkMin : kBlockChunkMin;
+  const int64_t target = pl.by_thread ? kThreadTarget : kBlockTarget;
+  int64_t chunks = std::min((s.n_red + cmin - 1) / cmin, (target + s.n_out - 1) / s.n_out);
+  chunks = std::max<int64_t>(chunks, 1);
+  pl.csize = (s.n_red + chunks - 1) / chunks;
+  pl.chunks = (s.n_red + pl.csize - 1) / pl.csize;
+  return pl;
+}
+
+// Pass 1 by blocks: block u handles output o = u / chunks, chunk c = u % chunks.
+// With one chunk it finishes and stores the output; otherwise it writes its
+// partial to part[u] (that is, part[o * chunks + c]).
 template <class T, class A>
-__global__ void reduce_kernel(const T* x, RedIndex ix, int64_t n_out, int64_t n_red, int op, double p,
-                              const double* aux, char* out, DType out_t, int64_t out_isz, Finish fin) {
+__global__ void reduce_block_kernel(const T* x, RedIndex ix, int64_t n_out, int64_t n_red, int64_t chunks,
+                                    int64_t csize, int op, double p, const double* aux, char* out, DType out_t,
+                                    int64_t out_isz, Finish fin, A* part) {
+  __shared__ A smem[kRedThreads];
+  const int64_t units = n_out * chunks;
+  const int64_t B = blockDim.x;
+  for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+    const int64_t o = u / chunks, c = u % chunks;
+    const T* base = x + ix.kept(o);
+    const double av = aux_of(aux, op, o);
+    const int64_t r1 = min(n_red, (c + 1) * csize);
+    A acc = identity<A>(op);
+    int64_t r = c * csize + threadIdx.x;
+    // Four loads in flight per thread, combined in the order of the plain loop.
+    for (; r + 3 * B < r1; r += 4 * B) {
+      const T v0 = base[ix.red(r)], v1 = base[ix.red(r + B)], v2 = base[ix.red(r + 2 * B)],
+              v3 = base[ix.red(r + 3 * B)];
+      acc = comb<A>(op, acc, map_in<A>(op, static_cast<A>(v0), av, p));
+      acc = comb<A>(op, acc, map_in<A>(op, static_cast<A>(v1), av, p));
+      acc = comb<A>(op, acc, map_in<A>(op, static_cast<A>(v2), av, p));
+      acc = comb<A>(op, acc, map_in<A>(op, static_cast<A>(v3), av, p));
+    }
+    for (; r < r1; r += B) acc = comb<A>(op, acc, map_in<A>(op, static_cast<A>(base[ix.red(r)]), av, p));
+    acc = block_combine<A>(op, acc, smem);
+    if (threadIdx.x == 0) {
+      if (part) part[u] = acc;
+      else finish_store<A>(acc, fin, av, out, out_t, out_isz, o);
+    }
+  }
+}
+
+// Pass 1 by threads: thread t handles output o = t % n_out, chunk c = t / n_out
+// (consecutive threads, consecutive outputs), looping over the chunk in order.
+// Partials go to part[t] (that is, part[c * n_out + o]).
+template <class T, class A>
+__global__ void reduce_thread_kernel(const T* x, RedIndex ix, int64_t n_out, int64_t n_red, int64_t chunks,
+                                     int64_t csize, int op, double p, const double* aux, char* out, DType out_t,
+                                     int64_t out_isz, Finish fin, A* part) {
+  const int64_t units = n_out * chunks;
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < units; t += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = t / n_out, o = t % n_out;
+    const T* base = x + ix.kept(o);
+    const double av = aux_of(aux, op, o);
+    const int64_t r1 = min(n_red, (c + 1) * csize);
+    A acc = identity<A>(op);
+    for (int64_t r = c * csize; r < r1; ++r) acc = comb<A>(op, acc, map_in<A>(op, static_cast<A>(base[ix.red(r)]), av, p));
+    if (part) part[t] = acc;
+    else finish_store<A>(acc, fin, av, out, out_t, out_isz, o);
+  }
+}
+
+// Pass 2, a block per output: partial (o, c) is part[o * so + c * sc];
+// threads stride over c, then the fixed tree; finish and store.
+template <class A>
+__global__ void combine_block_kernel(const A* part, int64_t n_out, int64_t chunks, int64_t so, int64_t sc, int op,
+                                     const double* aux, char* out, DType out_t, int64_t out_isz, Finish fin) {
   __shared__ A smem[kRedThreads];
   for (int64_t o = blockIdx.x; o < n_out; o += gridDim.x) {
-    const T* base = x + ix.kept(o);
-    double av = 0;
-    if (aux) {
-      av = aux[o];
-      if (op == R_LSE2 && !isfinite(av)) av = 0;
-    }
     A acc = identity<A>(op);
-    for (int64_t r = threadIdx.x; r < n_red; r += blockDim.x)
-      acc = comb<A>(op, acc, map_in<A>(op, static_cast<A>(base[ix.red(r)]), av, p));
-    smem[threadIdx.x] = acc;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-      if (threadIdx.x < s) smem[threadIdx.x] = comb<A>(op, smem[threadIdx.x], smem[threadIdx.x + s]);
-      __syncthreads();
-    }
-    if (threadIdx.x == 0) {
-      A v = smem[0];
-      if constexpr (std::is_floating_point_v<A>) {
-        if (fin.scale != 1.0) v = v * A(fin.scale);
-        if (fin.sqrt_) v = sqrt(v);
-        if (fin.root) v = pow(v, A(fin.inv_p));
-        if (fin.lse) v = log(v) + A(av);
-      }
-      char* po = out + o * out_isz;
-      store_as<A>(po, out_t, v);
-    }
-    __syncthreads();
+    for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) acc = comb<A>(op, acc, part[o * so + c * sc]);
+    acc = block_combine<A>(op, acc, smem);
+    if (threadIdx.x == 0) finish_store<A>(acc, fin, aux_of(aux, op, o), out, out_t, out_isz, o);
+  }
+}
+
+// Pass 2, a thread per output, chunks in order (few chunks, many outputs).
+template <class A>
+__global__ void combine_thread_kernel(const A* part, int64_t n_out, int64_t chunks, int64_t so, int64_t sc, int op,
+                                      const double* aux, char* out, DType out_t, int64_t out_isz, Finish fin) {
+  for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < n_out; o += int64_t(gridDim.x) * blockDim.x) {
+    A acc = identity<A>(op);
+    for (int64_t c = 0; c < chunks; ++c) acc = comb<A>(op, acc, part[o * so + c * sc]);
+    finish_store<A>(acc, fin, aux_of(aux, op, o), out, out_t, out_isz, o);
   }
 }
 
@@ -186,12 +326,37 @@ void run(const char* opname, const Array& a, const Spec& s, int op, const Array&
   if (s.n_out == 0) return;
   DeviceGuard g(a.device().index, opname);
   const double* pa = aux ? aux->data<double>() : nullptr;
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(s.n_out, 65535));
+  const Plan pl = make_plan(s);
+  const int64_t units = s.n_out * pl.chunks;
+  const int64_t out_isz = static_cast<int64_t>(out.itemsize());
   dispatch(a.dtype, [&](auto tag) {
     using T = decltype(tag);
     using A = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
-    reduce_kernel<T, A><<<grid, kRedThreads>>>(a.data<T>(), s.ix, s.n_out, s.n_red, op, p, pa, out.raw(), out.dtype,
-                                                static_cast<int64_t>(out.itemsize()), fin);
+    // Workspace for the partials (device allocator; freed after the launches
+    // below are queued, which the stream orders).
+    Array ws;
+    A* part = nullptr;
+    if (pl.chunks > 1) {
+      ws = empty({units}, std::is_floating_point_v<A> ? DType::Float64 : DType::Int64, a.device());
+      part = ws.data<A>();
+    }
+    if (pl.by_thread)
+      reduce_thread_kernel<T, A><<<grid_for(units), kRedThreads>>>(a.data<T>(), s.ix, s.n_out, s.n_red, pl.chunks,
+                                                                    pl.csize, op, p, pa, out.raw(), out.dtype,
+                                                                    out_isz, fin, part);
+    else
+      reduce_block_kernel<T, A><<<static_cast<unsigned>(std::min<int64_t>(units, 65535)), kRedThreads>>>(
+          a.data<T>(), s.ix, s.n_out, s.n_red, pl.chunks, pl.csize, op, p, pa, out.raw(), out.dtype, out_isz, fin,
+          part);
+    FG_CUDA_LAUNCH_CHECK(opname);
+    if (!part) return;
+    const int64_t so = pl.by_thread ? 1 : pl.chunks, sc = pl.by_thread ? s.n_out : 1;
+    if (pl.chunks <= 64 && s.n_out >= 1024)
+      combine_thread_kernel<A><<<grid_for(s.n_out), kRedThreads>>>(part, s.n_out, pl.chunks, so, sc, op, pa,
+                                                                   out.raw(), out.dtype, out_isz, fin);
+    else
+      combine_block_kernel<A><<<static_cast<unsigned>(std::min<int64_t>(s.n_out, 65535)), kRedThreads>>>(
+          part, s.n_out, pl.chunks, so, sc, op, pa, out.raw(), out.dtype, out_isz, fin);
   });
   FG_CUDA_LAUNCH_CHECK(opname);
 }
@@ -220,25 +385,28 @@ __device__ __forceinline__ bool better(bool is_max, T v1, int64_t i1, T v2, int6
   return is_max ? v1 > v2 : v1 < v2;
 }
 
+// Pass 1 by blocks: block u takes output o = u / chunks (o = ob * inner + ib),
+// chunk c = u % chunks of the n elements; writes (value, index) to pv[u], pi[u].
 template <class T>
-__global__ void argext_kernel(const T* x, int64_t outer, int64_t n, int64_t inner, bool is_max, T* vals,
-                              int64_t* idx) {
+__global__ void argext_block_kernel(const T* x, int64_t outer, int64_t n, int64_t inner, int64_t chunks,
+                                    int64_t csize, bool is_max, T* pv, int64_t* pi) {
   __shared__ T sv[kRedThreads];
   __shared__ int64_t si[kRedThreads];
-  const int64_t n_out = outer * inner;
-  for (int64_t o = blockIdx.x; o < n_out; o += gridDim.x) {
+  const int64_t units = outer * inner * chunks;
+  for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+    const int64_t o = u / chunks, c = u % chunks;
     const int64_t ob = o / inner, ib = o % inner;
     const T* base = x + ob * n * inner + ib;
-    T bv = base[0];
-    int64_t bi = 0;
-    for (int64_t r = threadIdx.x; r < n; r += blockDim.x) {
+    T bv = T(0);
+    int64_t bi = INT64_MAX;  // no element yet: loses every comparison below
+    const int64_t r1 = min(n, (c + 1) * csize);
+    for (int64_t r = c * csize + threadIdx.x; r < r1; r += blockDim.x) {
       T v = base[r * inner];
-      if (r == threadIdx.x || better(is_max, v, r, bv, bi)) {
+      if (bi == INT64_MAX || better(is_max, v, r, bv, bi)) {
         bv = v;
         bi = r;
       }
     }
-    if (threadIdx.x >= n) bi = INT64_MAX;  // no element: loses every comparison below
     sv[threadIdx.x] = bv;
     si[threadIdx.x] = bi;
     __syncthreads();
@@ -253,10 +421,55 @@ __global__ void argext_kernel(const T* x, int64_t outer, int64_t n, int64_t inne
       __syncthreads();
     }
     if (threadIdx.x == 0) {
-      if (vals) vals[o] = sv[0];
-      idx[o] = si[0];
+      if (pv) pv[u] = sv[0];
+      pi[u] = si[0];
     }
     __syncthreads();
+  }
+}
+
+// Pass 2 of a split arg-extremum: a thread per output over its chunks' winners
+// in order (each chunk is nonempty). The winner does not depend on the order
+// anyway: (value, index) pairs compare totally, ties to the first index.
+template <class T>
+__global__ void argext_combine_kernel(const T* cv, const int64_t* ci, int64_t n_out, int64_t chunks, bool is_max,
+                                      T* vals, int64_t* idx) {
+  for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < n_out; o += int64_t(gridDim.x) * blockDim.x) {
+    T bv = cv[o * chunks];
+    int64_t bi = ci[o * chunks];
+    for (int64_t c = 1; c < chunks; ++c) {
+      const T v = cv[o * chunks + c];
+      const int64_t i = ci[o * chunks + c];
+      if (better(is_max, v, i, bv, bi)) {
+        bv = v;
+        bi = i;
+      }
+    }
+    if (vals) vals[o] = bv;
+    idx[o] = bi;
+  }
+}
+
+// A thread per output o = ob * inner + ib (consecutive threads read
+// consecutive addresses when inner > 1), looping over the n elements in order.
+template <class T>
+__global__ void argext_thread_kernel(const T* x, int64_t outer, int64_t n, int64_t inner, bool is_max, T* vals,
+                                     int64_t* idx) {
+  const int64_t n_out = outer * inner;
+  for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < n_out; o += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t ob = o / inner, ib = o % inner;
+    const T* base = x + ob * n * inner + ib;
+    T bv = base[0];
+    int64_t bi = 0;
+    for (int64_t r = 1; r < n; ++r) {
+      const T v = base[r * inner];
+      if (better(is_max, v, r, bv, bi)) {
+        bv = v;
+        bi = r;
+      }
+    }
+    if (vals) vals[o] = bv;
+    idx[o] = bi;
   }
 }
 
@@ -284,11 +497,37 @@ void run_argext(const char* op, const Array& a, const Split3& s, bool is_max, co
   const int64_t n_out = s.outer * s.inner;
   if (n_out == 0 || s.n == 0) return;
   DeviceGuard g(a.device().index, op);
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(n_out, 65535));
+  // Plans as for run(): a thread per output when the rows are short or the
+  // outputs are contiguous and numerous; otherwise blocks, long rows split
+  // into chunks (a function of the shape only) and a second pass.
+  const bool by_thread = s.n <= kShortRed || (s.inner > 1 && n_out >= 4096);
+  int64_t chunks = 1, csize = s.n;
+  if (!by_thread) {
+    chunks = std::max<int64_t>(1, std::min((s.n + kBlockChunkMin - 1) / kBlockChunkMin, (kBlockTarget + n_out - 1) / n_out));
+    csize = (s.n + chunks - 1) / chunks;
+    chunks = (s.n + csize - 1) / csize;
+  }
   dispatch(a.dtype, [&](auto tag) {
     using T = decltype(tag);
-    argext_kernel<T><<<grid, kRedThreads>>>(a.data<T>(), s.outer, s.n, s.inner, is_max,
-                                            vals ? vals->data<T>() : nullptr, idx.data<int64_t>());
+    T* pv = vals ? vals->data<T>() : nullptr;
+    if (by_thread) {
+      argext_thread_kernel<T><<<grid_for(n_out), kRedThreads>>>(a.data<T>(), s.outer, s.n, s.inner, is_max, pv,
+                                                                idx.data<int64_t>());
+      return;
+    }
+    const int64_t units = n_out * chunks;
+    const unsigned grid = static_cast<unsigned>(std::min<int64_t>(units, 65535));
+    if (chunks == 1) {
+      argext_block_kernel<T><<<grid, kRedThreads>>>(a.data<T>(), s.outer, s.n, s.inner, 1, csize, is_max, pv,
+                                                    idx.data<int64_t>());
+      return;
+    }
+    Array wv = empty({units}, a.dtype, a.device()), wi = empty({units}, DType::Int64, a.device());
+    argext_block_kernel<T><<<grid, kRedThreads>>>(a.data<T>(), s.outer, s.n, s.inner, chunks, csize, is_max,
+                                                  wv.data<T>(), wi.data<int64_t>());
+    FG_CUDA_LAUNCH_CHECK(op);
+    argext_combine_kernel<T><<<grid_for(n_out), kRedThreads>>>(wv.data<T>(), wi.data<int64_t>(), n_out, chunks,
+                                                               is_max, pv, idx.data<int64_t>());
   });
   FG_CUDA_LAUNCH_CHECK(op);
 }
