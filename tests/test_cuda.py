@@ -456,12 +456,13 @@ def test_matmul_fast_path_batched():
 
 
 @gpu
+@pytest.mark.parametrize("n", [333, 332])  # N % 4 != 0: element loads; == 0: float4 loads (operands packed)
 @pytest.mark.parametrize("layout", ["plain", "transposed", "batched"])
-def test_tf32_matmul(layout):
+def test_tf32_matmul(layout, n):
     # TF32 rounds the inputs to a 10-bit mantissa: relative error ~1e-3 of
     # the float64 product; off, the result is bit-identical to before.
     r = rng(5)
-    m, k, n = 257, 1000, 333
+    m, k = 257, 1000
     if layout == "plain":
         a64, b64 = r.standard_normal((m, k)), r.standard_normal((k, n))
         mk = lambda a, b: (a, b)  # noqa: E731
@@ -492,7 +493,8 @@ def test_tf32_matmul(layout):
 
 
 @gpu
-@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 3, 7), (128, 32, 128), (129, 33, 130), (64, 4096, 16)])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 3, 7), (128, 32, 128), (129, 33, 130), (64, 4096, 16), (1, 4, 4),
+                                   (130, 20, 260), (257, 36, 4)])
 def test_tf32_matmul_edges(shape):
     # Tile edges in M, N and K (zero-filled), a single row, a long K.
     m, k, n = shape
@@ -510,6 +512,34 @@ def test_tf32_matmul_edges(shape):
     # each product rounded to TF32 (2^-11 relative), errors growing like sqrt(terms)
     np.testing.assert_allclose(on, ref, rtol=0, atol=5e-3 * np.sqrt(k))
     np.testing.assert_allclose(grad.grad.numpy(), np.ones((m, n)) @ b64.T, rtol=0, atol=5e-3 * np.sqrt(n))
+
+
+@gpu
+def test_tf32_matmul_views():
+    # The float4 path with views: a row slice 16 bytes in (read in place), one
+    # 4 bytes in (packed first), a transposed B, a broadcast batch.
+    r = rng(9)
+    m, k, n = 200, 68, 132
+    w64, b64 = r.standard_normal((m, k + 8)), r.standard_normal((k, n))
+    gw, gb = fg.tensor(w64, dtype=fg.float32).cuda(), fg.tensor(b64, dtype=fg.float32).cuda()
+    gbt = fg.tensor(b64.T.copy(), dtype=fg.float32).cuda()
+    b3 = fg.tensor(r.standard_normal((3, 1, m, k)), dtype=fg.float32).cuda()
+    cases = [(lambda: gw[:, 4:k + 4] @ gb, w64[:, 4:k + 4] @ b64),
+             (lambda: gw[:, 1:k + 1] @ gb, w64[:, 1:k + 1] @ b64),
+             (lambda: gw[:, :k] @ gbt.T, w64[:, :k] @ b64),
+             (lambda: b3 @ gb.expand(2, k, n), np.broadcast_to(b3.numpy().astype(np.float64) @ b64, (3, 2, m, n)))]
+    for i, (f, ref) in enumerate(cases):
+        off = f().numpy()
+        try:
+            fg.cuda.set_allow_tf32(True)
+            on = f().numpy()
+        finally:
+            fg.cuda.set_allow_tf32(False)
+        assert on.shape == ref.shape, (i, on.shape, ref.shape)
+        scale = np.abs(ref).max()
+        assert np.abs(off - ref).max() / scale < 1e-5, i
+        assert np.abs(on - ref).max() / scale < 5e-3, i
+        assert (on != off).any(), i  # the TF32 path ran
 
 
 @gpu
