@@ -235,8 +235,8 @@ class _Containers(nn.Module):
 
 
 def _weights(n):
-    # float32, as the model: loss weights are not buffers here, so .to(dtype)
-    # leaves them alone (and .to(device) too: the CUDA cases show whether that works).
+    # Class weights / pos_weight are buffers (as in torch): .to(device) and
+    # .to(dtype) move them with the loss module.
     return fg.tensor(np.linspace(0.5, 1.5, n), dtype=fg.float32)
 
 
@@ -289,6 +289,9 @@ def run_case(case, device, dtype, build_seed=0):
     results: outputs, input gradients, parameter gradients, buffers."""
     fg.manual_seed(build_seed)
     m = case.make()
+    for mod in m.modules():  # a tensor that is no parameter or buffer stays behind on .to(device)
+        stray = [k for k, v in vars(mod).items() if isinstance(v, fg.Tensor)]
+        assert not stray, f"{case.name}: {type(mod).__name__}.{stray} are neither parameters nor buffers"
     m = m.to(dtype).to(device)
     r = np.random.default_rng(1234)
     arrays = [spec.array(r) for spec in case.inputs]
@@ -381,6 +384,20 @@ def test_harness_catches_a_wrong_parameter():
     with pytest.raises(AssertionError):
         for k in ref:
             assert_close(got_bad[k], ref[k], fg.float32, k)
+
+
+class _StrayTensor(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = fg.ones(3)  # neither parameter nor buffer: .to(device) would leave it behind
+
+    def forward(self, x):
+        return x * self.scale
+
+
+def test_harness_catches_a_stray_tensor_attribute():
+    with pytest.raises(AssertionError, match="neither parameters nor buffers"):
+        run_case(Case("stray", _StrayTensor, [In("f", (2, 3))]), "cpu", fg.float32)
 
 
 def test_harness_catches_a_small_error_and_a_wrong_dtype_or_shape():
