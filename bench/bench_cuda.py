@@ -106,6 +106,7 @@ def main():
     print(line)
     bench_conv_pool(torch if have_torch else None, fsync, tsync)
     bench_norm(torch if have_torch else None, fsync, tsync)
+    bench_reduce(torch if have_torch else None, fsync, tsync)
     bench_tf32(torch if have_torch else None, fsync, tsync)  # last: a fault there spoils nothing else
     print("\nmemory:", {k: v for k, v in fg.memory.stats("cuda").items()})
     _ = np  # numpy: kept for quick interactive checks
@@ -256,6 +257,33 @@ def bench_norm(torch, fsync, tsync):
             del tx, tw, tb, tg
         print(line)
         del x, w, b, g
+
+
+# ---- reductions (cuda/reduce.cu) vs torch: read bandwidth, 2 lines -------------------------------------
+
+
+def bench_reduce(torch, fsync, tsync):
+    """x.sum() over 256M float32 (a split into chunks and a second pass) and
+    sum over dim 0 of (65536, 1024) (a thread per output, coalesced); GB/s of
+    input read."""
+    n = (1 << 26) if QUICK else (1 << 28)
+    cases = [(f"sum() {n >> 20}M f32", (n,), None), ("sum(0) 65536x1024 f32", (65536, 1024), 0)]
+    for name, shape, dim in cases:
+        x = fg.randn(*shape, device="cuda")
+        f = (lambda: x.sum()) if dim is None else (lambda: x.sum(dim))
+        gb = 4 * x.numel() / 1e9
+        tf = median_time(f, fsync)
+        line = ("\n" if dim is None else "") + f"reduce {name:22s} fastgrad {gb / tf:8.1f} GB/s"
+        if torch is not None:
+            tx = torch.from_dlpack(x)
+            ft = (lambda: tx.sum()) if dim is None else (lambda: tx.sum(dim))
+            tt = median_time(ft, tsync)
+            ref = tx.double().sum() if dim is None else tx.double().sum(dim)
+            err = float((torch.from_dlpack(f()).double() - ref).abs().max())
+            line += f"   torch {gb / tt:8.1f} GB/s   ratio {tt / tf:6.3f}   max err vs f64 {err:.2e}"
+            del tx
+        print(line)
+        del x
 
 
 # ---- TF32 tensor cores (cuda/gemm.cu's sgemm_tf32) vs torch with TF32 on ---------------------------

@@ -111,6 +111,7 @@ group_file test_cuda tests/test_cuda.py 60 \
 echo "== tests/test_cuda_conv.py, tests/test_cuda_random_index.py"
 group_file test_cuda_conv tests/test_cuda_conv.py 60
 group_file test_cuda_random_index tests/test_cuda_random_index.py 60
+group_file test_cuda_reduce tests/test_cuda_reduce.py 60
 group_file test_cuda_norm tests/test_cuda_norm.py 60
 echo "== tests/test_devices.py (every layer, loss, optimizer and autograd feature: cuda vs cpu)"
 group_file test_devices tests/test_devices.py 60 "layer" "loss" "optim" "not layer and not loss and not optim"
