@@ -289,7 +289,15 @@ __global__ void reduce_thread_kernel(const T* x, RedIndex ix, int64_t n_out, int
     const double av = aux_of(aux, op, o);
     const int64_t r1 = min(n_red, (c + 1) * csize);
     A acc = identity<A>(op);
-    for (int64_t r = c * csize; r < r1; ++r) acc = comb<A>(op, acc, map_in<A>(op, static_cast<A>(base[ix.red(r)]), av, p));
+    int64_t r = c * csize;
+    for (; r + 3 < r1; r += 4) {  // four loads in flight, combined in order
+      const T v0 = base[ix.red(r)], v1 = base[ix.red(r + 1)], v2 = base[ix.red(r + 2)], v3 = base[ix.red(r + 3)];
+      acc = comb<A>(op, acc, map_in<A>(op, static_cast<A>(v0), av, p));
+      acc = comb<A>(op, acc, map_in<A>(op, static_cast<A>(v1), av, p));
+      acc = comb<A>(op, acc, map_in<A>(op, static_cast<A>(v2), av, p));
+      acc = comb<A>(op, acc, map_in<A>(op, static_cast<A>(v3), av, p));
+    }
+    for (; r < r1; ++r) acc = comb<A>(op, acc, map_in<A>(op, static_cast<A>(base[ix.red(r)]), av, p));
     if (part) part[t] = acc;
     else finish_store<A>(acc, fin, av, out, out_t, out_isz, o);
   }
