@@ -650,6 +650,8 @@ bool use_direct(const Geom& g, const Direct& d, bool wgrad = false) {
 NO_MEMMOVE void build_shifted(const Direct& d, const float* x, int64_t sC, int64_t sH, int64_t sW,
                               float* __restrict xs) {
   const int64_t Hp = d.Hp(), OW = d.OW;
+  if (sW == 1)  // the direct path runs on AVX-512 only: masked row moves
+    return conv_detail::shift_rows_avx512_f32(x, sC, sH, d.Ci, d.Hi, d.Wi, OW, Hp, d.kw, d.dw, d.pt, d.pl, xs);
   for (int64_t j = 0; j < d.kw; ++j) {
     const int64_t shift = j * d.dw - d.pl;  // input column of output column 0
     const int64_t lo = std::clamp<int64_t>(-shift, 0, OW), hi = std::clamp<int64_t>(d.Wi - shift, lo, OW);

@@ -93,6 +93,11 @@ constexpr int kWgradMo = 4, kWgradMt = 6;     // weight-gradient tile: output ch
 void direct_tile_avx512_f32(int64_t K, const float* Ap, const int64_t* koff, int nv, const float* const* B,
                             float* const* C, const uint16_t* masks, int64_t ldc, int m, const float* bias);
 
+// xs (kw, Ci, Hp, OW) of one image and group from x[c, y, q] = x[c * sC + y *
+// sH + q] (unit column stride), with conv.h's layout above.
+void shift_rows_avx512_f32(const float* x, int64_t sC, int64_t sH, int64_t Ci, int64_t Hi, int64_t Wi, int64_t OW,
+                           int64_t Hp, int64_t kw, int64_t dw, int64_t pt, int64_t pl, float* xs);
+
 // dw[o * ldw + t] (= or +=) sum_{n < nimg, p < P} G[o][n * gsn + p] *
 // xs[n * xsn + koff[t] + p] for o < mo, t < mt; G holds kWgradMo row
 // pointers and koff kWgradMt offsets, all valid (pad with copies).
