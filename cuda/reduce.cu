@@ -638,6 +638,54 @@ __global__ void softmax_bw_kernel(const T* g, const T* o, T* gi, int64_t outer, 
   }
 }
 
+// Short lines (n <= kShortSoftmax) of many: a thread per line, in order (a
+// block of 256 threads per few elements idles almost all of them; with
+// inner > 1 consecutive threads read consecutive addresses).
+constexpr int64_t kShortSoftmax = 64;
+
+template <class T>
+__global__ void softmax_thread_kernel(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool log_) {
+  const int64_t lines = outer * inner;
+  for (int64_t l = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; l < lines; l += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t off = (l / inner) * n * inner + l % inner;
+    const T* xr = x + off;
+    T* yr = y + off;
+    T m = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) {
+      const T v = xr[i * inner];
+      m = (v > m || v != v) ? v : m;
+    }
+    if (isinf(m) && m < 0) m = 0;  // as softmax_kernel
+    T s = 0;
+    for (int64_t i = 0; i < n; ++i) s += exp(xr[i * inner] - m);
+    if (log_) {
+      const T ls = log(s);
+      for (int64_t i = 0; i < n; ++i) yr[i * inner] = xr[i * inner] - m - ls;
+    } else {
+      const T inv = T(1) / s;
+      for (int64_t i = 0; i < n; ++i) yr[i * inner] = exp(xr[i * inner] - m) * inv;
+    }
+  }
+}
+
+template <class T>
+__global__ void softmax_bw_thread_kernel(const T* g, const T* o, T* gi, int64_t outer, int64_t n, int64_t inner,
+                                         bool log_) {
+  const int64_t lines = outer * inner;
+  for (int64_t l = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; l < lines; l += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t off = (l / inner) * n * inner + l % inner;
+    T s = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t k = off + i * inner;
+      s += log_ ? g[k] : g[k] * o[k];
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t k = off + i * inner;
+      gi[k] = log_ ? g[k] - exp(o[k]) * s : o[k] * (g[k] - s);
+    }
+  }
+}
+
 Array as_contig(const Array& a) { return a.is_contiguous() ? a : contiguous(a); }
 
 }  // namespace
@@ -777,7 +825,11 @@ Array softmax(const Array& a0, int64_t dim, bool log, const char* op) {
   const unsigned grid = static_cast<unsigned>(std::min<int64_t>(s.outer * s.inner, 65535));
   dispatch_float(a.dtype, op, [&](auto tag) {
     using T = decltype(tag);
-    softmax_kernel<T><<<grid, kRedThreads>>>(a.data<T>(), out.data<T>(), s.outer, s.n, s.inner, log);
+    if (s.n <= kShortSoftmax)
+      softmax_thread_kernel<T><<<grid_for(s.outer * s.inner), kRedThreads>>>(a.data<T>(), out.data<T>(), s.outer,
+                                                                             s.n, s.inner, log);
+    else
+      softmax_kernel<T><<<grid, kRedThreads>>>(a.data<T>(), out.data<T>(), s.outer, s.n, s.inner, log);
   });
   FG_CUDA_LAUNCH_CHECK(op);
   return out;
@@ -793,7 +845,12 @@ Array softmax_backward(const Array& g0, const Array& o0, int64_t dim, bool log, 
   const unsigned grid = static_cast<unsigned>(std::min<int64_t>(s.outer * s.inner, 65535));
   dispatch_float(gc.dtype, op, [&](auto tag) {
     using T = decltype(tag);
-    softmax_bw_kernel<T><<<grid, kRedThreads>>>(gc.data<T>(), oc.data<T>(), gi.data<T>(), s.outer, s.n, s.inner, log);
+    if (s.n <= kShortSoftmax)
+      softmax_bw_thread_kernel<T><<<grid_for(s.outer * s.inner), kRedThreads>>>(gc.data<T>(), oc.data<T>(),
+                                                                                gi.data<T>(), s.outer, s.n, s.inner,
+                                                                                log);
+    else
+      softmax_bw_kernel<T><<<grid, kRedThreads>>>(gc.data<T>(), oc.data<T>(), gi.data<T>(), s.outer, s.n, s.inner, log);
   });
   FG_CUDA_LAUNCH_CHECK(op);
   return gi;

@@ -350,11 +350,21 @@ def test_float64_split_sum_accuracy():
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("shape,dim", [((100003, 4), 1), ((3, 70000), 1), ((4099, 37), 0)])
+@pytest.mark.parametrize("shape,dim", [((100003, 4), 1), ((3, 70000), 1), ((4099, 37), 0), ((5, 3000), 0),
+                                       ((7, 64, 3), 1), ((7, 65, 3), 1), ((1, 1), 0)])
 def test_softmax_shapes(dtype, shape, dim):
+    # short lines take a thread per line, long ones a block per line
     a = rng(19).standard_normal(shape) * 3
+    if a.size > 1:
+        a.reshape(-1)[::97] = -np.inf  # a -inf here and there (never a whole line)
     c, g = pair(a, dtype)
     F = fg.nn.functional
     t = dict(rtol=1e-5, atol=1e-7) if dtype is fg.float32 else dict(rtol=1e-12, atol=1e-14)
     close(F.softmax(g, dim=dim), F.softmax(c, dim=dim), **t)
     close(F.log_softmax(g, dim=dim), F.log_softmax(c, dim=dim), **t)
+    w = rng(20).standard_normal(shape)
+    for fn in (F.softmax, F.log_softmax):
+        cg, gg = c.clone().requires_grad_(), g.clone().requires_grad_()
+        (fn(cg, dim=dim) * fg.tensor(w, dtype=dtype)).sum().backward()
+        (fn(gg, dim=dim) * fg.tensor(w, dtype=dtype, device=DEV)).sum().backward()
+        close(gg.grad, cg.grad, rtol=t["rtol"], atol=10 * t["atol"])
