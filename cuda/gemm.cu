@@ -105,19 +105,27 @@ gemm_kernel(int64_t M, int64_t N, int64_t K, const T* __restrict__ A, int64_t rs
 // K and N multiples of 4 and 16-byte aligned rows (the caller packs A or B
 // otherwise); M, N and K edges are bounds-checked per float4. Each C element
 // is still summed over k in increasing order by one thread: deterministic.
+//
+// kQ = 1 is the variant for M <= 64 (every convolution with 64 output
+// channels or fewer, its weight gradient): a 64 x 128 tile, each thread a
+// 4 x 8 block (one quadrant row), only threads 0..127 load A. A 128-row tile
+// there spent half its multiplies on zero rows. Same k order, same bits.
 
-constexpr int FBM = 128, FBN = 128, FBK = 8, kPadA = 4;
+constexpr int FBN = 128, FBK = 8, kPadA = 4;
 
+template <int kQ>  // 64-row quadrants per tile: 2 (128 x 128) or 1 (64 x 128)
 __global__ void __launch_bounds__(256, 2)  // two blocks per SM: 128 registers, no spills (sm_90)
 sgemm_tiled(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t lda, const float* __restrict__ B,
             int64_t ldb, float* __restrict__ C, Batch batch, int64_t nb) {
-  __shared__ __align__(16) float As[2][FBK][FBM + kPadA];
+  constexpr int TBMq = 64 * kQ;
+  __shared__ __align__(16) float As[2][FBK][TBMq + kPadA];
   __shared__ __align__(16) float Bs[2][FBK][FBN];
   const int tid = threadIdx.x;
-  const int tx = tid % 16, ty = tid / 16;             // this thread's 8 x 8 block of C
-  const int a_row = tid / 2, a_k = (tid % 2) * 4;     // its float4 of A's slice
+  const int tx = tid % 16, ty = tid / 16;             // this thread's (4 kQ) x 8 block of C
+  const int a_row = tid / 2, a_k = (tid % 2) * 4;     // its float4 of A's slice (when a_row < TBMq)
+  const bool a_on = kQ == 2 || a_row < TBMq;  // constant for the full tile (no extra register)
   const int b_k = tid / 32, b_col = (tid % 32) * 4;   // its float4 of B's slice
-  const int64_t row0 = int64_t(blockIdx.y) * FBM, col0 = int64_t(blockIdx.x) * FBN;
+  const int64_t row0 = int64_t(blockIdx.y) * TBMq, col0 = int64_t(blockIdx.x) * FBN;
   const int64_t ga_row = row0 + a_row, gb_col = col0 + b_col;
   const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
   for (int64_t z = blockIdx.z; z < nb; z += gridDim.z) {
@@ -132,21 +140,24 @@ sgemm_tiled(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_
     const float* Bb = B + ob;
     float* Cb = C + z * M * N;
     auto load_a = [&](int64_t k0) {
-      return (ga_row < M && k0 + a_k < K) ? *reinterpret_cast<const float4*>(Ab + ga_row * lda + k0 + a_k) : zero;
+      return (a_on && ga_row < M && k0 + a_k < K) ? *reinterpret_cast<const float4*>(Ab + ga_row * lda + k0 + a_k)
+                                                  : zero;
     };
     auto load_b = [&](int64_t k0) {
       return (gb_col < N && k0 + b_k < K) ? *reinterpret_cast<const float4*>(Bb + (k0 + b_k) * ldb + gb_col) : zero;
     };
     auto store = [&](int buf, float4 ra, float4 rb) {
-      As[buf][a_k + 0][a_row] = ra.x;
-      As[buf][a_k + 1][a_row] = ra.y;
-      As[buf][a_k + 2][a_row] = ra.z;
-      As[buf][a_k + 3][a_row] = ra.w;
+      if (a_on) {
+        As[buf][a_k + 0][a_row] = ra.x;
+        As[buf][a_k + 1][a_row] = ra.y;
+        As[buf][a_k + 2][a_row] = ra.z;
+        As[buf][a_k + 3][a_row] = ra.w;
+      }
       *reinterpret_cast<float4*>(&Bs[buf][b_k][b_col]) = rb;
     };
-    float acc[8][8];
+    float acc[4 * kQ][8];
 #pragma unroll
-    for (int i = 0; i < 8; ++i)
+    for (int i = 0; i < 4 * kQ; ++i)
 #pragma unroll
       for (int j = 0; j < 8; ++j) acc[i][j] = 0.f;
     float4 ra = load_a(0), rb = load_b(0);
@@ -162,14 +173,17 @@ sgemm_tiled(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_
       }
 #pragma unroll
       for (int k = 0; k < FBK; ++k) {
-        const float4 a0 = *reinterpret_cast<const float4*>(&As[buf][k][ty * 4]);
-        const float4 a1 = *reinterpret_cast<const float4*>(&As[buf][k][ty * 4 + 64]);
+        float a[4 * kQ];
+#pragma unroll
+        for (int q = 0; q < kQ; ++q) {
+          const float4 aq = *reinterpret_cast<const float4*>(&As[buf][k][ty * 4 + q * 64]);
+          a[4 * q] = aq.x, a[4 * q + 1] = aq.y, a[4 * q + 2] = aq.z, a[4 * q + 3] = aq.w;
+        }
         const float4 b0 = *reinterpret_cast<const float4*>(&Bs[buf][k][tx * 4]);
         const float4 b1 = *reinterpret_cast<const float4*>(&Bs[buf][k][tx * 4 + 64]);
-        const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
         const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
 #pragma unroll
-        for (int i = 0; i < 8; ++i)
+        for (int i = 0; i < 4 * kQ; ++i)
 #pragma unroll
           for (int j = 0; j < 8; ++j) acc[i][j] += a[i] * b[j];
       }
@@ -178,7 +192,7 @@ sgemm_tiled(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_
       buf ^= 1;
     }
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
+    for (int i = 0; i < 4 * kQ; ++i) {
       const int64_t r = row0 + ty * 4 + (i % 4) + (i / 4) * 64;
       if (r >= M) continue;
 #pragma unroll
@@ -445,7 +459,7 @@ void matmul(const Array& a, const Array& b, const Shape& batch, int64_t M, int64
     return;
   }
   if (out.dtype == DType::Float32 && K % 4 == 0 && N % 4 == 0 && M * N * K >= (int64_t(1) << 18) &&
-      (M + FBM - 1) / FBM <= 65535 && aligned16(out.raw())) {
+      (M + 127) / 128 <= 65535 && aligned16(out.raw())) {
     // Pack an operand that is not row-major (a transposed view, odd strides);
     // a packed copy has plain batch strides (a broadcast batch is materialised).
     const Array af = rows_ok(ae, nbd) ? ae : contiguous(ae);
@@ -457,10 +471,15 @@ void matmul(const Array& a, const Array& b, const Shape& batch, int64_t M, int64
       fb.sa[d] = af.strides[d];
       fb.sb[d] = bf.strides[d];
     }
-    dim3 fgrid(static_cast<unsigned>((N + FBN - 1) / FBN), static_cast<unsigned>((M + FBM - 1) / FBM),
+    const bool half = M <= 64;  // the 64-row tile: no zero rows computed
+    dim3 fgrid(static_cast<unsigned>((N + FBN - 1) / FBN), static_cast<unsigned>(half ? 1 : (M + 127) / 128),
                static_cast<unsigned>(std::min<int64_t>(nb, 65535)));
-    sgemm_tiled<<<fgrid, 256>>>(M, N, K, af.data<float>(), af.strides[nbd], bf.data<float>(), bf.strides[nbd],
-                                out.data<float>(), fb, nb);
+    if (half)
+      sgemm_tiled<1><<<fgrid, 256>>>(M, N, K, af.data<float>(), af.strides[nbd], bf.data<float>(), bf.strides[nbd],
+                                     out.data<float>(), fb, nb);
+    else
+      sgemm_tiled<2><<<fgrid, 256>>>(M, N, K, af.data<float>(), af.strides[nbd], bf.data<float>(), bf.strides[nbd],
+                                     out.data<float>(), fb, nb);
     FG_CUDA_LAUNCH_CHECK(op);
     return;
   }

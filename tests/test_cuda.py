@@ -431,10 +431,12 @@ def test_matmul_batched_and_vectors():
 
 
 @gpu
-@pytest.mark.parametrize("m,k,n", [(64, 64, 64), (128, 128, 128), (300, 516, 260), (1000, 1028, 1024), (129, 8, 4100)])
+@pytest.mark.parametrize("m,k,n", [(64, 64, 64), (128, 128, 128), (300, 516, 260), (1000, 1028, 1024), (129, 8, 4100),
+                                   (65, 516, 132), (64, 576, 3136), (33, 260, 4100), (7, 2048, 132), (1, 1024, 1028)])
 def test_matmul_fast_path(m, k, n):
-    # float32 with K and N multiples of 4 takes the 128x128-tile kernel; edges
-    # of M/N/K, transposed (packed) operands, row views with a wider stride.
+    # float32 with K and N multiples of 4 takes the 128x128-tile kernel (M <= 64:
+    # the 64x128 tile; 65 is the first M back on 128); edges of M/N/K,
+    # transposed (packed) operands, row views with a wider stride.
     r = rng(m + k + n)
     (ca, ga), (cb, gb) = pair(r.standard_normal((m, k)), fg.float32), pair(r.standard_normal((k, n)), fg.float32)
     rt = dict(rtol=1e-4, atol=2e-4 * np.sqrt(k))
@@ -453,6 +455,19 @@ def test_matmul_fast_path_batched():
     rt = dict(rtol=1e-4, atol=2e-3)
     close(ga @ gb, ca @ cb, **rt)  # broadcast batch (stride 0)
     close(fg.bmm(ga[:, 0], gb[:1].expand(3, 68, 132)), fg.bmm(ca[:, 0], cb[:1].expand(3, 68, 132)), **rt)
+    close(ga[:, :, :40] @ gb, ca[:, :, :40] @ cb, **rt)  # M = 40: the 64x128 tile, batched
+
+
+@gpu
+@pytest.mark.parametrize("m", [40, 200])  # the 64x128 and the 128x128 tile
+def test_matmul_fast_path_same_bits(m):
+    # TF32 off: every element is summed in a fixed order, the same bits on every run
+    r = rng(m)
+    ga = fg.tensor(r.standard_normal((4, m, 516)), dtype=fg.float32, device="cuda")
+    gb = fg.tensor(r.standard_normal((4, 516, 260)), dtype=fg.float32, device="cuda")
+    first = (ga @ gb).cpu().numpy()
+    for _ in range(2):
+        np.testing.assert_array_equal((ga @ gb).cpu().numpy(), first)
 
 
 @gpu
