@@ -2,9 +2,10 @@
 // csrc/cpu/reduce.cpp checks dtypes and calls these for CUDA arrays; the
 // conventions (dims, keepdim, result dtypes, errors) are those of reduce.h.
 //
-// Deterministic: each output is reduced by one thread block in a fixed
-// order (strided per-thread partial sums, then a fixed shared-memory tree),
-// never with floating-point atomics, so a run repeats bit for bit.
+// Deterministic: the launch plan (a block or a thread per output, long
+// reductions split into a fixed number of chunks whose partials a second pass
+// combines in a fixed tree) is a function of the shape and strides only, and
+// no floating-point atomics are used, so a run repeats bit for bit.
 #pragma once
 #include <cstdint>
 #include <optional>
