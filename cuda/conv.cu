@@ -15,6 +15,8 @@
 // sum over images is the GEMM's own K loop; K is cut into fixed splits (from
 // the shape only) that run as a batch, and the splits and chunks are added in
 // a fixed order. Every result is therefore the same bits on every run.
+// Depthwise convolutions (one input channel per group) skip the GEMMs:
+// direct kernels further down, summing in the same order.
 #include "cuda/conv.h"
 
 #include <algorithm>
@@ -174,6 +176,133 @@ __global__ void sum_splits_kernel(const T* __restrict__ part, int64_t S, int64_t
   }
 }
 
+// ---- depthwise (one input channel per group: groups == C, O = C * mult) ------------
+//
+// The GEMMs there have M = mult (often 1) and K = kh kw: nearly every FMA of a
+// tile is wasted. Direct kernels instead, in the GEMM path's order of
+// summation: taps in (i, j) order per output; the input gradient sums the
+// mult output channels per tap, then the taps (as GEMM + col2im did).
+
+// y[n][o][p] = sum of w[o][i][j] * x[n][o / mult][tap] over taps in (i, j)
+// order, + bias[o]. grid.x covers p, grid.y (striding) the (n, o) planes.
+template <class T>
+__global__ void dw_forward_kernel(const T* __restrict__ x, Strides4 xs, const T* __restrict__ w,
+                                  const T* __restrict__ bias, int64_t bstride, Geom32 g, int O, int mult, int planes,
+                                  T* __restrict__ y) {
+  const int p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= g.P) return;
+  const int oy = p / g.OW, ox = p - oy * g.OW;
+  const int iy0 = oy * g.sh - g.pt, ix0 = ox * g.sw - g.pl;
+  for (int r = blockIdx.y; r < planes; r += gridDim.y) {  // r = n * O + o
+    const int n = r / O, o = r - n * O;
+    const T* xp = x + n * xs.n + (o / mult) * xs.c;
+    const T* wp = w + int64_t(o) * g.kk;
+    T acc = T(0);
+    for (int i = 0; i < g.kh; ++i) {
+      const int iy = iy0 + i * g.dh;
+      if (iy < 0 || iy >= g.H) continue;
+      for (int j = 0; j < g.kw; ++j) {
+        const int ix = ix0 + j * g.dw;
+        if (ix < 0 || ix >= g.W) continue;
+        acc += wp[i * g.kw + j] * xp[iy * xs.h + ix * xs.w];
+      }
+    }
+    if (bias) acc += bias[o * bstride];
+    y[int64_t(r) * g.P + p] = acc;
+  }
+}
+
+// dx[n][c][iy][ix] = bias[c] + over taps (i, j) in order whose output lands
+// in range: the sum over m < mult of w[c mult + m][i][j] * gout[n][c mult + m][out].
+// gout contiguous (N, C mult, OH, OW); grid.y (striding) walks the (n, c) planes.
+template <class T>
+__global__ void dw_input_grad_kernel(const T* __restrict__ gout, const T* __restrict__ w,
+                                     const T* __restrict__ bias, int64_t bstride, Geom32 g, int mult, int planes,
+                                     T* __restrict__ dx) {
+  const int HW = g.H * g.W;
+  const int pix = blockIdx.x * blockDim.x + threadIdx.x;
+  if (pix >= HW) return;
+  const int iy = pix / g.W, ix = pix - iy * g.W;
+  for (int r = blockIdx.y; r < planes; r += gridDim.y) {  // r = n * C + c: gout's planes r * mult ..
+    const int c = r % g.C;
+    const T* gp = gout + int64_t(r) * mult * g.P;
+    const T* wp = w + int64_t(c) * mult * g.kk;
+    T acc = bias ? bias[c * bstride] : T(0);
+    for (int i = 0; i < g.kh; ++i) {
+      const int ty = iy + g.pt - i * g.dh;
+      if (ty < 0) break;  // ty only falls as i grows
+      const int oy = ty / g.sh;
+      if (oy * g.sh != ty || oy >= g.OH) continue;
+      for (int j = 0; j < g.kw; ++j) {
+        const int tx = ix + g.pl - j * g.dw;
+        if (tx < 0) break;
+        const int ox = tx / g.sw;
+        if (ox * g.sw != tx || ox >= g.OW) continue;
+        const int q = oy * g.OW + ox, t = i * g.kw + j;
+        T s = T(0);
+        for (int m = 0; m < mult; ++m) s += wp[m * g.kk + t] * gp[int64_t(m) * g.P + q];
+        acc += s;
+      }
+    }
+    dx[int64_t(r) * HW + pix] = acc;
+  }
+}
+
+// The weight gradient, pass 1: block b = (o kk + t) * S + s sums its tap's
+// products over reduction indices r = n P + p in [s L, (s + 1) L): each
+// thread a fixed stride of them in order, then a fixed tree over the block.
+constexpr int kDwThreads = 256;
+constexpr int64_t kDwSplit = 4096;  // L: reduction elements per block
+
+template <class T>
+__global__ void __launch_bounds__(kDwThreads)
+dw_weight_grad_partial(const T* __restrict__ gout, const T* __restrict__ x, Strides4 xs, Geom32 g, int O, int mult,
+                       int64_t R, int64_t S, T* __restrict__ part) {
+  __shared__ T red[kDwThreads];
+  const int64_t b = blockIdx.x;
+  const int wi = static_cast<int>(b / S);  // o * kk + t
+  const int64_t s = b - int64_t(wi) * S;
+  const int o = wi / g.kk, t = wi - o * g.kk;
+  const int i = t / g.kw, j = t - i * g.kw;
+  const T* xc = x + (o / mult) * xs.c;
+  const int64_t r1 = min(R, (s + 1) * kDwSplit);
+  T acc = T(0);
+  for (int64_t r = s * kDwSplit + threadIdx.x; r < r1; r += kDwThreads) {
+    const int64_t n = r / g.P;
+    const int p = static_cast<int>(r - n * g.P);
+    const int oy = p / g.OW, ox = p - oy * g.OW;
+    const int iy = oy * g.sh - g.pt + i * g.dh, ix = ox * g.sw - g.pl + j * g.dw;
+    if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W)
+      acc += gout[(n * O + o) * g.P + p] * xc[n * xs.n + iy * xs.h + ix * xs.w];
+  }
+  red[threadIdx.x] = acc;
+  __syncthreads();
+  for (int h = kDwThreads / 2; h > 0; h /= 2) {
+    if (threadIdx.x < h) red[threadIdx.x] += red[threadIdx.x + h];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) part[b] = red[0];
+}
+
+// Pass 2: dw[e] = part[e S] + part[e S + 1] + ... in order.
+template <class T>
+__global__ void dw_weight_grad_sum(const T* __restrict__ part, int64_t S, int64_t n, T* __restrict__ dw) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+    T acc = part[e * S];
+    for (int64_t s = 1; s < S; ++s) acc += part[e * S + s];
+    dw[e] = acc;
+  }
+}
+
+// The direct depthwise kernels apply: one input channel per group, and the
+// plane counts and the weight gradient's block count fit in int.
+bool depthwise(const ConvGeom& g) {
+  if (g.groups != g.C || g.C == 0) return false;
+  const int64_t lim = (int64_t(1) << 31) - 1;
+  const int64_t R = g.N * g.OH * g.OW, S = (R + kDwSplit - 1) / kDwSplit;
+  return g.N * g.O <= lim && g.N * g.C <= lim && g.O * g.kh * g.kw * std::max<int64_t>(S, 1) <= lim;
+}
+
 unsigned grid_y(int64_t rows) { return static_cast<unsigned>(std::clamp<int64_t>(rows, 1, 65535)); }
 unsigned grid_x(int64_t n) { return static_cast<unsigned>(std::max<int64_t>(1, (n + kThreads - 1) / kThreads)); }
 
@@ -206,6 +335,21 @@ void conv_forward(const ConvGeom& g, const Array& x, const Array& w, const std::
     return;
   }
   const Array wc = contiguous(w);
+  if (depthwise(g)) {
+    const Geom32 g32 = geom32(g, 1, op);
+    const int64_t planes = g.N * g.O;
+    if (planes == 0) return;
+    dispatch_float(y.dtype, op, [&](auto t) {
+      using T = decltype(t);
+      const dim3 grid(grid_x(P), grid_y(planes));
+      dw_forward_kernel<T><<<grid, kThreads>>>(x.data<T>(), strides_of(x), wc.data<T>(),
+                                               bias ? bias->data<T>() : nullptr, bias ? bias->strides[0] : 0, g32,
+                                               static_cast<int>(g.O), static_cast<int>(Og), static_cast<int>(planes),
+                                               y.data<T>());
+      FG_CUDA_LAUNCH_CHECK(op);
+    });
+    return;
+  }
   const Array a = as_strided(wc, {g.groups, Og, Kg}, {Og * Kg, Kg, 1}, wc.offset);
   // A 1x1 convolution with stride 1 and no padding has col == x.
   const bool direct = pointwise(g) && dense4(x);
@@ -237,6 +381,20 @@ void conv_input_grad(const ConvGeom& g, const Array& gout, const Array& w, const
   const int64_t P = g.OH * g.OW, kk = g.kh * g.kw, Og = g.O / g.groups, Cg = g.C / g.groups, Kg = Cg * kk;
   const Array gc = contiguous(gout);
   const Array wc = contiguous(w);
+  if (depthwise(g)) {
+    const Geom32 g32 = geom32(g, 1, op);
+    const int64_t planes = g.N * g.C;
+    if (planes == 0) return;
+    dispatch_float(dx.dtype, op, [&](auto t) {
+      using T = decltype(t);
+      const dim3 grid(grid_x(g.H * g.W), grid_y(planes));
+      dw_input_grad_kernel<T><<<grid, kThreads>>>(gc.data<T>(), wc.data<T>(), bias ? bias->data<T>() : nullptr,
+                                                  bias ? bias->strides[0] : 0, g32, static_cast<int>(Og),
+                                                  static_cast<int>(planes), dx.data<T>());
+      FG_CUDA_LAUNCH_CHECK(op);
+    });
+    return;
+  }
   // w^T per group, (groups, Kg, Og), made contiguous so the GEMM reads rows.
   const Array wt = contiguous(as_strided(wc, {g.groups, Kg, Og}, {Og * Kg, 1, Kg}, wc.offset));
   // A 1x1 convolution with stride 1 and no padding: col == dx, no col2im.
@@ -276,6 +434,28 @@ void conv_weight_grad(const ConvGeom& g, const Array& gout, const Array& x, cons
     return;
   }
   const Array gc = contiguous(gout);
+  if (depthwise(g)) {
+    // Two passes, no atomics: fixed splits of the N * P products per weight,
+    // then the splits in order.
+    const Geom32 g32 = geom32(g, 1, op);
+    const int64_t R = g.N * P, S = (R + kDwSplit - 1) / kDwSplit;
+    if (wsize == 0) return;
+    if (R == 0) {
+      FG_CUDA_CHECK(op, cudaMemsetAsync(dw.raw(), 0, static_cast<size_t>(wsize) * dw.itemsize()));
+      return;
+    }
+    const Array part = empty({wsize * S}, dw.dtype, dw.device());
+    dispatch_float(dw.dtype, op, [&](auto t) {
+      using T = decltype(t);
+      dw_weight_grad_partial<T><<<static_cast<unsigned>(wsize * S), kDwThreads>>>(
+          gc.data<T>(), x.data<T>(), strides_of(x), g32, static_cast<int>(g.O), static_cast<int>(Og), R, S,
+          part.data<T>());
+      FG_CUDA_LAUNCH_CHECK(op);
+      dw_weight_grad_sum<T><<<grid_for(wsize), kThreads>>>(part.data<T>(), S, wsize, dw.data<T>());
+      FG_CUDA_LAUNCH_CHECK(op);
+    });
+    return;
+  }
   // Per image: its columns (C kh kw x P) and its slice of g regrouped (O x P).
   const int64_t per_image = g.C * kk * P + g.O * P;
   const int64_t nc = chunk_images(g.N, per_image, dw.itemsize());

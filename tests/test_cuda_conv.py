@@ -84,6 +84,15 @@ CONV2D = [
     ((2, 3, 7, 7), (2, 3, 7, 7), True, dict()),                                 # 1x1 output
     ((5, 16, 20, 20), (32, 16, 3, 3), True, dict(padding=1)),                   # the float32 fast GEMM
     ((4, 3, 17, 15), (8, 3, 5, 5), True, dict(stride=3, padding=2, dilation=(1, 2))),
+    # the direct depthwise kernels (one input channel per group): multiplier 3
+    # with the weight gradient over two splits of N * OH * OW (4920 > 4096),
+    # stride 2 + dilation + asymmetric padding, "same" with an even kernel,
+    # a plain conv of a one-channel input (groups 1 == C)
+    ((3, 4, 40, 41), (12, 1, 3, 3), True, dict(padding=1, groups=4)),
+    ((2, 6, 13, 11), (6, 1, 5, 3), True, dict(stride=2, padding=(2, 0), dilation=(1, 2), groups=6)),
+    ((2, 5, 9, 9), (5, 1, 4, 4), False, dict(padding="same", groups=5)),
+    ((2, 1, 12, 10), (4, 1, 3, 3), True, dict(padding=2, dilation=2)),
+    ((1, 64, 20, 20), (64, 64, 3, 3), True, dict(padding=1)),                 # M = 64: the 64x128 GEMM tile
 ]
 
 
@@ -111,6 +120,11 @@ def test_cuda_conv_noncontiguous(dtype):
 
     run_both(fn1, [rand(2, 5, 6, 4), rand(3, 4, 1, 1, seed=5)], dtype)
 
+    def fn2(x, w, b):  # depthwise on a transposed view, weight sliced
+        return F.conv2d(x.transpose(2, 3), w[:, :, 1:, :], b, stride=2, padding=1, groups=4)
+
+    run_both(fn2, [rand(2, 4, 11, 9), rand(8, 1, 4, 3, seed=6), rand(8, seed=7)], dtype)
+
 
 CONV1D = [
     ((3, 4, 19), (6, 2, 5), True, dict(stride=2, padding=3, dilation=2, groups=2)),
@@ -133,6 +147,8 @@ CONVT = [
     ((1, 3, 4, 4), (3, 5, 2, 2), False, dict(stride=2)),
     ((2, 6, 7, 5), (6, 2, 1, 1), True, dict()),  # pointwise: no col2im
     ((2, 3, 4, 5), (3, 2, 3, 3), True, dict(stride=(3, 2), padding=(2, 1), output_padding=(2, 1), dilation=(1, 2))),
+    ((2, 4, 5, 6), (4, 1, 3, 3), True, dict(stride=2, padding=1, output_padding=1, groups=4)),  # depthwise
+    ((2, 6, 5, 6), (6, 1, 3, 2), True, dict(stride=(1, 2), dilation=2, groups=3)),  # its conv: depthwise x2
 ]
 
 
@@ -186,6 +202,23 @@ def test_cuda_conv_deterministic():
         z = F.conv_transpose2d(y, w, stride=2, groups=2)
         (z * z).sum().backward()
         return [host(t) for t in (y, z, x.grad, w.grad, b.grad)]
+
+    for a, b in zip(go(), go()):
+        assert np.array_equal(a, b)
+
+
+def test_cuda_conv_depthwise_deterministic():
+    # the direct depthwise kernels: the weight gradient's two passes over
+    # fixed splits (several here) give the same bits on every run
+    xn, wn, bn = rand(4, 6, 37, 35), rand(12, 1, 3, 3, seed=2), rand(12, seed=3)
+
+    def go():
+        x = fg.tensor(xn, dtype=fg.float32, device="cuda", requires_grad=True)
+        w = fg.tensor(wn, dtype=fg.float32, device="cuda", requires_grad=True)
+        b = fg.tensor(bn, dtype=fg.float32, device="cuda", requires_grad=True)
+        y = F.conv2d(x, w, b, padding=1, groups=6)
+        (y * y).sum().backward()
+        return [host(t) for t in (y, x.grad, w.grad, b.grad)]
 
     for a, b in zip(go(), go()):
         assert np.array_equal(a, b)
