@@ -117,17 +117,21 @@ def main():
 
 def bench_conv_pool(torch, fsync, tsync):
     """conv2d forward and forward+backward (x, w and b grads) against torch's
-    cuDNN on two ResNet-ish layers, then pooling / upsampling forward+backward.
+    cuDNN on two ResNet-ish layers and a depthwise one (MobileNet-ish), then
+    pooling / upsampling forward+backward.
     Ratio = torch time / fastgrad time (above 1: fastgrad faster)."""
     F = fg.nn.functional
-    print("\nconv2d float32 (TF32 off)                 fastgrad ms  (TFLOP/s)   torch ms  (TFLOP/s)   ratio")
-    for n, c, o, hw, k in ((64, 64, 64, 56, 3), (128, 3, 64, 32, 3)):
+    # One line per layer (gpu-check keeps 28 bench lines): fwd, then fwd+bwd
+    # (x, w and b grads), each fastgrad ms / torch ms / ratio; then
+    # fastgrad's forward TFLOP/s and the spot-check errors.
+    print("\nconv2d f32 (TF32 off)    fwd: fg ms  torch ms  ratio | fwd+bwd: fg ms  torch ms  ratio | TFLOP/s")
+    for n, c, o, hw, k, groups in ((64, 64, 64, 56, 3, 1), (128, 3, 64, 32, 3, 1), (64, 128, 128, 56, 3, 128)):
         r = np.random.default_rng(0)
         xn = r.standard_normal((n, c, hw, hw), dtype=np.float32)
-        wn = (r.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+        wn = (r.standard_normal((o, c // groups, k, k)) / np.sqrt(c // groups * k * k)).astype(np.float32)
         bn = r.standard_normal(o).astype(np.float32)
         gn = r.standard_normal((n, o, hw, hw), dtype=np.float32)
-        flop = 2.0 * n * o * hw * hw * c * k * k  # forward; backward is twice that
+        flop = 2.0 * n * o * hw * hw * (c // groups) * k * k  # forward; backward is twice that
         x = fg.tensor(xn, device="cuda", requires_grad=True)
         w = fg.tensor(wn, device="cuda", requires_grad=True)
         b = fg.tensor(bn, device="cuda", requires_grad=True)
@@ -135,15 +139,15 @@ def bench_conv_pool(torch, fsync, tsync):
 
         def f_fwd():
             with fg.no_grad():
-                F.conv2d(x, w, b, padding=k // 2)
+                F.conv2d(x, w, b, padding=k // 2, groups=groups)
 
         def f_all():
             x.grad = w.grad = b.grad = None
-            F.conv2d(x, w, b, padding=k // 2).backward(g)
+            F.conv2d(x, w, b, padding=k // 2, groups=groups).backward(g)
 
         tf, tfb = median_time(f_fwd, fsync), median_time(f_all, fsync)
-        rows = [("fwd", tf, flop), ("fwd+bwd", tfb, 3 * flop)]
-        tt = ttb = None
+        label = f"{'dw ' if groups > 1 else ''}{n}x{c}->{o} {hw}x{hw} {k}x{k}"
+        line = f"  {label:24s}  {tf * 1e3:7.2f}"
         if torch is not None:
             tx = torch.tensor(xn, device="cuda", requires_grad=True)
             tw = torch.tensor(wn, device="cuda", requires_grad=True)
@@ -152,26 +156,26 @@ def bench_conv_pool(torch, fsync, tsync):
 
             def t_fwd():
                 with torch.no_grad():
-                    torch.nn.functional.conv2d(tx, tw, tb, padding=k // 2)
+                    torch.nn.functional.conv2d(tx, tw, tb, padding=k // 2, groups=groups)
 
             def t_all():
                 tx.grad = tw.grad = tb.grad = None
-                torch.nn.functional.conv2d(tx, tw, tb, padding=k // 2).backward(tg)
+                torch.nn.functional.conv2d(tx, tw, tb, padding=k // 2, groups=groups).backward(tg)
 
             tt, ttb = median_time(t_fwd, tsync), median_time(t_all, tsync)
             # correctness spot check: the same layer's output and weight gradient
             f_all()
             t_all()
-            y_err = (torch.from_dlpack(F.conv2d(x, w, b, padding=k // 2).detach())
-                     - torch.nn.functional.conv2d(tx, tw, tb, padding=k // 2)).abs().max().item()
+            y_err = (torch.from_dlpack(F.conv2d(x, w, b, padding=k // 2, groups=groups).detach())
+                     - torch.nn.functional.conv2d(tx, tw, tb, padding=k // 2, groups=groups)).abs().max().item()
             w_err = ((torch.from_dlpack(w.grad) - tw.grad).abs().max() / tw.grad.abs().max()).item()
-        for (name, t_f, fl), t_t in zip(rows, (tt, ttb)):
-            line = f"  {n}x{c}->{o} {hw}x{hw} {k}x{k} {name:8s}      {t_f * 1e3:9.2f}  ({fl / t_f / 1e12:6.2f})"
-            if t_t is not None:
-                line += f"  {t_t * 1e3:9.2f}  ({fl / t_t / 1e12:6.2f})  {t_t / t_f:6.3f}"
-                if name == "fwd+bwd":  # one line per row: gpu-check keeps 24 lines
-                    line += f"  err y {y_err:.2g} dw {w_err:.2g}"
-            print(line)
+            line += f"  {tt * 1e3:7.2f}  {tt / tf:5.3f} | {tfb * 1e3:7.2f}  {ttb * 1e3:7.2f}  {ttb / tfb:5.3f}"
+        else:
+            line += f" | {tfb * 1e3:7.2f}"
+        line += f" | {flop / tf / 1e12:5.2f}"
+        if torch is not None:
+            line += f"  err y {y_err:.2g} dw {w_err:.2g}"
+        print(line)
         del x, w, b, g
 
     # fwd, and fwd+bwd with a given upstream gradient (not .sum(): a full
