@@ -484,6 +484,9 @@ DIRECT_CASES = [
     ((3, 4, 8, 8), (10, 4, 3, 3), (2, 1), (2, 1), 1),
     ((2, 3, 16, 16), (9, 3, 5, 5), 2, 1, 1),
     ((3, 2, 2, 2), (8, 2, 3, 3), 1, 1, 1),
+    # more than 64 taps (the broadcast weight-gradient kernel), channels not filling its 32-wide tiles
+    ((2, 9, 5, 7), (37, 9, 3, 3), 1, 1, 1),
+    ((2, 16, 6, 6), (6, 8, 3, 3), (1, 0), (1, 2), 2),
 ]
 
 
@@ -515,7 +518,7 @@ def test_direct_path_same_result_for_any_thread_count(conv_path):
     rng = np.random.default_rng(8)
     x = fg.tensor(rng.standard_normal((7, 8, 9, 6)).astype(np.float32), requires_grad=True)
     w = fg.tensor(rng.standard_normal((12, 8, 3, 3)).astype(np.float32), requires_grad=True)
-    w1 = fg.tensor(rng.standard_normal((10, 8, 3, 3)).astype(np.float32), requires_grad=True)
+    w1 = fg.tensor(rng.standard_normal((10, 1, 3, 3)).astype(np.float32), requires_grad=True)
     n0 = fg.get_num_threads()
     results = []
     try:
@@ -523,7 +526,7 @@ def test_direct_path_same_result_for_any_thread_count(conv_path):
             fg.set_num_threads(n)
             x.grad = w.grad = w1.grad = None
             y = F.conv2d(x, w, padding=1)
-            z = F.conv2d(x[:, :1].expand(7, 8, 9, 6), w1, padding=(0, 1))  # few taps: the direct weight gradient
+            z = F.conv2d(x[:, 1:2], w1, padding=(0, 1))  # 9 taps: the position-vector weight gradient
             ((y * y).sum() + (z * z).sum()).backward()
             results.append([y.detach().numpy().copy(), x.grad.numpy().copy(), w.grad.numpy().copy(),
                             w1.grad.numpy().copy()])

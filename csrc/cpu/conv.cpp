@@ -634,11 +634,10 @@ bool use_direct(const Geom& g, const Direct& d, bool wgrad = false) {
     // Measured (bench_conv.py, DigitsCNN, 1 thread): the direct path wins
     // while the copy stays in L2 and the output channels fill the tile's 8
     // rows (3 -> 32 channels 32x32: forward 1.2 -> 0.6 ms; its input
-    // gradient, 3 rows of 8 used, 0.9 -> 2.3 ms). The weight gradient wins
-    // only with few taps (9 - 27: 2-3x), where the GEMM path's K is short;
-    // at 288 taps it lost (8x8: 0.47 -> 0.62 ms).
+    // gradient, 3 rows of 8 used, 0.9 -> 2.3 ms). The weight gradient:
+    // 9 - 27 taps 2-3x faster, 288 taps on 8x8 0.47 -> 0.36 ms.
     if (g.pointwise() || d.xs_size() * int64_t(sizeof(float)) > kDirectXsBudget) return false;
-    return wgrad ? d.K() <= 64 : d.Co >= conv_detail::kDirectMr;
+    return wgrad || d.Co >= conv_detail::kDirectMr;
   }
 }
 
@@ -769,12 +768,41 @@ void direct_weight_grad(const Direct& d, const float* X, int64_t sN, int64_t sC,
   for (int64_t k = 0; k < K; ++k) koff[k] = d.koff(k / khw, (k % khw) / d.kw, k % d.kw);
   const int64_t ipc = std::clamp<int64_t>(kDirectXsBudget * 2 / (xsz * int64_t(sizeof(float))), 1, d.N);
   float* xs = pad_buffer<float>(ipc * xsz);  // the caller's: the workers only read it
+  // Many taps: the broadcast kernel (no horizontal sums; 8x8 maps, 288 taps:
+  // 0.51 -> 0.36 ms); few taps (a stem): the position-vector kernel, whose
+  // tiles the taps fill (9 taps: 0.05 -> 0.02 ms).
+  const bool bcast = K > 64;
+  std::vector<int64_t> koffb;
   for (int64_t n0 = 0; n0 < d.N; n0 += ipc) {
     const int64_t n1 = std::min(d.N, n0 + ipc);
     for (int64_t gi = 0; gi < d.groups; ++gi) {
       parallel_units(n1 - n0, [&](int64_t q) {
         build_shifted(d, X + (n0 + q) * sN + gi * d.Ci * sC, sC, sH, sW, xs + q * xsz);
       });
+      if (bcast) {
+        constexpr int BT = conv_detail::kWgradBt, BO = 16 * conv_detail::kWgradBv;
+        const int64_t nbo = (d.Co + BO - 1) / BO, ldo = nbo * BO, nbt = (K + BT - 1) / BT;
+        // gt (images, P, ldo): g transposed to position-major, channels past Co zero
+        float* gt = col_buffer<float>((n1 - n0) * P * ldo);
+        parallel_units(n1 - n0, [&](int64_t q) {
+          float* dst = gt + q * P * ldo;
+          const float* src = G + (n0 + q) * gsn + gi * d.Co * gso;
+          for (int64_t p = 0; p < P; ++p) {
+            for (int64_t o = 0; o < d.Co; ++o) dst[p * ldo + o] = src[o * gso + p];
+            for (int64_t o = d.Co; o < ldo; ++o) dst[p * ldo + o] = 0.0f;
+          }
+        });
+        koffb.assign(static_cast<size_t>(nbt * BT), d.koff(0, 0, 0));
+        for (int64_t k = 0; k < K; ++k) koffb[k] = koff[k];
+        parallel_units(nbo * nbt, [&](int64_t t) {
+          const int64_t o0 = (t / nbt) * BO, t0 = (t % nbt) * BT;
+          conv_detail::wgrad_bcast_avx512_f32(n1 - n0, P, gt + o0, P * ldo, ldo, xs, xsz, koffb.data() + t0,
+                                              DW + (gi * d.Co + o0) * K + t0, K,
+                                              static_cast<int>(std::min<int64_t>(BT, K - t0)),
+                                              static_cast<int>(std::min<int64_t>(BO, d.Co - o0)), n0 > 0);
+        });
+        continue;
+      }
       parallel_units(nto * ntt, [&](int64_t t) {
         const int64_t o0 = (t / ntt) * MO, t0 = (t % ntt) * MT;
         const float* gp[MO];

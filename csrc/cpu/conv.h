@@ -85,6 +85,7 @@ namespace conv_detail {
 
 constexpr int kDirectMr = 8;                  // output channels per direct tile (x 3 vectors of 16 positions)
 constexpr int kWgradMo = 4, kWgradMt = 6;     // weight-gradient tile: output channels x taps
+constexpr int kWgradBt = 12, kWgradBv = 2;    // broadcast weight-gradient tile: taps x vectors of 16 channels
 
 // C_v[r * ldc + q] = bias[r] (0 without bias) + sum_k Ap[k * kDirectMr + r] *
 // B_v[koff[k] + q] for r < m, q < 16 where bit q of masks[v] is set, v < nv
@@ -104,6 +105,13 @@ void shift_rows_avx512_f32(const float* x, int64_t sC, int64_t sH, int64_t Ci, i
 void wgrad_tile_avx512_f32(int64_t nimg, int64_t P, const float* const* G, int64_t gsn, const float* xs,
                            int64_t xsn, const int64_t* koff, float* dw, int64_t ldw, int mo, int mt,
                            bool accumulate);
+
+// dw[o * ldw + t] (= or +=) sum_{n < nimg, p < P} gt[n * gtn + p * ldo + o] *
+// xs[n * xsn + koff[t] + p] for t < mt <= kWgradBt, o < mo <= 16 * kWgradBv;
+// koff holds kWgradBt valid offsets, gt rows 16 * kWgradBv readable values.
+void wgrad_bcast_avx512_f32(int64_t nimg, int64_t P, const float* gt, int64_t gtn, int64_t ldo, const float* xs,
+                            int64_t xsn, const int64_t* koff, float* dw, int64_t ldw, int mt, int mo,
+                            bool accumulate);
 
 }  // namespace conv_detail
 

@@ -64,6 +64,18 @@ inline void direct_tile(int64_t K, const float* __restrict Ap, const int64_t* __
       for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(C[v] + r * ldc, mk[v], c[r][v]);
 }
 
+// The sum of the 16 lanes, in a fixed order, through memory: GCC 12's
+// _mm512_reduce_add_ps and its shuffle / cast intrinsics trip
+// -Wmaybe-uninitialized inside its own headers (as in gemm_avx512.cpp).
+inline float hsum(__m512 v) {
+  alignas(64) float l[16];
+  _mm512_store_ps(l, v);
+  float s[8];
+  for (int i = 0; i < 8; ++i) s[i] = l[i] + l[i + 8];
+  for (int i = 0; i < 4; ++i) s[i] += s[i + 4];
+  return (s[0] + s[2]) + (s[1] + s[3]);
+}
+
 }  // namespace
 
 void direct_tile_avx512_f32(int64_t K, const float* Ap, const int64_t* koff, int nv, const float* const* B,
@@ -173,10 +185,51 @@ void wgrad_tile_avx512_f32(int64_t nimg, int64_t P, const float* const* G, int64
 #pragma GCC unroll 8
     for (int t = 0; t < MT; ++t)
       if (o < mo && t < mt) {
-        const float s = _mm512_reduce_add_ps(acc[o][t]);
+        const float s = hsum(acc[o][t]);
         float& d = dw[o * ldw + t];
         d = accumulate ? d + s : s;
       }
+}
+
+// dw^T tile: dw[o * ldw + t] (= or +=) sum_{n < nimg, p < P} gt[n * gtn + p *
+// ldo + o] * xs[n * xsn + koff[t] + p] for t < mt (of kWgradBt taps) and o < mo
+// (of 16 * kWgradBv channels). Vectors run along the output channels (gt is
+// g transposed to position-major), each tap's value is broadcast: no
+// horizontal sums, and the whole batch's reduction stays in registers.
+void wgrad_bcast_avx512_f32(int64_t nimg, int64_t P, const float* gt, int64_t gtn, int64_t ldo, const float* xs,
+                            int64_t xsn, const int64_t* koff, float* dw, int64_t ldw, int mt, int mo,
+                            bool accumulate) {
+  constexpr int MT = kWgradBt, NV = kWgradBv;
+  __m512 acc[MT][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MT; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t n = 0; n < nimg; ++n) {
+    const float* x = xs + n * xsn;
+    const float* g = gt + n * gtn;
+    for (int64_t p = 0; p < P; ++p, g += ldo) {
+      __m512 b[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(g + 16 * v);
+#pragma GCC unroll 16
+      for (int r = 0; r < MT; ++r) {
+        const __m512 a = _mm512_set1_ps(x[koff[r] + p]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+      }
+    }
+  }
+  alignas(64) float tile[MT][NV * 16];
+#pragma GCC unroll 16
+  for (int r = 0; r < MT; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) _mm512_store_ps(&tile[r][16 * v], acc[r][v]);
+  for (int o = 0; o < mo; ++o)
+    for (int r = 0; r < mt; ++r) {
+      float& d = dw[o * ldw + r];
+      d = accumulate ? d + tile[r][o] : tile[r][o];
+    }
 }
 
 }  // namespace conv_detail
