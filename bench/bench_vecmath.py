@@ -13,6 +13,8 @@ medians are of process CPU time (time.process_time: the work this process
 did, not the time it waited for a core); with two threads of wall time
 (CPU time would add the threads up). --clock overrides.
 Part 2: layer_norm / batch_norm forward and forward+backward vs torch.
+Part 3 (reduce): logsumexp / softmax / log_softmax over the last dim of
+(256, 128, 128) float32, unmasked and causal -inf, vs torch.
 
     python bench/bench_vecmath.py [--quick] [--threads 1,2] [--isa avx512|avx2|scalar]
 """
@@ -111,6 +113,14 @@ def activation_rows(n, reps):
     row("gelu (erf)", b2, lambda: F.gelu(fx), None, None, None, T and (lambda: TF.gelu(tx)))
     row("gelu (tanh)", b2, lambda: F.gelu(fx, approximate="tanh"), lambda: np_gelu_tanh(x, out, tmp), None, None,
         T and (lambda: TF.gelu(tx, approximate="tanh")))
+    row("erf", b2, lambda: fg.erf(fx), None, None, T and (lambda: torch.erf(tx, out=tout)),
+        T and (lambda: torch.erf(tx)))
+    row("sin", b2, lambda: fg.sin(fx), lambda: np.sin(x, out=out), lambda: np.sin(x),
+        T and (lambda: torch.sin(tx, out=tout)), T and (lambda: torch.sin(tx)))
+    row("cos", b2, lambda: fg.cos(fx), lambda: np.cos(x, out=out), lambda: np.cos(x),
+        T and (lambda: torch.cos(tx, out=tout)), T and (lambda: torch.cos(tx)))
+    row("tan", b2, lambda: fg.tan(fx), lambda: np.tan(x, out=out), lambda: np.tan(x),
+        T and (lambda: torch.tan(tx, out=tout)), T and (lambda: torch.tan(tx)))
     row("relu", b2, lambda: fg.relu(fx), lambda: np.maximum(x, 0, out=out), lambda: np.maximum(x, 0),
         T and (lambda: torch.clamp_min(tx, 0, out=tout)), T and (lambda: torch.relu(tx)), lambda: scratch.relu_())
     aten = torch.ops.aten if torch is not None else None
@@ -177,6 +187,21 @@ def norm_rows(reps):
     return rows
 
 
+def reduce_rows(reps):
+    """The softmax family over the last dim of (256, 128, 128) float32,
+    unmasked and causal-masked (-inf above the diagonal)."""
+    x = fg.randn(256, 128, 128)
+    mask = fg.ones(128, 128).triu(1).bool()
+    rows = []
+    for label, xf in (("unmasked", x), ("causal -inf", x.masked_fill(mask, float("-inf")))):
+        xt = torch.from_numpy(xf.numpy()) if torch is not None else None
+        for op in ("logsumexp", "softmax", "log_softmax"):
+            r = {"op": f"{op} {label}", "fg": median_time(lambda: getattr(fg, op)(xf, -1), reps)}
+            r["t"] = median_time(lambda: getattr(torch, op)(xt, -1), reps) if torch is not None else None
+            rows.append(r)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="2M elements, fewer repetitions")
@@ -223,6 +248,12 @@ def main():
             ratio = lambda t, base: "-" if t is None else f"{t / base:.2f}x"  # noqa: E731
             print(f"| {r['op']} | {ms(r['fg_fwd'])} | {ms(r['fg_both'])} | {ms(tf)} | {ms(tb)} | "
                   f"{ratio(tf, r['fg_fwd'])} | {ratio(tb, r['fg_both'])} |")
+        print("\n| reduce, (256, 128, 128) float32, dim -1 | fastgrad | torch | vs torch |")
+        print("|---|---|---|---|")
+        for r in reduce_rows(reps):
+            t = "-" if r["t"] is None else f"{r['t'] * 1e3:.2f} ms"
+            vs = "-" if r["t"] is None else f"{r['t'] / r['fg']:.2f}x"
+            print(f"| {r['op']} | {r['fg'] * 1e3:.2f} ms | {t} | {vs} |")
 
 if __name__ == "__main__":
     main()

@@ -89,7 +89,8 @@ inline V leaky_relu(V x, TOf<V> slope) {
 // relative minimax fit of erf on z <= 1.25 (Lawson-weighted least squares
 // here, coefficients rounded to float one at a time with the rest refitted;
 // fit error 0.02 ulp), split 1.0, where erfc = 0.16 scales the tail's
-// error down (1.25 measured 1.48 ulp, its Horner sum cancelling); float64: the gelu fit of erf on z <= 0.7 (vecmath_impl.h).
+// error down (1.25 measured 1.48 ulp, its Horner sum cancelling);
+// float64: the gelu fit of erf on z <= 0.7 (vecmath_impl.h).
 // -z^2 is rounded here (gelu splits it exactly): that costs erfc(z) z^2 / 2
 // ulp relative, under 0.1 ulp of erf = 1 - erfc. Above kClamp erf rounds to 1.
 template <class T> struct ErfK;

@@ -103,8 +103,12 @@ template <> struct HasScalef<f64x8> { static constexpr bool value = true; };
 inline f32x16 scalef(f32x16 x, f32x16 n) { return _mm512_mask_scalef_ps(x, 0xffff, x, n); }
 inline f64x8 scalef(f64x8 x, f64x8 n) { return _mm512_mask_scalef_pd(x, 0xff, x, n); }
 // |x|'s mantissa scaled into [0.75, 1.5) and floor(log2 |x|) (log's split).
-inline f32x16 getmant_p75(f32x16 x) { return _mm512_mask_getmant_ps(x, 0xffff, x, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_zero); }
-inline f64x8 getmant_p75(f64x8 x) { return _mm512_mask_getmant_pd(x, 0xff, x, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_zero); }
+inline f32x16 getmant_p75(f32x16 x) {
+  return _mm512_mask_getmant_ps(x, 0xffff, x, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_zero);
+}
+inline f64x8 getmant_p75(f64x8 x) {
+  return _mm512_mask_getmant_pd(x, 0xff, x, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_zero);
+}
 inline f32x16 getexp(f32x16 x) { return _mm512_mask_getexp_ps(x, 0xffff, x); }
 inline f64x8 getexp(f64x8 x) { return _mm512_mask_getexp_pd(x, 0xff, x); }
 #endif
