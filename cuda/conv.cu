@@ -82,10 +82,11 @@ Geom32 geom32(const ConvGeom& g, int64_t nimg, const char* op) {
 
 // col[img][(c * kh + i) * kw + j][p] for images n0 .. n0 + rows / (C kh kw):
 // grid.x covers the output positions p, grid.y (striding) the rows, so
-// consecutive threads write consecutive columns.
+// consecutive threads write consecutive columns. Each group's Kg rows start
+// Kp >= Kg rows apart (rows Kg .. Kp - 1 are padding, left as they are).
 template <class T>
-__global__ void im2col_kernel(const T* __restrict__ x, Strides4 xs, Geom32 g, int64_t n0, int rows,
-                              T* __restrict__ col) {
+__global__ void im2col_kernel(const T* __restrict__ x, Strides4 xs, Geom32 g, int64_t n0, int rows, int groups,
+                              int Kp, T* __restrict__ col) {
   const int p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= g.P) return;
   const int oy = p / g.OW, ox = p - oy * g.OW;
@@ -94,20 +95,22 @@ __global__ void im2col_kernel(const T* __restrict__ x, Strides4 xs, Geom32 g, in
     const int img = r / ckk, rem = r - img * ckk;
     const int c = rem / g.kk, ij = rem - c * g.kk;
     const int i = ij / g.kw, j = ij - i * g.kw;
+    const int gi = rem / g.Kg, k = rem - gi * g.Kg;  // r's group and row within it
     const int iy = oy * g.sh - g.pt + i * g.dh, ix = ox * g.sw - g.pl + j * g.dw;
     T v = T(0);
     if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W) v = x[(n0 + img) * xs.n + c * xs.c + iy * xs.h + ix * xs.w];
-    col[int64_t(r) * g.P + p] = v;
+    col[((int64_t(img) * groups + gi) * Kp + k) * g.P + p] = v;
   }
 }
 
 // The weight gradient's columns, transposed and grouped:
 // colT[gi][img * P + p][k] with k = (cg * kh + i) * kw + j, c = gi * Cg + cg.
 // grid.y (striding) walks the rows (gi, img, oy); grid.x covers one row's
-// OW * Kg entries, which are contiguous in colT.
+// OW * Kg entries. Rows of colT are Kq >= Kg apart (columns Kg .. Kq - 1 are
+// padding, left as they are).
 template <class T>
 __global__ void im2col_t_kernel(const T* __restrict__ x, Strides4 xs, Geom32 g, int64_t n0, int nimg, int rows,
-                                T* __restrict__ colT) {
+                                int Kq, T* __restrict__ colT) {
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= g.OW * g.Kg) return;
   const int ox = e / g.Kg, k = e - ox * g.Kg;
@@ -121,7 +124,7 @@ __global__ void im2col_t_kernel(const T* __restrict__ x, Strides4 xs, Geom32 g, 
     T v = T(0);
     if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W)
       v = x[(n0 + img) * xs.n + (gi * g.Cg + cg) * xs.c + iy * xs.h + ix * xs.w];
-    colT[int64_t(r) * g.OW * g.Kg + e] = v;
+    colT[(int64_t(r) * g.OW + ox) * Kq + k] = v;
   }
 }
 
@@ -165,13 +168,16 @@ __global__ void add_bias_kernel(T* __restrict__ y, const T* __restrict__ bias, i
     y[e] += bias[((e / P) % C) * bstride];
 }
 
-// dw[e] (=, or += when accumulate) the sum of part[s * n + e] over s = 0 .. S-1, in order.
+// dw[e] (=, or += when accumulate) the sum of part[s * stride + ep] over
+// s = 0 .. S-1, in order; dw is (rows, Kg), each split of part (rows, Kq):
+// ep = (e / Kg) * Kq + e % Kg.
 template <class T>
-__global__ void sum_splits_kernel(const T* __restrict__ part, int64_t S, int64_t n, bool accumulate,
-                                  T* __restrict__ dw) {
+__global__ void sum_splits_kernel(const T* __restrict__ part, int64_t S, int64_t stride, int64_t Kg, int64_t Kq,
+                                  int64_t n, bool accumulate, T* __restrict__ dw) {
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
-    T acc = part[e];
-    for (int64_t s = 1; s < S; ++s) acc += part[s * n + e];
+    const int64_t ep = Kq == Kg ? e : e / Kg * Kq + e % Kg;
+    T acc = part[ep];
+    for (int64_t s = 1; s < S; ++s) acc += part[s * stride + ep];
     dw[e] = accumulate ? dw[e] + acc : acc;
   }
 }
@@ -307,11 +313,13 @@ unsigned grid_y(int64_t rows) { return static_cast<unsigned>(std::clamp<int64_t>
 unsigned grid_x(int64_t n) { return static_cast<unsigned>(std::max<int64_t>(1, (n + kThreads - 1) / kThreads)); }
 
 template <class T>
-void launch_im2col(const Array& x, const Geom32& g, int64_t n0, int64_t nimg, const Array& col, const char* op) {
+void launch_im2col(const Array& x, const Geom32& g, int64_t n0, int64_t nimg, int64_t groups, int64_t Kp,
+                   const Array& col, const char* op) {
   const int64_t rows = nimg * g.C * g.kk;
   if (rows == 0) return;
   dim3 grid(grid_x(g.P), grid_y(rows));
-  im2col_kernel<T><<<grid, kThreads>>>(x.data<T>(), strides_of(x), g, n0, static_cast<int>(rows), col.data<T>());
+  im2col_kernel<T><<<grid, kThreads>>>(x.data<T>(), strides_of(x), g, n0, static_cast<int>(rows),
+                                       static_cast<int>(groups), static_cast<int>(Kp), col.data<T>());
   FG_CUDA_LAUNCH_CHECK(op);
 }
 
@@ -350,12 +358,23 @@ void conv_forward(const ConvGeom& g, const Array& x, const Array& w, const std::
     });
     return;
   }
-  const Array a = as_strided(wc, {g.groups, Og, Kg}, {Og * Kg, Kg, 1}, wc.offset);
   // A 1x1 convolution with stride 1 and no padding has col == x.
   const bool direct = pointwise(g) && dense4(x);
-  const int64_t per_image = g.C * kk * P;
+  // float32 GEMMs take the fast (float4) kernel only for K and N multiples of
+  // 4: K = Kg padded up with zero weights and zero column rows (3 input
+  // channels x 3 x 3 = 27 -> 28). The extra terms add 0 after the real ones.
+  const int64_t Kp = y.dtype == DType::Float32 && !direct && Kg % 4 != 0 && P % 4 == 0 ? (Kg + 3) / 4 * 4 : Kg;
+  Array a = as_strided(wc, {g.groups, Og, Kg}, {Og * Kg, Kg, 1}, wc.offset);
+  if (Kp != Kg) {
+    const Array ap = zeros({g.groups, Og, Kp}, y.dtype, y.device());
+    copy_into(as_strided(ap, {g.groups, Og, Kg}, {Og * Kp, Kp, 1}, ap.offset), a, op);
+    a = ap;
+  }
+  const int64_t per_image = g.groups * Kp * P;  // C kh kw P unpadded
   const int64_t nc = chunk_images(g.N, per_image, y.itemsize());
-  const Array col = direct ? Array{} : empty({nc * per_image}, y.dtype, y.device());
+  const Array col = direct ? Array{}
+                    : Kp != Kg ? zeros({nc * per_image}, y.dtype, y.device())  // the padding rows stay 0
+                               : empty({nc * per_image}, y.dtype, y.device());
   const Geom32 g32 = geom32(g, nc, op);
   dispatch_float(y.dtype, op, [&](auto t) {
     using T = decltype(t);
@@ -365,11 +384,11 @@ void conv_forward(const ConvGeom& g, const Array& x, const Array& w, const std::
       if (direct) {
         b = as_strided(x, {nimg, g.groups, Kg, P}, {g.C * P, Kg * P, P, 1}, x.offset + n0 * x.strides[0]);
       } else {
-        launch_im2col<T>(x, g32, n0, nimg, col, op);
-        b = as_strided(col, {nimg, g.groups, Kg, P}, {per_image, Kg * P, P, 1}, col.offset);
+        launch_im2col<T>(x, g32, n0, nimg, g.groups, Kp, col, op);
+        b = as_strided(col, {nimg, g.groups, Kp, P}, {per_image, Kp * P, P, 1}, col.offset);
       }
       const Array out = as_strided(y, {nimg, g.groups, Og, P}, {g.O * P, Og * P, P, 1}, y.offset + n0 * g.O * P);
-      matmul(a, b, {nimg, g.groups}, Og, P, Kg, out);
+      matmul(a, b, {nimg, g.groups}, Og, P, Kp, out);
     }
     launch_bias<T>(y, bias, g.O, P, op);
   });
@@ -456,10 +475,15 @@ void conv_weight_grad(const ConvGeom& g, const Array& gout, const Array& x, cons
     });
     return;
   }
-  // Per image: its columns (C kh kw x P) and its slice of g regrouped (O x P).
-  const int64_t per_image = g.C * kk * P + g.O * P;
+  // The GEMMs' N is Kg: float32 pads it to a multiple of 4 (zero columns of
+  // colT, results dropped) so they take the fast float4 kernel. The sums
+  // themselves are unchanged.
+  const int64_t Kq = dw.dtype == DType::Float32 && Kg % 4 != 0 ? (Kg + 3) / 4 * 4 : Kg, wq = g.groups * Og * Kq;
+  // Per image: its columns (groups x P x Kq) and its slice of g regrouped (O x P).
+  const int64_t per_image = g.groups * Kq * P + g.O * P;
   const int64_t nc = chunk_images(g.N, per_image, dw.itemsize());
-  const Array colT = empty({nc * g.C * kk * P}, dw.dtype, dw.device());
+  const Array colT = Kq != Kg ? zeros({nc * g.groups * Kq * P}, dw.dtype, dw.device())  // padding stays 0
+                              : empty({nc * g.groups * Kq * P}, dw.dtype, dw.device());
   // Splits of K = images * P: enough (group, split) GEMMs to fill the device
   // (about 512 tiles of 64 x 64), each at least 256 long. Fixed by the shape.
   const int64_t tiles = (Og + 63) / 64 * ((Kg + 63) / 64) * g.groups;
@@ -473,7 +497,7 @@ void conv_weight_grad(const ConvGeom& g, const Array& gout, const Array& x, cons
       const int64_t rows = g.groups * nimg * g.OH;
       const dim3 grid(grid_x(g.OW * Kg), grid_y(rows));
       im2col_t_kernel<T><<<grid, kThreads>>>(x.data<T>(), strides_of(x), g32, n0, static_cast<int>(nimg),
-                                             static_cast<int>(rows), colT.data<T>());
+                                             static_cast<int>(rows), static_cast<int>(Kq), colT.data<T>());
       FG_CUDA_LAUNCH_CHECK(op);
       // g of this chunk as (groups, Og, nimg * P), rows contiguous
       const Array gp = contiguous(
@@ -481,20 +505,21 @@ void conv_weight_grad(const ConvGeom& g, const Array& gout, const Array& x, cons
       int64_t L = std::max<int64_t>(256, ((nP + want_splits - 1) / want_splits + 3) / 4 * 4);
       if (L > nP) L = nP;
       const int64_t full = nP / L, rem = nP - full * L, S = full + (rem > 0 ? 1 : 0);
-      const Array part = empty({S * wsize}, dw.dtype, dw.device());
+      const Array part = empty({S * wq}, dw.dtype, dw.device());
       if (full > 0) {
         const Array a = as_strided(gp, {full, g.groups, Og, L}, {L, Og * nP, nP, 1}, gp.offset);
-        const Array b = as_strided(colT, {full, g.groups, L, Kg}, {L * Kg, nP * Kg, Kg, 1}, colT.offset);
-        const Array out = as_strided(part, {full, g.groups, Og, Kg}, {wsize, Og * Kg, Kg, 1}, part.offset);
-        matmul(a, b, {full, g.groups}, Og, Kg, L, out);
+        const Array b = as_strided(colT, {full, g.groups, L, Kq}, {L * Kq, nP * Kq, Kq, 1}, colT.offset);
+        const Array out = as_strided(part, {full, g.groups, Og, Kq}, {wq, Og * Kq, Kq, 1}, part.offset);
+        matmul(a, b, {full, g.groups}, Og, Kq, L, out);
       }
       if (rem > 0) {
         const Array a = as_strided(gp, {g.groups, Og, rem}, {Og * nP, nP, 1}, gp.offset + full * L);
-        const Array b = as_strided(colT, {g.groups, rem, Kg}, {nP * Kg, Kg, 1}, colT.offset + full * L * Kg);
-        const Array out = as_strided(part, {g.groups, Og, Kg}, {Og * Kg, Kg, 1}, part.offset + full * wsize);
-        matmul(a, b, {g.groups}, Og, Kg, rem, out);
+        const Array b = as_strided(colT, {g.groups, rem, Kq}, {nP * Kq, Kq, 1}, colT.offset + full * L * Kq);
+        const Array out = as_strided(part, {g.groups, Og, Kq}, {Og * Kq, Kq, 1}, part.offset + full * wq);
+        matmul(a, b, {g.groups}, Og, Kq, rem, out);
       }
-      sum_splits_kernel<T><<<grid_for(wsize), kThreads>>>(part.data<T>(), S, wsize, !first, dw.data<T>());
+      sum_splits_kernel<T><<<grid_for(wsize), kThreads>>>(part.data<T>(), S, wq, Kg, Kq, wsize, !first,
+                                                          dw.data<T>());
       FG_CUDA_LAUNCH_CHECK(op);
       first = false;
     }

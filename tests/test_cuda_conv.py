@@ -93,6 +93,10 @@ CONV2D = [
     ((2, 5, 9, 9), (5, 1, 4, 4), False, dict(padding="same", groups=5)),
     ((2, 1, 12, 10), (4, 1, 3, 3), True, dict(padding=2, dilation=2)),
     ((1, 64, 20, 20), (64, 64, 3, 3), True, dict(padding=1)),                 # M = 64: the 64x128 GEMM tile
+    # float32: K = 3 * 3 * 3 = 27 padded to 28 (forward), the weight
+    # gradient's N likewise, so both take the fast GEMM; with groups too
+    ((2, 3, 32, 32), (64, 3, 3, 3), True, dict(padding=1)),
+    ((2, 6, 32, 32), (128, 3, 3, 3), False, dict(padding=1, groups=2)),
 ]
 
 
