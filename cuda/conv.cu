@@ -160,12 +160,18 @@ __global__ void col2im_kernel(const T* __restrict__ col, Geom32 g, int64_t n0, i
   }
 }
 
-// y[n][c][p] += bias[c] over a contiguous (N, C, P) array.
+// y[n][c][p] += bias[c] over a contiguous (N, C, P) array: grid.y (striding)
+// walks the (n, c) planes, grid.x one plane, so no element needs a 64-bit
+// division (two per element cost more than the memory traffic).
 template <class T>
-__global__ void add_bias_kernel(T* __restrict__ y, const T* __restrict__ bias, int64_t bstride, int64_t total,
+__global__ void add_bias_kernel(T* __restrict__ y, const T* __restrict__ bias, int64_t bstride, int64_t planes,
                                 int64_t C, int64_t P) {
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x)
-    y[e] += bias[((e / P) % C) * bstride];
+  for (int64_t r = blockIdx.y; r < planes; r += gridDim.y) {
+    const T b = bias[(r % C) * bstride];
+    T* yr = y + r * P;
+    for (int64_t p = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; p < P; p += int64_t(gridDim.x) * blockDim.x)
+      yr[p] += b;
+  }
 }
 
 // dw[e] (=, or += when accumulate) the sum of part[s * stride + ep] over
@@ -325,9 +331,11 @@ void launch_im2col(const Array& x, const Geom32& g, int64_t n0, int64_t nimg, in
 
 template <class T>
 void launch_bias(const Array& y, const std::optional<Array>& bias, int64_t C, int64_t P, const char* op) {
-  if (!bias) return;
   const int64_t total = y.numel();
-  add_bias_kernel<T><<<grid_for(total), kThreads>>>(y.data<T>(), bias->data<T>(), bias->strides[0], total, C, P);
+  if (!bias || total == 0) return;
+  const int64_t planes = total / P;  // P > 0 as total > 0
+  const dim3 grid(grid_x(P), grid_y(planes));
+  add_bias_kernel<T><<<grid, kThreads>>>(y.data<T>(), bias->data<T>(), bias->strides[0], planes, C, P);
   FG_CUDA_LAUNCH_CHECK(op);
 }
 
