@@ -493,9 +493,13 @@ void conv_weight_grad(const ConvGeom& g, const Array& gout, const Array& x, cons
   const Array colT = Kq != Kg ? zeros({nc * g.groups * Kq * P}, dw.dtype, dw.device())  // padding stays 0
                               : empty({nc * g.groups * Kq * P}, dw.dtype, dw.device());
   // Splits of K = images * P: enough (group, split) GEMMs to fill the device
-  // (about 512 tiles of 64 x 64), each at least 256 long. Fixed by the shape.
-  const int64_t tiles = (Og + 63) / 64 * ((Kg + 63) / 64) * g.groups;
-  const int64_t want_splits = std::max<int64_t>(1, 512 / tiles);
+  // a few times over (about 1024 block tiles: 64 x 128 of the float32 kernel
+  // for Og <= 64, else 128 x 128; 64 x 64 of the general one), each at least
+  // 256 long. Fixed by the shape. (512 tiles counted as 64 x 64 gave 280
+  // blocks of 64 x 128 for 64 -> 64 channels 3x3: one wave plus a few.)
+  const int64_t tiles = dw.dtype == DType::Float32 ? (Og <= 64 ? 1 : (Og + 127) / 128) * ((Kq + 127) / 128) * g.groups
+                                                   : (Og + 63) / 64 * ((Kg + 63) / 64) * g.groups;
+  const int64_t want_splits = std::max<int64_t>(1, 1024 / tiles);
   const Geom32 g32 = geom32(g, nc, op);
   dispatch_float(dw.dtype, op, [&](auto t) {
     using T = decltype(t);
