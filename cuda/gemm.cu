@@ -110,22 +110,27 @@ gemm_kernel(int64_t M, int64_t N, int64_t K, const T* __restrict__ A, int64_t rs
 // channels or fewer, its weight gradient): a 64 x 128 tile, each thread a
 // 4 x 8 block (one quadrant row), only threads 0..127 load A. A 128-row tile
 // there spent half its multiplies on zero rows. Same k order, same bits.
+// kR = 1 likewise halves the columns for N <= 64 (a 128 x 64 or 64 x 64
+// tile; threads 0..127 load B): a convolution weight gradient's N is
+// C kh kw, 28 for 3 input channels.
 
-constexpr int FBN = 128, FBK = 8, kPadA = 4;
+constexpr int FBK = 8, kPadA = 4;
 
-template <int kQ>  // 64-row quadrants per tile: 2 (128 x 128) or 1 (64 x 128)
+template <int kQ, int kR>  // 64-row / 64-column quadrants per tile: 2 (128) or 1 (64)
 __global__ void __launch_bounds__(256, 2)  // two blocks per SM: 128 registers, no spills (sm_90)
 sgemm_tiled(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t lda, const float* __restrict__ B,
             int64_t ldb, float* __restrict__ C, Batch batch, int64_t nb) {
-  constexpr int TBMq = 64 * kQ;
+  constexpr int TBMq = 64 * kQ, TBNr = 64 * kR;
   __shared__ __align__(16) float As[2][FBK][TBMq + kPadA];
-  __shared__ __align__(16) float Bs[2][FBK][FBN];
+  __shared__ __align__(16) float Bs[2][FBK][TBNr];
   const int tid = threadIdx.x;
-  const int tx = tid % 16, ty = tid / 16;             // this thread's (4 kQ) x 8 block of C
+  const int tx = tid % 16, ty = tid / 16;             // this thread's (4 kQ) x (4 kR) block of C
   const int a_row = tid / 2, a_k = (tid % 2) * 4;     // its float4 of A's slice (when a_row < TBMq)
   const bool a_on = kQ == 2 || a_row < TBMq;  // constant for the full tile (no extra register)
-  const int b_k = tid / 32, b_col = (tid % 32) * 4;   // its float4 of B's slice
-  const int64_t row0 = int64_t(blockIdx.y) * TBMq, col0 = int64_t(blockIdx.x) * FBN;
+  // its float4 of B's slice (when b_k < FBK): TBNr / 4 float4s per k
+  const int b_k = tid / (TBNr / 4), b_col = (tid % (TBNr / 4)) * 4;
+  const bool b_on = kR == 2 || b_k < FBK;
+  const int64_t row0 = int64_t(blockIdx.y) * TBMq, col0 = int64_t(blockIdx.x) * TBNr;
   const int64_t ga_row = row0 + a_row, gb_col = col0 + b_col;
   const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
   for (int64_t z = blockIdx.z; z < nb; z += gridDim.z) {
@@ -144,7 +149,8 @@ sgemm_tiled(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_
                                                   : zero;
     };
     auto load_b = [&](int64_t k0) {
-      return (gb_col < N && k0 + b_k < K) ? *reinterpret_cast<const float4*>(Bb + (k0 + b_k) * ldb + gb_col) : zero;
+      return (b_on && gb_col < N && k0 + b_k < K) ? *reinterpret_cast<const float4*>(Bb + (k0 + b_k) * ldb + gb_col)
+                                                  : zero;
     };
     auto store = [&](int buf, float4 ra, float4 rb) {
       if (a_on) {
@@ -153,13 +159,13 @@ sgemm_tiled(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_
         As[buf][a_k + 2][a_row] = ra.z;
         As[buf][a_k + 3][a_row] = ra.w;
       }
-      *reinterpret_cast<float4*>(&Bs[buf][b_k][b_col]) = rb;
+      if (b_on) *reinterpret_cast<float4*>(&Bs[buf][b_k][b_col]) = rb;
     };
-    float acc[4 * kQ][8];
+    float acc[4 * kQ][4 * kR];
 #pragma unroll
     for (int i = 0; i < 4 * kQ; ++i)
 #pragma unroll
-      for (int j = 0; j < 8; ++j) acc[i][j] = 0.f;
+      for (int j = 0; j < 4 * kR; ++j) acc[i][j] = 0.f;
     float4 ra = load_a(0), rb = load_b(0);
     __syncthreads();  // the previous batch entry's last reads of buffer 0 are done
     store(0, ra, rb);
@@ -179,13 +185,16 @@ sgemm_tiled(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_
           const float4 aq = *reinterpret_cast<const float4*>(&As[buf][k][ty * 4 + q * 64]);
           a[4 * q] = aq.x, a[4 * q + 1] = aq.y, a[4 * q + 2] = aq.z, a[4 * q + 3] = aq.w;
         }
-        const float4 b0 = *reinterpret_cast<const float4*>(&Bs[buf][k][tx * 4]);
-        const float4 b1 = *reinterpret_cast<const float4*>(&Bs[buf][k][tx * 4 + 64]);
-        const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+        float b[4 * kR];
+#pragma unroll
+        for (int h = 0; h < kR; ++h) {
+          const float4 bh = *reinterpret_cast<const float4*>(&Bs[buf][k][tx * 4 + h * 64]);
+          b[4 * h] = bh.x, b[4 * h + 1] = bh.y, b[4 * h + 2] = bh.z, b[4 * h + 3] = bh.w;
+        }
 #pragma unroll
         for (int i = 0; i < 4 * kQ; ++i)
 #pragma unroll
-          for (int j = 0; j < 8; ++j) acc[i][j] += a[i] * b[j];
+          for (int j = 0; j < 4 * kR; ++j) acc[i][j] += a[i] * b[j];
       }
       if (more) store(buf ^ 1, ra, rb);  // read by nobody since the last barrier
       __syncthreads();
@@ -196,7 +205,7 @@ sgemm_tiled(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_
       const int64_t r = row0 + ty * 4 + (i % 4) + (i / 4) * 64;
       if (r >= M) continue;
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
+      for (int h = 0; h < kR; ++h) {
         const int64_t c = col0 + tx * 4 + h * 64;
         if (c < N)
           *reinterpret_cast<float4*>(Cb + r * N + c) =
@@ -471,15 +480,18 @@ void matmul(const Array& a, const Array& b, const Shape& batch, int64_t M, int64
       fb.sa[d] = af.strides[d];
       fb.sb[d] = bf.strides[d];
     }
-    const bool half = M <= 64;  // the 64-row tile: no zero rows computed
-    dim3 fgrid(static_cast<unsigned>((N + FBN - 1) / FBN), static_cast<unsigned>(half ? 1 : (M + 127) / 128),
+    // 64-row / 64-column tiles where M / N fit them: no zero rows or columns computed
+    const bool half_m = M <= 64, half_n = N <= 64;
+    dim3 fgrid(static_cast<unsigned>(half_n ? 1 : (N + 127) / 128), static_cast<unsigned>(half_m ? 1 : (M + 127) / 128),
                static_cast<unsigned>(std::min<int64_t>(nb, 65535)));
-    if (half)
-      sgemm_tiled<1><<<fgrid, 256>>>(M, N, K, af.data<float>(), af.strides[nbd], bf.data<float>(), bf.strides[nbd],
-                                     out.data<float>(), fb, nb);
+    auto launch = [&](auto kernel) {
+      kernel<<<fgrid, 256>>>(M, N, K, af.data<float>(), af.strides[nbd], bf.data<float>(), bf.strides[nbd],
+                             out.data<float>(), fb, nb);
+    };
+    if (half_m)
+      launch(half_n ? sgemm_tiled<1, 1> : sgemm_tiled<1, 2>);
     else
-      sgemm_tiled<2><<<fgrid, 256>>>(M, N, K, af.data<float>(), af.strides[nbd], bf.data<float>(), bf.strides[nbd],
-                                     out.data<float>(), fb, nb);
+      launch(half_n ? sgemm_tiled<2, 1> : sgemm_tiled<2, 2>);
     FG_CUDA_LAUNCH_CHECK(op);
     return;
   }

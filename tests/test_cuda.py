@@ -432,11 +432,12 @@ def test_matmul_batched_and_vectors():
 
 @gpu
 @pytest.mark.parametrize("m,k,n", [(64, 64, 64), (128, 128, 128), (300, 516, 260), (1000, 1028, 1024), (129, 8, 4100),
-                                   (65, 516, 132), (64, 576, 3136), (33, 260, 4100), (7, 2048, 132), (1, 1024, 1028)])
+                                   (65, 516, 132), (64, 576, 3136), (33, 260, 4100), (7, 2048, 132), (1, 1024, 1028),
+                                   (300, 516, 60), (1000, 1028, 64), (64, 2048, 28), (20, 4100, 36), (257, 516, 4)])
 def test_matmul_fast_path(m, k, n):
     # float32 with K and N multiples of 4 takes the 128x128-tile kernel (M <= 64:
-    # the 64x128 tile; 65 is the first M back on 128); edges of M/N/K,
-    # transposed (packed) operands, row views with a wider stride.
+    # 64 rows, N <= 64: 64 columns; 65 is the first size back on 128); edges of
+    # M/N/K, transposed (packed) operands, row views with a wider stride.
     r = rng(m + k + n)
     (ca, ga), (cb, gb) = pair(r.standard_normal((m, k)), fg.float32), pair(r.standard_normal((k, n)), fg.float32)
     rt = dict(rtol=1e-4, atol=2e-4 * np.sqrt(k))
@@ -459,12 +460,12 @@ def test_matmul_fast_path_batched():
 
 
 @gpu
-@pytest.mark.parametrize("m", [40, 200])  # the 64x128 and the 128x128 tile
-def test_matmul_fast_path_same_bits(m):
+@pytest.mark.parametrize("m,n", [(40, 260), (200, 260), (200, 28), (40, 28)])  # each tile shape
+def test_matmul_fast_path_same_bits(m, n):
     # TF32 off: every element is summed in a fixed order, the same bits on every run
-    r = rng(m)
+    r = rng(m + n)
     ga = fg.tensor(r.standard_normal((4, m, 516)), dtype=fg.float32, device="cuda")
-    gb = fg.tensor(r.standard_normal((4, 516, 260)), dtype=fg.float32, device="cuda")
+    gb = fg.tensor(r.standard_normal((4, 516, n)), dtype=fg.float32, device="cuda")
     first = (ga @ gb).cpu().numpy()
     for _ in range(2):
         np.testing.assert_array_equal((ga @ gb).cpu().numpy(), first)
