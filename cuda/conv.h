@@ -1,6 +1,7 @@
 // cuda/conv.h - convolution on CUDA devices: the forward pass, the input
 // gradient (= conv_transpose's forward) and the weight gradient, lowered to
-// im2col + cuda::matmul (gemm.h). csrc/cpu/conv.cpp checks every argument,
+// im2col + cuda::matmul (gemm.h); depthwise ones (one input channel per
+// group) by direct kernels. csrc/cpu/conv.cpp checks every argument,
 // sizes the output and then calls these with the geometry it computed, so
 // both devices give the same errors; the arrays are always 4-D here (1-D
 // convolutions arrive as (N, C, 1, L) views).
