@@ -211,6 +211,23 @@ def test_cuda_conv_deterministic():
         assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_cuda_conv_depthwise_double_backward(dtype):
+    # the depthwise vjp's own vjp: the direct kernels with swapped roles
+    xn, wn = rand(2, 4, 9, 8), rand(8, 1, 3, 3, seed=2)
+
+    def go(device):
+        x = fg.tensor(xn, dtype=dtype, device=device, requires_grad=True)
+        w = fg.tensor(wn, dtype=dtype, device=device, requires_grad=True)
+        y = F.conv2d(x, w, stride=2, padding=1, dilation=2, groups=4)
+        (gx,) = fg.autograd.grad((y * y).sum(), [x], create_graph=True)
+        (gx * gx).sum().backward()
+        return x.grad, w.grad
+
+    for g, c in zip(go("cuda"), go("cpu")):
+        close(g, c, dtype)
+
+
 def test_cuda_conv_depthwise_deterministic():
     # the direct depthwise kernels: the weight gradient's two passes over
     # fixed splits (several here) give the same bits on every run
