@@ -6,6 +6,7 @@ Cases (the issue's targets, plus a deeper layer):
   a  batch 32, 3 -> 32 channels, 32x32, 3x3, padding 1   (a CIFAR stem)
   b  batch 64, 1 -> 16 channels, 28x28, 5x5, no padding  (a LeNet / MNIST stem)
   c  batch 32, 32 -> 64 channels, 16x16, 3x3, padding 1  (a deeper layer)
+  d2, d3  the DigitsCNN's 8x8 32 -> 32 and 4x4 32 -> 64 layers (batch 32)
 
 For each case and thread count: the median of several runs (after warm-up) of
   fwd      y = conv2d(x, w, b) without recording gradients
@@ -25,7 +26,9 @@ shared machine it is not inflated by waiting for a core (meaningful for one
 thread only: with two it sums both threads). NumPy's BLAS is limited to one
 thread (OPENBLAS_NUM_THREADS=1 unless set): its idle threads spin after each
 call and would steal the second core from the two-thread runs.
-FASTGRAD_CPU_CAPABILITY=avx2|avx512 forces a GEMM micro-kernel path.
+FASTGRAD_CPU_CAPABILITY=avx2|avx512 forces a GEMM micro-kernel path;
+FASTGRAD_CONV_DIRECT=0|1 turns conv.cpp's direct stride-1 path off / on for
+every eligible convolution (unset: where it measured faster).
 """
 import argparse
 import os
@@ -43,6 +46,8 @@ CASES = {
     "a": (32, 3, 32, 32, 32, 3, 1),
     "b": (64, 1, 28, 28, 16, 5, 0),
     "c": (32, 32, 16, 16, 64, 3, 1),
+    "d2": (32, 32, 8, 8, 32, 3, 1),   # fastgrad.models.DigitsCNN's second conv (batch 32)
+    "d3": (32, 32, 4, 4, 64, 3, 1),   # and its third
 }
 
 
@@ -169,7 +174,7 @@ def run_case(name, threads, budget, repeat, torch):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--cases", nargs="+", default=list(CASES))
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--quick", action="store_true", help="shorter timings")
     ap.add_argument("--repeat", type=int, default=1, help="medians of this many timing rounds")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall time or process CPU time")

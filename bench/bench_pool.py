@@ -24,6 +24,8 @@ import fastgrad.nn.functional as F
 
 CASES = [  # name, input shape, fastgrad fn, torch fn
     ("max_pool2d 2x2", (32, 32, 32, 32), lambda x: F.max_pool2d(x, 2), lambda x: TF.max_pool2d(x, 2)),
+    ("max_pool2d 2x2 (DigitsCNN 1)", (32, 32, 8, 8), lambda x: F.max_pool2d(x, 2), lambda x: TF.max_pool2d(x, 2)),
+    ("max_pool2d 2x2 (DigitsCNN 2)", (32, 64, 4, 4), lambda x: F.max_pool2d(x, 2), lambda x: TF.max_pool2d(x, 2)),
     ("max_pool2d 3x3 s2 p1", (64, 16, 24, 24), lambda x: F.max_pool2d(x, 3, 2, 1),
      lambda x: TF.max_pool2d(x, 3, 2, 1)),
     ("avg_pool2d 2x2", (64, 16, 24, 24), lambda x: F.avg_pool2d(x, 2), lambda x: TF.avg_pool2d(x, 2)),
@@ -80,7 +82,7 @@ def main():
     ap.add_argument("--threads", default="1,2")
     args = ap.parse_args()
     print(f"torch {torch.__version__}; float32; medians of {args.reps} runs; speed-up = torch time / fastgrad time")
-    print(f"{'op':<27} {'input':<17} {'thr':>3} {'fwd fg ms':>10} {'fwd torch':>10} {'speed-up':>8} "
+    print(f"{'op':<29} {'input':<17} {'thr':>3} {'fwd fg ms':>10} {'fwd torch':>10} {'speed-up':>8} "
           f"{'bwd fg ms':>10} {'bwd torch':>10} {'speed-up':>8}")
     old = (fg.get_num_threads(), torch.get_num_threads())
     try:
@@ -90,7 +92,7 @@ def main():
             CLOCK[0] = time.thread_time if n == 1 else time.perf_counter
             for name, shape, fn, tfn in CASES:
                 ff, tf, fb, tb = bench_case(fn, tfn, shape, args.reps)
-                print(f"{name:<27} {'x'.join(map(str, shape)):<17} {n:>3} {ff:>10.3f} {tf:>10.3f} {tf / ff:>7.2f}x "
+                print(f"{name:<29} {'x'.join(map(str, shape)):<17} {n:>3} {ff:>10.3f} {tf:>10.3f} {tf / ff:>7.2f}x "
                       f"{fb:>10.3f} {tb:>10.3f} {tb / fb:>7.2f}x", flush=True)
     finally:
         fg.set_num_threads(old[0])
