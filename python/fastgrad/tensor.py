@@ -22,6 +22,8 @@ from .device import CPU, device as _device_cls, to_device
 class Tensor:
     # _base: None, or (root, steps, root's node, root's tangent) for a view of
     # `root` (steps replay the view ops); see autograd.function.
+    # _tangent: None, or fg.jvp's chain (level, tangent, rest), innermost level
+    # first (nested jvp; see autograd.function's jvp_levels).
     __slots__ = ("_data", "_requires_grad", "_grad", "_node", "_tangent", "_hooks", "_base", "__weakref__")
 
     # NumPy: `ndarray * tensor` must come to Tensor.__rmul__, not become an object array.

@@ -96,20 +96,29 @@ class Function:
             out._requires_grad = True
             out._node = ctx
         if level:
-            # t._tangent is (level, tangent): only tangents of the running fg.jvp count
-            tangents = [tt[1] if (tt := t._tangent) is not None and tt[0] == level else None for t in inputs]
-            if any(x is not None for x in tangents):
-                if ctx.save_output:
-                    ctx._out = out_arr
-                    ctx._out_version = out_arr.version
-                    ctx._out_tensor = out
-                st.forward_level = 0  # the tangent computation itself carries no tangents
-                try:
-                    tangent = ctx.jvp(*tangents)
-                finally:
-                    st.forward_level = level
-                if tangent is not None:
-                    out._tangent = (level, tangent)
+            if jvp_levels[0] == level:  # one fg.jvp running (or an outer level's rule): as before nesting
+                tangents = []
+                for t in inputs:
+                    tt = t._tangent
+                    while tt is not None and tt[0] != level:
+                        tt = tt[2]
+                    tangents.append(None if tt is None else tt[1])
+                if any(x is not None for x in tangents):
+                    if ctx.save_output:
+                        ctx._out = out_arr
+                        ctx._out_version = out_arr.version
+                        ctx._out_tensor = out
+                    st.forward_level = 0  # the tangent computation itself carries no tangents
+                    try:
+                        tangent = ctx.jvp(*tangents)
+                    finally:
+                        st.forward_level = level
+                    if tangent is not None:
+                        out._tangent = (level, tangent, None)
+            else:
+                _push_nested(ctx, inputs, out, out_arr, level)
+        return out
+
         return out
 
     # -- saving ----------------------------------------------------------------
@@ -181,6 +190,56 @@ class Function:
 
     def __repr__(self):
         return f"<{type(self).__name__}Backward>"
+
+
+# Forward mode, nested (fg.jvp inside fg.jvp). A tensor's _tangent is a chain
+# (level, tangent, rest), innermost level first, rest the same for the outer
+# levels (None at the end). jvp_levels lists the running fg.jvp levels,
+# outermost first; state.forward_level is the innermost one that ops must push.
+# The rule: a tangent of level L is computed with forward_level set to the
+# level enclosing L, so it carries tangents of the outer levels only (its own
+# derivative along them: the mixed terms), never of L or of inner levels.
+# Levels are pushed outermost first, so a rule that reads the op's output sees
+# its outer-level tangents already set. Each level only ever reads its own
+# entry of the chain, so levels never mix (no perturbation confusion).
+jvp_levels = [0]  # [0] when no fg.jvp runs (apply's fast test reads jvp_levels[0])
+
+
+def tangent_at(x, level):
+    """x's tangent of the given fg.jvp level, or None."""
+    tt = getattr(x, "_tangent", None)
+    while tt is not None:
+        if tt[0] == level:
+            return tt[1]
+        tt = tt[2]
+    return None
+
+
+def active_levels(level):
+    """The running fg.jvp levels up to and including level, outermost first."""
+    levels = jvp_levels
+    return levels[:levels.index(level) + 1]
+
+
+def _push_nested(ctx, inputs, out, out_arr, level):
+    """Pushes the tangents of every active level through one op (see above)."""
+    st = state
+    active = active_levels(level)
+    for i, lv in enumerate(active):
+        tangents = [tangent_at(t, lv) for t in inputs]
+        if all(x is None for x in tangents):
+            continue
+        if ctx.save_output:
+            ctx._out = out_arr
+            ctx._out_version = out_arr.version
+            ctx._out_tensor = out
+        st.forward_level = active[i - 1] if i else 0
+        try:
+            tangent = ctx.jvp(*tangents)
+        finally:
+            st.forward_level = level
+        if tangent is not None:
+            out._tangent = (lv, tangent, out._tangent)
 
 
 def replay_view(t, steps):

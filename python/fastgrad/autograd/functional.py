@@ -41,6 +41,18 @@ def _track(x):
     return t, False
 
 
+def _plain(t):
+    """t off the tape, keeping the tangents of running fg.jvps (themselves off
+    the tape): a result of grad inside jvp must still carry its tangent."""
+    p = t.detach()
+    p._tangent = _plain_chain(t._tangent)
+    return p
+
+
+def _plain_chain(tt):
+    return None if tt is None else (tt[0], _plain(tt[1]), _plain_chain(tt[2]))
+
+
 def _out(t, was_number):
     if was_number and t is not None and t.ndim == 0 and not t._requires_grad and t._tangent is None:
         return t.item()
@@ -81,7 +93,7 @@ def value_and_grad(f, argnums=0):
         from ..ops.creation import zeros_like
 
         grads = [zeros_like(x) if g is None else g for x, g in zip(tracked, grads)]
-        grads = [_out(g if connected else g.detach() if g._tangent is None else g, n) for g, n in zip(grads, numbers)]
+        grads = [_out(g if connected else _plain(g), n) for g, n in zip(grads, numbers)]
         if isinstance(value, Tensor) and all(numbers) and not connected and value._tangent is None:
             value = value.detach().item()
         result = tuple(grads) if isinstance(argnums, (tuple, list)) else grads[0]
@@ -130,20 +142,24 @@ def vjp(f, *primals):
         pairs = [(o, c) for o, c in zip(outs, cts) if o._requires_grad]
         if pairs:
             gs = autograd.grad([o for o, _ in pairs], tracked, grad_outputs=[c for _, c in pairs],
-                               retain_graph=True, create_graph=connected, allow_unused=True)
+                               retain_graph=True, create_graph=connected or state.forward_level > 0,
+                               allow_unused=True)
         else:
             gs = [None] * len(tracked)
         from ..ops.creation import zeros_like
 
-        return tuple(_out(zeros_like(x) if g is None else g, n) for x, g, n in zip(tracked, gs, numbers))
+        gs = [zeros_like(x) if g is None else g if connected else _plain(g) for x, g in zip(tracked, gs)]
+        return tuple(_out(g, n) for g, n in zip(gs, numbers))
 
-    shown = outs if connected else tuple(o.detach() for o in outs)
+    shown = outs if connected else tuple(_plain(o) for o in outs)
     return (type(out)(shown) if multi else shown[0]), vjp_fn
 
 
 def jvp(f, primals, tangents):
     """(f(*primals), J @ tangents), computed in forward mode: every op pushes
-    the tangent forward with its own jvp rule; no backward pass runs."""
+    the tangent forward with its own jvp rule; no backward pass runs. Nests
+    (fg.jvp inside f, or fg.grad around or inside it): each call is a level
+    of its own, see autograd.function on how levels compose."""
     from ..tensor import Tensor, tensor
     from ..ops.creation import zeros_like
 
@@ -151,35 +167,57 @@ def jvp(f, primals, tangents):
         primals, tangents = (primals,), (tangents,)
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: got {len(primals)} primals but {len(tangents)} tangents")
-    if state.forward_level:
-        raise NotImplementedError("jvp: nested forward mode (jvp inside jvp) is not supported yet")
+    from . import function as _fn
+
+    levels = _fn.jvp_levels
+    outer = levels[0] != 0  # inside another fg.jvp: nest (see function.py on how levels compose)
     level = next(_jvp_levels)
     duals, numbers = [], []
-    for p, t in zip(primals, tangents):
+    for i, (p, t) in enumerate(zip(primals, tangents)):
         x, was_number = _as_input(p, "jvp")
         tt = t if isinstance(t, Tensor) else tensor(t, dtype=x.dtype)
         if tt.shape != x.shape:
-            raise ValueError(f"jvp: tangent shape {list(tt.shape)} does not match primal shape {list(x.shape)}")
+            where = f" (argument {i}, inside an enclosing jvp)" if outer else f" (argument {i})"
+            raise ValueError(f"jvp: tangent shape {list(tt.shape)} does not match primal shape "
+                             f"{list(x.shape)}{where}")
         if x._requires_grad:
             from ..ops.elementwise import alias
 
             d = alias(x)
         else:
             d = x.detach()
-        d._tangent = (level, tt.to(x.dtype))
+            d._tangent = x._tangent  # an enclosing jvp's tangents stay
+        d._tangent = (level, tt.to(x.dtype), _strip(d._tangent, level))
         duals.append(d)
         numbers.append(was_number)
+    saved_level = state.forward_level
+    if outer:
+        levels.append(level)
+    else:
+        levels[0] = level
     state.forward_level = level
     try:
         out = f(*duals)
     finally:
-        state.forward_level = 0
+        state.forward_level = saved_level
+        if outer:
+            levels.pop()
+        else:
+            levels[0] = 0
+
     def split(o):
         if not isinstance(o, Tensor):
             return o, 0.0
-        tt = o._tangent
-        tangent_o = tt[1] if tt is not None and tt[0] == level else zeros_like(o)
-        o_primal = o.detach() if not o._requires_grad else o
+        tangent_o = _fn.tangent_at(o, level)
+        if tangent_o is None:
+            tangent_o = zeros_like(o)
+        rest = _strip(o._tangent, level)  # the enclosing jvps' tangents of the output stay on it
+        if o._requires_grad:
+            o._tangent = rest
+            o_primal = o
+        else:
+            o_primal = o.detach()
+            o_primal._tangent = rest
         if all(numbers) and o.ndim == 0:
             return _out(o_primal, True), _out(tangent_o, True)
         return o_primal, tangent_o
@@ -188,6 +226,16 @@ def jvp(f, primals, tangents):
         pairs = [split(o) for o in out]
         return type(out)(p for p, _ in pairs), type(out)(t for _, t in pairs)
     return split(out)
+
+
+def _strip(tt, level):
+    """The tangent chain tt without the entry of the given level."""
+    if tt is None:
+        return None
+    if tt[0] == level:
+        return tt[2]
+    rest = _strip(tt[2], level)
+    return tt if rest is tt[2] else (tt[0], tt[1], rest)
 
 
 def jacobian(f, argnums=0):
@@ -223,7 +271,8 @@ def jacobian(f, argnums=0):
             rows = [[] for _ in tracked]
             for i in range(flat.shape[0]):
                 if flat._requires_grad:
-                    gs = autograd.grad(flat[i], tracked, retain_graph=True, create_graph=connected, allow_unused=True)
+                    gs = autograd.grad(flat[i], tracked, retain_graph=True,
+                                       create_graph=connected or state.forward_level > 0, allow_unused=True)
                 else:
                     gs = [None] * len(tracked)
                 for r, x, g in zip(rows, tracked, gs):
@@ -232,7 +281,7 @@ def jacobian(f, argnums=0):
             for r, x, n in zip(rows, tracked, numbers):
                 shape = tuple(o.shape) + tuple(x.shape)
                 J = stack(r).reshape(shape) if r else zeros(shape, dtype=x.dtype)
-                js.append(_out(J if connected else J.detach(), n))
+                js.append(_out(J if connected else _plain(J), n))
             results.append(tuple(js) if isinstance(argnums, (tuple, list)) else js[0])
         return type(out)(results) if multi_out else results[0]
 
@@ -240,7 +289,9 @@ def jacobian(f, argnums=0):
 
 
 def hessian(f, argnums=0):
-    """Second derivatives: the Jacobian of the gradient."""
+    """Second derivatives: the Jacobian of the gradient (reverse over reverse:
+    one forward and backward pass, then a backward pass per row; forward over
+    reverse, a jvp of grad per column, measured about 2x slower here)."""
     return jacobian(grad(f, argnums), argnums)
 
 

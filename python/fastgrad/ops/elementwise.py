@@ -115,7 +115,7 @@ def _fused_or(kernel_name, composed):
 
     def deriv(ctx, v):
         out = ctx.__dict__.get("_out")  # the saved output Array (when recorded, not yet released)
-        if not state.grad_enabled and out is not None and v._data.dtype_id == out.dtype_id:
+        if not state.grad_enabled and not state.forward_level and out is not None and v._data.dtype_id == out.dtype_id:
             if out.version != ctx._out_version:
                 ctx.output  # raises the clear "modified by an inplace operation" error
             return _wrap(kernel(v._data, out))
@@ -157,7 +157,7 @@ bitwise_not = _unary("bitwise_not", _C.bitwise_not)
 
 def _gelu_deriv(ctx, v):
     x = _x(ctx)
-    if not state.grad_enabled and v.dtype is x.dtype:
+    if not state.grad_enabled and not state.forward_level and v.dtype is x.dtype:
         return _wrap(_C.gelu_backward(v._data, x._data))
     cdf = (1 + (x * (1 / math.sqrt(2))).erf()) * 0.5
     pdf = (x.square() * -0.5).exp() * (1 / math.sqrt(2 * math.pi))
@@ -166,7 +166,7 @@ def _gelu_deriv(ctx, v):
 
 def _gelu_tanh_deriv(ctx, v):
     x = _x(ctx)
-    if not state.grad_enabled and v.dtype is x.dtype:
+    if not state.grad_enabled and not state.forward_level and v.dtype is x.dtype:
         return _wrap(_C.gelu_tanh_backward(v._data, x._data))
     k = math.sqrt(2 / math.pi)
     inner = (x + x.pow(3) * 0.044715) * k
@@ -177,7 +177,7 @@ def _gelu_tanh_deriv(ctx, v):
 
 def _silu_deriv(ctx, v):
     x = _x(ctx)
-    if not state.grad_enabled and v.dtype is x.dtype:
+    if not state.grad_enabled and not state.forward_level and v.dtype is x.dtype:
         return _wrap(_C.silu_backward(v._data, x._data))
     s = x.sigmoid()
     return v * s * (1 + x * (1 - s))
@@ -930,8 +930,13 @@ def _write_through_view(t, res):
 
 
 def _has_tangent(x):
+    """Whether x carries a tangent of a running fg.jvp level (nested levels included)."""
     tt = x._tangent if isinstance(x, Tensor) else None
-    return tt is not None and tt[0] == state.forward_level
+    if tt is None or not state.forward_level:
+        return False
+    from ..autograd.function import active_levels, tangent_at
+
+    return any(tangent_at(x, lv) is not None for lv in active_levels(state.forward_level))
 
 
 class _Compute:

@@ -57,7 +57,7 @@ class LayerNorm(Function):
         x, w = ctx.saved_tensors
         needs = ctx.needs_input_grad
         nw, nb = (needs[1] if ctx.has_w else False), (needs[-1] if ctx.has_b else False)
-        if not state.grad_enabled and g.dtype is x.dtype:
+        if not state.grad_enabled and not state.forward_level and g.dtype is x.dtype:
             dx, dw, db = _C.layer_norm_backward(_C.contiguous(g._data), _C.contiguous(x._data), ctx.mean, ctx.rstd,
                                                 _arr(w), nw, nb)
             gx = _wrap(dx) if needs[0] else None
@@ -124,7 +124,7 @@ class BatchNorm(Function):
         x, w = ctx.saved_tensors
         needs = ctx.needs_input_grad
         nw, nb = (needs[1] if ctx.has_w else False), (needs[-1] if ctx.has_b else False)
-        if not state.grad_enabled and g.dtype is x.dtype:
+        if not state.grad_enabled and not state.forward_level and g.dtype is x.dtype:
             dx, dw, db = _C.batch_norm_backward(_C.contiguous(g._data), _C.contiguous(x._data), ctx.mean, ctx.rstd,
                                                 _arr(w), ctx.training, nw, nb)
             gx = _wrap(dx) if needs[0] else None

@@ -525,7 +525,7 @@ class Softmax(Function):
         return _C.softmax(x._data, dim)
 
     def vjp(ctx, g):
-        if not state.grad_enabled and g.dtype is ctx.output.dtype:
+        if not state.grad_enabled and not state.forward_level and g.dtype is ctx.output.dtype:
             return (_wrap(_C.softmax_backward(g._data, ctx._out, ctx.dim)),)
         y = ctx.output
         return (y * (g - (g * y).sum(dim=ctx.dim, keepdim=True)),)
@@ -543,7 +543,7 @@ class LogSoftmax(Function):
         return _C.log_softmax(x._data, dim)
 
     def vjp(ctx, g):
-        if not state.grad_enabled and g.dtype is ctx.output.dtype:
+        if not state.grad_enabled and not state.forward_level and g.dtype is ctx.output.dtype:
             return (_wrap(_C.log_softmax_backward(g._data, ctx._out, ctx.dim)),)
         return (g - ctx.output.exp() * g.sum(dim=ctx.dim, keepdim=True),)
 
