@@ -18,7 +18,9 @@
 // themselves and gather each packed B panel straight from the padded rows
 // (the portable path uses im2col + gemm()). A 1x1 convolution with stride 1
 // and no padding has col == x: the GEMM reads x in place. The GEMM reads w,
-// w^T, g and x through their strides.
+// w^T, g and x through their strides. Stride-1 float32 convolutions on
+// AVX-512 skip all of this where it measured faster: the direct path below
+// (kernels in conv_avx512.cpp; FASTGRAD_CONV_DIRECT=0|1 forces it off / on).
 //
 // Threads: images (x blocks of rows, forward only) are independent work
 // units; a unit runs its GEMMs single-threaded. With fewer units than

@@ -20,8 +20,10 @@
 // Implementation: im2col + the packed GEMM (gemm.h), by blocks of output rows
 // whose column matrix stays in L2 (the forward packs the GEMM's panels from x
 // directly); 1x1 convolutions with stride 1 and no padding skip im2col and
-// read x in place. Results are bit-identical for any thread count. Inputs may
-// be strided views (read in place where the GEMM can).
+// read x in place. Stride-1 float32 convolutions on AVX-512 CPUs take a direct
+// path instead where it measured faster (small maps: see conv_detail below).
+// Results are bit-identical for any thread count. Inputs may be strided views
+// (read in place where the GEMM can).
 #pragma once
 #include <cstdint>
 #include <optional>
