@@ -13,6 +13,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "cpu/conv.h"
 
@@ -98,9 +99,13 @@ void shift_rows_avx512_f32(const float* x, int64_t sC, int64_t sH, int64_t Ci, i
   };
   if (sH == OW && 16 % OW == 0) {
     // Input rows as long as output rows, and a vector holds whole rows: each
-    // (j, c) plane is one flat shifted copy whose lanes at out-of-range
-    // columns stay zero, under one column mask (lane l is column l % OW).
+    // (j, c) plane is one flat shifted copy, plane[t] = s[t] at valid rows and
+    // columns (lane l is column l % OW), 0 elsewhere. The masks depend on j
+    // only: computed once, each plane is then one masked load and store per
+    // vector.
     const int64_t ya = pt < 0 ? 0 : pt > Hp ? Hp : pt, yb = pt + Hi < ya ? ya : pt + Hi > Hp ? Hp : pt + Hi;
+    const int64_t len = Hp * OW, nvec = (len + 15) / 16;
+    std::vector<uint32_t> masks(static_cast<size_t>(nvec));  // load mask << 16 | store mask
     for (int64_t j = 0; j < kw; ++j) {
       const int64_t shift = j * dw - pl;
       __mmask16 cols = 0;
@@ -108,17 +113,19 @@ void shift_rows_avx512_f32(const float* x, int64_t sC, int64_t sH, int64_t Ci, i
         const int64_t q = l % OW + shift;
         if (q >= 0 && q < Wi) cols = static_cast<__mmask16>(cols | (1u << l));
       }
+      for (int64_t v = 0; v < nvec; ++v) {
+        const int64_t t = 16 * v;
+        const uint32_t st = bits(0, len - t), ld = bits(ya * OW - t, yb * OW - t) & cols & st;
+        masks[v] = ld << 16 | st;
+      }
       for (int64_t c = 0; c < Ci; ++c) {
-        float* plane = xs + (j * Ci + c) * Hp * OW;
-        const float* s = x + c * sC - pt * OW + shift;  // s[t] feeds plane[t] for rows ya..yb
-        for (int64_t t = 0; t < ya * OW; t += 16)
-          _mm512_mask_storeu_ps(plane + t, bits(0, ya * OW - t), _mm512_setzero_ps());
-        for (int64_t t = ya * OW; t < yb * OW; t += 16) {
-          const __mmask16 st = bits(0, yb * OW - t);
-          _mm512_mask_storeu_ps(plane + t, st, _mm512_maskz_loadu_ps(cols & st, s + t));
+        float* plane = xs + (j * Ci + c) * len;
+        const float* s = x + c * sC - pt * OW + shift;  // s[t] feeds plane[t] (read only at valid lanes)
+        for (int64_t v = 0; v < nvec; ++v) {
+          const uint32_t m = masks[v];
+          _mm512_mask_storeu_ps(plane + 16 * v, static_cast<__mmask16>(m),
+                                _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), s + 16 * v));
         }
-        for (int64_t t = yb * OW; t < Hp * OW; t += 16)
-          _mm512_mask_storeu_ps(plane + t, bits(0, Hp * OW - t), _mm512_setzero_ps());
       }
     }
     return;
