@@ -384,3 +384,52 @@ def test_inplace_inside_inner_jvp_keeps_outer_tangent():
     tx, ty, tu, tw = (T(to_numpy(a)) for a in (x, y0, u, w))
     ref = tjvp(lambda x: tjvp(lambda y: (x * y + x.exp()).sin(), (ty,), (tw,))[1], (tx,), (tu,))[1]
     close(got, ref)
+
+
+def _attn_torch(q, k, v, mask=None):
+    # composed (torch's fused CPU attention has no forward AD)
+    s = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+    if mask is not None:
+        s = s.masked_fill(mask, float("-inf"))
+    return torch.softmax(s, -1) @ v
+
+
+NN_FNS = [
+    ("cross_entropy", (5, 4), lambda m, f, x, c: f.cross_entropy(x * x + x, c[0])),
+    ("cross_entropy_none", (5, 4), lambda m, f, x, c: f.cross_entropy(m.tanh(x), c[0], reduction="none")),
+    ("sdpa", (2, 3, 6), lambda m, f, x, c: (f.scaled_dot_product_attention(x, c[1], c[2]) if m is fg
+                                            else _attn_torch(x, c[1], c[2])) ** 2),
+    ("sdpa_causal_k", (2, 4, 6),
+     lambda m, f, x, c: (f.scaled_dot_product_attention(c[1], x, x, attn_mask=c[3]) if m is fg
+                         else _attn_torch(c[1], x, x, ~c[3])).sin()),
+]
+
+
+def _nn_consts(m):
+    rng = np.random.default_rng(17)
+    target = rng.integers(0, 4, 5)
+    q, k = rng.uniform(-1, 1, (2, 4, 6)), rng.uniform(-1, 1, (2, 3, 6))
+    mask = np.tril(np.ones((4, 4), dtype=bool))  # True = attend (torch's bool attn_mask)
+    if m is fg:
+        return [fg.tensor(target), fg.tensor(k), fg.tensor(k[:, ::-1].copy()), fg.tensor(mask), q]
+    return [torch.tensor(target), T(k), T(k[:, ::-1].copy()), torch.tensor(mask), q]
+
+
+@pytest.mark.parametrize("name,shape,fn", NN_FNS, ids=[n for n, _, _ in NN_FNS])
+def test_nn_ops_nested(name, shape, fn):
+    """Fused nn ops whose rules keep native arrays (cross_entropy's log-probabilities, attention's
+    probabilities): nested jvp, grad of jvp, jvp of grad and of a plain autograd.grad."""
+    cf, ct = _nn_consts(fg), _nn_consts(torch)
+    if name == "sdpa_causal_k":
+        cf[1], ct[1] = fg.tensor(cf[4]), T(ct[4])
+    f = lambda x: fn(fg, F, x, cf)  # noqa: E731
+    tf = lambda x: fn(torch, TF, x, ct)  # noqa: E731
+    x, v, u = _points(shape, 3, seed=18)
+    fx, fv, fu, tx, tv, tu = fg.tensor(x), fg.tensor(v), fg.tensor(u), T(x), T(v), T(u)
+    close(nested_fg(f, fx, fv, fu), nested_torch(tf, tx, tv, tu))
+    close(fg.grad(lambda z: fg.jvp(f, (z,), (fv,))[1].sum())(fx), tgrad(lambda z: tjvp(tf, (z,), (tv,))[1].sum())(tx))
+    close(fg.jvp(fg.grad(lambda z: f(z).sum()), (fx,), (fv,))[1], tjvp(tgrad(lambda z: tf(z).sum()), (tx,), (tv,))[1])
+    # autograd.grad without create_graph inside jvp: the native backward paths must not drop tangents
+    zr = fx.detach().requires_grad_(True)
+    _, t_plain = fg.jvp(lambda z: fg.autograd.grad(f(z).sum(), [z])[0], (zr,), (fv,))
+    close(t_plain, tjvp(tgrad(lambda z: tf(z).sum()), (tx,), (tv,))[1])

@@ -389,13 +389,17 @@ class _CrossEntropyIndices(Function):
     def vjp(ctx, g):
         (x,) = ctx.saved_tensors
         onehot = _C.astype(_C.one_hot(ctx.safe, x.shape[1]), x._data.dtype)
-        if not _grad_state.grad_enabled and g.dtype is x.dtype:
+        if not _grad_state.grad_enabled and not _grad_state.forward_level and g.dtype is x.dtype:
             d = _C.sub(_C.exp(ctx.logp), onehot)
             return _C_wrap(_C.mul(d, ctx._row_scale(g)._data)), None
         return (x.softmax(1) - _C_wrap(onehot)) * ctx._row_scale(g), None
 
     def jvp(ctx, tx, _t=None):
-        p = _C_wrap(_C.exp(ctx.logp))
+        (x,) = ctx.saved_tensors
+        if _grad_state.forward_level or (_grad_state.grad_enabled and x._requires_grad):
+            p = x.softmax(1)  # nested fg.jvp or grad of jvp: p must carry x's tangents / graph
+        else:
+            p = _C_wrap(_C.exp(ctx.logp))
         dlogp = tx - (p * tx).sum(dim=1, keepdim=True)
         rows = -dlogp.gather(1, _C_wrap(_C.unsqueeze(ctx.safe, 1))).squeeze(1) * _C_wrap(ctx.w)
         if ctx.reduction == "none":
@@ -604,7 +608,7 @@ class _Attention(Function):
 
     def vjp(ctx, g):
         inputs = ctx.saved_tensors
-        if _grad_state.grad_enabled:
+        if _grad_state.grad_enabled or _grad_state.forward_level:  # (a running fg.jvp needs the tangents)
             return _attn_vjp_composite(ctx, inputs, g)
         q, k, v = _attn_split([t._data for t in inputs], ctx.heads)
         go = _attn_unmerge(g._data, ctx.heads)
@@ -632,7 +636,11 @@ class _Attention(Function):
         inputs = ctx.saved_tensors
         q, k, v = _attn_split_t(inputs, ctx.heads)
         tq, tk, tv = _attn_split_tangents(inputs, tangents, ctx.heads)
-        p = Tensor._wrap(ctx.p)
+        if _grad_state.forward_level or (_grad_state.grad_enabled and any(t._requires_grad for t in inputs)):
+            # nested fg.jvp, or grad of jvp: p and q * scale must depend on q, k (tangents, graph)
+            p, qs = _attn_probs(ctx, q, k), q * ctx.scale
+        else:
+            p, qs = Tensor._wrap(ctx.p), Tensor._wrap(ctx.qs)
         keep = None if ctx.keep is None else Tensor._wrap(ctx.keep)
         out = None
         if tq is not None or tk is not None:
@@ -640,7 +648,7 @@ class _Attention(Function):
             if tq is not None:
                 ds = (tq * ctx.scale) @ k.mT
             if tk is not None:
-                t = Tensor._wrap(ctx.qs) @ tk.mT
+                t = qs @ tk.mT
                 ds = t if ds is None else ds + t
             dp = p * (ds - (ds * p).sum(dim=-1, keepdim=True))
             out = (dp if keep is None else dp * keep) @ v
