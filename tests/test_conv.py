@@ -514,6 +514,22 @@ def test_direct_path_strided_inputs_transposed_conv1d(conv_path):
              [(3, 5, 19), (12, 5, 4), (12,)], **TOL32)
 
 
+def test_direct_path_expanded_gradient_and_channels_last(conv_path):
+    # y.sum().backward(): a stride-0 gradient (read through its strides, or the GEMM path
+    # for the weight gradient); channels-last x has rows that are not contiguous in memory
+    x = np.random.default_rng(3).standard_normal((2, 6, 5, 7)).astype(np.float32)
+    w = np.random.default_rng(4).standard_normal((4, 3, 3, 3)).astype(np.float32)
+    for channels_last in (False, True):
+        fx = fg.tensor(x.transpose(0, 2, 3, 1).copy()).permute(0, 3, 1, 2) if channels_last else fg.tensor(x)
+        fx.requires_grad_()
+        fw = fg.tensor(w, requires_grad=True)
+        tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+        F.conv2d(fx, fw, padding=1, groups=2).sum().backward()
+        TF.conv2d(tx, tw, padding=1, groups=2).sum().backward()
+        np.testing.assert_allclose(fx.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=2e-5)
+        np.testing.assert_allclose(fw.grad.numpy(), tw.grad.numpy(), rtol=1e-5, atol=5e-5)
+
+
 def test_direct_path_same_result_for_any_thread_count(conv_path):
     rng = np.random.default_rng(8)
     x = fg.tensor(rng.standard_normal((7, 8, 9, 6)).astype(np.float32), requires_grad=True)
