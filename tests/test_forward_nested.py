@@ -433,3 +433,35 @@ def test_nn_ops_nested(name, shape, fn):
     zr = fx.detach().requires_grad_(True)
     _, t_plain = fg.jvp(lambda z: fg.autograd.grad(f(z).sum(), [z])[0], (zr,), (fv,))
     close(t_plain, tjvp(tgrad(lambda z: tf(z).sum()), (tx,), (tv,))[1])
+
+
+def _fd_nested(f, x, v, u, h=1e-5):
+    """Central differences along u of the first-order jvp."""
+    return (to_numpy(fg.jvp(f, (fg.tensor(x + h * u),), (fg.tensor(v),))[1].detach())
+            - to_numpy(fg.jvp(f, (fg.tensor(x - h * u),), (fg.tensor(v),))[1].detach())) / (2 * h)
+
+
+MODULE_FNS = [
+    # (name, input shape, module factory, call); the fused RNN's jvp rule runs a fg.jvp of its own
+    ("lstm", (2, 3, 3), lambda: fg.nn.LSTM(3, 4, batch_first=True), lambda m, x: m(x)[0]),
+    ("gru_2layer", (3, 2, 3), lambda: fg.nn.GRU(3, 4, num_layers=2), lambda m, x: m(x)[0].tanh()),
+    ("mha", (3, 2, 6), lambda: fg.nn.MultiheadAttention(6, 2), lambda m, x: m(x, x, x)[0]),
+    ("batch_norm", (4, 3, 2, 2), lambda: fg.nn.BatchNorm2d(3), lambda m, x: m(x) ** 2),
+]
+
+
+@pytest.mark.parametrize("name,shape,make,call", MODULE_FNS, ids=[n for n, *_ in MODULE_FNS])
+def test_modules_nested_and_grad_of_jvp(name, shape, make, call):
+    fg.manual_seed(0)
+    mod = make().double()
+    f = lambda x: call(mod, x)  # noqa: E731
+    x, v, u = _points(shape, 3, seed=19)
+    got = nested_fg(f, fg.tensor(x), fg.tensor(v), fg.tensor(u))
+    close(got.detach(), _fd_nested(f, x, v, u), 1e-6)
+    # grad of jvp = reverse over reverse: grad_x(grad_x(ct . f) . v)
+    ct = fg.tensor(_points(tuple(f(fg.tensor(x)).shape), 1, seed=20)[0])
+    g1 = fg.grad(lambda z: (fg.jvp(f, (z,), (fg.tensor(v),))[1] * ct).sum())(fg.tensor(x))
+    xl = fg.tensor(x, requires_grad=True)
+    (gx,) = fg.autograd.grad((f(xl) * ct).sum(), [xl], create_graph=True)
+    (g2,) = fg.autograd.grad((gx * fg.tensor(v)).sum(), [xl])
+    close(g1.detach(), to_numpy(g2), 1e-9)

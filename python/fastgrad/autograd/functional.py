@@ -170,7 +170,11 @@ def jvp(f, primals, tangents):
     from . import function as _fn
 
     levels = _fn.jvp_levels
-    outer = levels[0] != 0  # inside another fg.jvp: nest (see function.py on how levels compose)
+    saved_level = state.forward_level
+    # inside another fg.jvp: nest under the levels active now (see function.py on how levels
+    # compose). A jvp called by a rule of level L (forward_level = L's enclosing level) runs
+    # under the enclosing levels only: L and the levels inside it are suspended meanwhile.
+    outer = _fn.active_levels(saved_level) if saved_level else []
     level = next(_jvp_levels)
     duals, numbers = [], []
     for i, (p, t) in enumerate(zip(primals, tangents)):
@@ -190,20 +194,14 @@ def jvp(f, primals, tangents):
         d._tangent = (level, tt.to(x.dtype), _strip(d._tangent, level))
         duals.append(d)
         numbers.append(was_number)
-    saved_level = state.forward_level
-    if outer:
-        levels.append(level)
-    else:
-        levels[0] = level
+    saved_levels = levels[:]
+    levels[:] = outer + [level]
     state.forward_level = level
     try:
         out = f(*duals)
     finally:
         state.forward_level = saved_level
-        if outer:
-            levels.pop()
-        else:
-            levels[0] = 0
+        levels[:] = saved_levels
 
     def split(o):
         if not isinstance(o, Tensor):

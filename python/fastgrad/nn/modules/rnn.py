@@ -182,7 +182,9 @@ class FusedRNNLayer(Function):
 
         prim = ctx.saved_tensors
         tans = [zeros_like(p) if t is None else t for p, t in zip(prim, tangents)]
-        return jvp(ctx._recompute, [p.detach() for p in prim], tans)[1]
+        # the primals as saved (not detached): an enclosing jvp level's tangents, or a graph
+        # (grad of jvp), must reach the recomputation
+        return jvp(ctx._recompute, list(prim), tans)[1]
 
     def release(ctx):
         super().release()
