@@ -465,3 +465,10 @@ def test_modules_nested_and_grad_of_jvp(name, shape, make, call):
     (gx,) = fg.autograd.grad((f(xl) * ct).sum(), [xl], create_graph=True)
     (g2,) = fg.autograd.grad((gx * fg.tensor(v)).sum(), [xl])
     close(g1.detach(), to_numpy(g2), 1e-9)
+    # jvp of a plain autograd.grad (no create_graph: native backward paths) = jvp of fg.grad
+    _, hv_plain = fg.jvp(lambda z: fg.autograd.grad((f(z) * ct).sum(), [z])[0], (xl,), (fg.tensor(v),))
+    _, hv = fg.jvp(fg.grad(lambda z: (f(z) * ct).sum()), (fg.tensor(x),), (fg.tensor(v),))
+    close(hv_plain.detach(), to_numpy(hv.detach()), 1e-12)
+    h = 1e-5
+    gp, gm = (to_numpy(fg.grad(lambda z: (f(z) * ct).sum())(fg.tensor(x + s * h * v)).detach()) for s in (1, -1))
+    close(hv.detach(), (gp - gm) / (2 * h), 1e-6)

@@ -157,12 +157,13 @@ class FusedRNNLayer(Function):
 
     def vjp(ctx, g):
         ins = ctx.saved_tensors
-        if state.grad_enabled or ctx.ws is None:
+        if state.grad_enabled or state.forward_level or ctx.ws is None:  # (a running fg.jvp needs tangents)
             # create_graph: the gradient must itself be a graph of the inputs
-            from ...autograd import grad
+            from ...autograd import enable_grad, grad
 
             wanted = [t for t, need in zip(ins, ctx.needs_input_grad) if need]
-            out = ctx._recompute(*ins)
+            with enable_grad():  # (a plain backward inside fg.jvp runs without grad mode)
+                out = ctx._recompute(*ins)
             gs = iter(grad([out], wanted, [g], create_graph=True, allow_unused=True))
             return tuple(next(gs) if need else None for need in ctx.needs_input_grad)
         xp, h0, w_hh = ins[:3]
