@@ -119,8 +119,6 @@ class Function:
                 _push_nested(ctx, inputs, out, out_arr, level)
         return out
 
-        return out
-
     # -- saving ----------------------------------------------------------------
     def save_for_backward(self, *tensors):
         """Saves tensors (None: a slot the rules will not need) with their versions."""
