@@ -540,21 +540,39 @@ __global__ void bilinear_backward_kernel(const T* __restrict__ g, Planes gp, con
 
 namespace {
 
+// Rows and columns of a shape (its last two dimensions).
+int64_t rows(const Shape& s) { return s[s.size() - 2]; }
+int64_t cols(const Shape& s) { return s[s.size() - 1]; }
+
+// The frame of every entry point: an empty result needs no launch; otherwise
+// launch(total) runs on the result's device and its launches are checked.
+template <class F>
+Array launched(const char* op, const Array& out, F&& launch) {
+  const int64_t total = out.numel();
+  if (total == 0) return out;
+  DeviceGuard guard(out.device().index, op);
+  launch(total);
+  FG_CUDA_LAUNCH_CHECK(op);
+  return out;
+}
+
+// Zeroes a gradient that no output reaches.
+void zero_fill(const char* op, const Array& a) {
+  FG_CUDA_CHECK(op, cudaMemsetAsync(a.raw(), 0, static_cast<size_t>(a.numel()) * a.itemsize()));
+}
+
 std::pair<Array, Array> max_pool_run(const char* op, const Array& x, int64_t OH, int64_t OW, const MaxWin& wr,
                                      const MaxWin& wc) {
   const Shape os = with_hw(x.shape, OH, OW);
   Array out = empty(os, x.dtype, x.device());
   Array idx = empty(os, DType::Int64, x.device());
-  const int64_t total = out.numel();
-  if (total == 0) return {out, idx};
-  DeviceGuard guard(x.device().index, op);
-  const int64_t W = x.shape[x.ndim() - 1];
-  dispatch_number(x.dtype, op, [&](auto t) {
-    using T = decltype(t);
-    max_pool_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), planes_of(x), W, OH, OW, wr, wc, out.data<T>(),
-                                                      idx.data<int64_t>(), total);
+  launched(op, out, [&](int64_t total) {
+    dispatch_number(x.dtype, op, [&](auto t) {
+      using T = decltype(t);
+      max_pool_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), planes_of(x), cols(x.shape), OH, OW, wr, wc,
+                                                        out.data<T>(), idx.data<int64_t>(), total);
+    });
   });
-  FG_CUDA_LAUNCH_CHECK(op);
   return {out, idx};
 }
 
@@ -562,13 +580,13 @@ std::pair<Array, Array> max_pool_run(const char* op, const Array& x, int64_t OH,
 
 std::pair<Array, Array> max_pool2d(const Array& x, int64_t oh, int64_t ow, int64_t kh, int64_t kw, int64_t sh,
                                    int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw) {
-  const int64_t H = x.shape[x.ndim() - 2], W = x.shape[x.ndim() - 1];
+  const int64_t H = rows(x.shape), W = cols(x.shape);
   return max_pool_run("max_pool2d", x, oh, ow, MaxWin{kh, sh, ph, dh, H, oh, false},
                       MaxWin{kw, sw, pw, dw, W, ow, false});
 }
 
 std::pair<Array, Array> adaptive_max_pool2d(const Array& x, int64_t oh, int64_t ow) {
-  const int64_t H = x.shape[x.ndim() - 2], W = x.shape[x.ndim() - 1];
+  const int64_t H = rows(x.shape), W = cols(x.shape);
   return max_pool_run("adaptive_max_pool2d", x, oh, ow, MaxWin{1, 1, 0, 1, H, oh, true},
                       MaxWin{1, 1, 0, 1, W, ow, true});
 }
@@ -576,222 +594,189 @@ std::pair<Array, Array> adaptive_max_pool2d(const Array& x, int64_t oh, int64_t 
 Array max_pool2d_backward(const Array& grad_out, const Array& indices, const Shape& input_shape) {
   const char* op = "max_pool2d_backward";
   Array gin = empty(input_shape, grad_out.dtype, grad_out.device());
-  const int64_t total = gin.numel();
-  if (total == 0) return gin;
-  DeviceGuard guard(grad_out.device().index, op);
-  const int64_t H = input_shape[input_shape.size() - 2], W = input_shape[input_shape.size() - 1];
-  const int64_t OH = grad_out.shape[grad_out.ndim() - 2], OW = grad_out.shape[grad_out.ndim() - 1];
-  const int64_t np = plane_count(input_shape);
-  if (OH * OW == 0) {  // no outputs: no gradient
-    FG_CUDA_CHECK(op, cudaMemsetAsync(gin.raw(), 0, static_cast<size_t>(total) * gin.itemsize()));
-    return gin;
-  }
-  const Array work = empty({2 * (OH + OW + H + W)}, DType::Int64, grad_out.device());
-  int64_t* bounds = work.data<int64_t>();
-  int64_t* inv = bounds + 2 * (OH + OW);
-  const Planes ip = planes_of(indices);
-  if (OH + OW > (int64_t(1) << 31) - 1)
-    throw std::invalid_argument(std::string(op) + ": output of " + std::to_string(OH) + " x " + std::to_string(OW) +
-                                " is too large for the CUDA kernel");
-  max_index_bounds_kernel<<<static_cast<unsigned>(OH + OW), kThreads>>>(indices.data<int64_t>(), ip, np, OH, OW, H,
-                                                                        W, bounds);
-  FG_CUDA_LAUNCH_CHECK(op);
-  max_index_invert_kernel<<<grid_for(H + W), kThreads>>>(bounds, OH, OW, H, W, inv);
-  FG_CUDA_LAUNCH_CHECK(op);
-  dispatch_float(grad_out.dtype, op, [&](auto t) {
-    using T = decltype(t);
-    max_backward_kernel<T><<<grid_for(total), kThreads>>>(grad_out.data<T>(), planes_of(grad_out),
-                                                          indices.data<int64_t>(), ip, inv, H, W, gin.data<T>(),
-                                                          total);
+  return launched(op, gin, [&](int64_t total) {
+    const int64_t H = rows(input_shape), W = cols(input_shape);
+    const int64_t OH = rows(grad_out.shape), OW = cols(grad_out.shape);
+    const int64_t np = plane_count(input_shape);
+    if (OH * OW == 0) return zero_fill(op, gin);  // no outputs: no gradient
+    const Array work = empty({2 * (OH + OW + H + W)}, DType::Int64, grad_out.device());
+    int64_t* bounds = work.data<int64_t>();
+    int64_t* inv = bounds + 2 * (OH + OW);
+    const Planes ip = planes_of(indices);
+    if (OH + OW > (int64_t(1) << 31) - 1)
+      throw std::invalid_argument(std::string(op) + ": output of " + std::to_string(OH) + " x " +
+                                  std::to_string(OW) + " is too large for the CUDA kernel");
+    max_index_bounds_kernel<<<static_cast<unsigned>(OH + OW), kThreads>>>(indices.data<int64_t>(), ip, np, OH, OW,
+                                                                          H, W, bounds);
+    FG_CUDA_LAUNCH_CHECK(op);
+    max_index_invert_kernel<<<grid_for(H + W), kThreads>>>(bounds, OH, OW, H, W, inv);
+    FG_CUDA_LAUNCH_CHECK(op);
+    dispatch_float(grad_out.dtype, op, [&](auto t) {
+      using T = decltype(t);
+      max_backward_kernel<T><<<grid_for(total), kThreads>>>(grad_out.data<T>(), planes_of(grad_out),
+                                                            indices.data<int64_t>(), ip, inv, H, W, gin.data<T>(),
+                                                            total);
+    });
   });
-  FG_CUDA_LAUNCH_CHECK(op);
-  return gin;
 }
 
 Array max_pool2d_gather(const Array& x, const Array& indices) {
   const char* op = "max_pool2d_gather";
   Array out = empty(indices.shape, x.dtype, x.device());
-  const int64_t total = out.numel();
-  if (total == 0) return out;
-  DeviceGuard guard(x.device().index, op);
-  const int64_t H = x.shape[x.ndim() - 2], W = x.shape[x.ndim() - 1];
-  const int64_t OH = indices.shape[indices.ndim() - 2], OW = indices.shape[indices.ndim() - 1];
-  dispatch_float(x.dtype, op, [&](auto t) {
-    using T = decltype(t);
-    max_gather_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), planes_of(x), H, W, indices.data<int64_t>(),
-                                                        planes_of(indices), OH, OW, out.data<T>(), total);
+  return launched(op, out, [&](int64_t total) {
+    const int64_t H = rows(x.shape), W = cols(x.shape);
+    const int64_t OH = rows(indices.shape), OW = cols(indices.shape);
+    dispatch_float(x.dtype, op, [&](auto t) {
+      using T = decltype(t);
+      max_gather_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), planes_of(x), H, W, indices.data<int64_t>(),
+                                                          planes_of(indices), OH, OW, out.data<T>(), total);
+    });
   });
-  FG_CUDA_LAUNCH_CHECK(op);
-  return out;
 }
 
 Array avg_pool2d(const Array& x, int64_t oh, int64_t ow, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
                  int64_t pw, bool count_include_pad, int64_t divisor_override) {
   const char* op = "avg_pool2d";
   Array out = empty(with_hw(x.shape, oh, ow), x.dtype, x.device());
-  const int64_t total = out.numel();
-  if (total == 0) return out;
-  DeviceGuard guard(x.device().index, op);
-  const int64_t H = x.shape[x.ndim() - 2], W = x.shape[x.ndim() - 1];
-  dispatch_number(x.dtype, op, [&](auto t) {
-    using T = decltype(t);
-    avg_pool_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), planes_of(x), oh, ow, AvgWin{kh, sh, ph, H},
-                                                      AvgWin{kw, sw, pw, W}, AvgDiv{count_include_pad, divisor_override},
-                                                      out.data<T>(), total);
+  return launched(op, out, [&](int64_t total) {
+    const int64_t H = rows(x.shape), W = cols(x.shape);
+    dispatch_number(x.dtype, op, [&](auto t) {
+      using T = decltype(t);
+      avg_pool_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), planes_of(x), oh, ow, AvgWin{kh, sh, ph, H},
+                                                        AvgWin{kw, sw, pw, W},
+                                                        AvgDiv{count_include_pad, divisor_override}, out.data<T>(),
+                                                        total);
+    });
   });
-  FG_CUDA_LAUNCH_CHECK(op);
-  return out;
 }
 
 Array avg_pool2d_backward(const Array& grad_out, const Shape& input_shape, int64_t kh, int64_t kw, int64_t sh,
                           int64_t sw, int64_t ph, int64_t pw, bool count_include_pad, int64_t divisor_override) {
   const char* op = "avg_pool2d_backward";
   Array gin = empty(input_shape, grad_out.dtype, grad_out.device());
-  const int64_t total = gin.numel();
-  if (total == 0) return gin;
-  DeviceGuard guard(grad_out.device().index, op);
-  const int64_t H = input_shape[input_shape.size() - 2], W = input_shape[input_shape.size() - 1];
-  const int64_t OH = grad_out.shape[grad_out.ndim() - 2], OW = grad_out.shape[grad_out.ndim() - 1];
-  dispatch_float(grad_out.dtype, op, [&](auto t) {
-    using T = decltype(t);
-    avg_backward_kernel<T><<<grid_for(total), kThreads>>>(grad_out.data<T>(), planes_of(grad_out), OH, OW, H, W,
-                                                          AvgWin{kh, sh, ph, H}, AvgWin{kw, sw, pw, W},
-                                                          AvgDiv{count_include_pad, divisor_override}, gin.data<T>(),
-                                                          total);
+  return launched(op, gin, [&](int64_t total) {
+    const int64_t H = rows(input_shape), W = cols(input_shape);
+    const int64_t OH = rows(grad_out.shape), OW = cols(grad_out.shape);
+    dispatch_float(grad_out.dtype, op, [&](auto t) {
+      using T = decltype(t);
+      avg_backward_kernel<T><<<grid_for(total), kThreads>>>(grad_out.data<T>(), planes_of(grad_out), OH, OW, H, W,
+                                                            AvgWin{kh, sh, ph, H}, AvgWin{kw, sw, pw, W},
+                                                            AvgDiv{count_include_pad, divisor_override},
+                                                            gin.data<T>(), total);
+    });
   });
-  FG_CUDA_LAUNCH_CHECK(op);
-  return gin;
 }
 
 Array adaptive_avg_pool2d(const Array& x, int64_t oh, int64_t ow) {
   const char* op = "adaptive_avg_pool2d";
   Array out = empty(with_hw(x.shape, oh, ow), x.dtype, x.device());
-  const int64_t total = out.numel();
-  if (total == 0) return out;
-  DeviceGuard guard(x.device().index, op);
-  const int64_t H = x.shape[x.ndim() - 2], W = x.shape[x.ndim() - 1];
-  dispatch_float(x.dtype, op, [&](auto t) {
-    using T = decltype(t);
-    // about the largest window (a heuristic: either kernel is exact)
-    if ((H / oh + 1) * (W / ow + 1) >= 128)
-      adaptive_avg_warp_kernel<T><<<grid_for(total * 32), kThreads>>>(x.data<T>(), planes_of(x), H, W, oh, ow,
-                                                                      out.data<T>(), total);
-    else
-      adaptive_avg_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), planes_of(x), H, W, oh, ow, out.data<T>(),
-                                                            total);
+  return launched(op, out, [&](int64_t total) {
+    const int64_t H = rows(x.shape), W = cols(x.shape);
+    dispatch_float(x.dtype, op, [&](auto t) {
+      using T = decltype(t);
+      // about the largest window (a heuristic: either kernel is exact)
+      if ((H / oh + 1) * (W / ow + 1) >= 128)
+        adaptive_avg_warp_kernel<T><<<grid_for(total * 32), kThreads>>>(x.data<T>(), planes_of(x), H, W, oh, ow,
+                                                                        out.data<T>(), total);
+      else
+        adaptive_avg_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), planes_of(x), H, W, oh, ow,
+                                                              out.data<T>(), total);
+    });
   });
-  FG_CUDA_LAUNCH_CHECK(op);
-  return out;
 }
 
 Array adaptive_avg_pool2d_backward(const Array& grad_out, const Shape& input_shape) {
   const char* op = "adaptive_avg_pool2d_backward";
   Array gin = empty(input_shape, grad_out.dtype, grad_out.device());
-  const int64_t total = gin.numel();
-  if (total == 0) return gin;
-  DeviceGuard guard(grad_out.device().index, op);
-  const int64_t H = input_shape[input_shape.size() - 2], W = input_shape[input_shape.size() - 1];
-  const int64_t OH = grad_out.shape[grad_out.ndim() - 2], OW = grad_out.shape[grad_out.ndim() - 1];
-  if (OH * OW == 0) {  // no windows: no gradient
-    FG_CUDA_CHECK(op, cudaMemsetAsync(gin.raw(), 0, static_cast<size_t>(total) * gin.itemsize()));
-    return gin;
-  }
-  dispatch_float(grad_out.dtype, op, [&](auto t) {
-    using T = decltype(t);
-    adaptive_avg_backward_kernel<T><<<grid_for(total), kThreads>>>(grad_out.data<T>(), planes_of(grad_out), OH, OW,
-                                                                   H, W, gin.data<T>(), total);
+  return launched(op, gin, [&](int64_t total) {
+    const int64_t H = rows(input_shape), W = cols(input_shape);
+    const int64_t OH = rows(grad_out.shape), OW = cols(grad_out.shape);
+    if (OH * OW == 0) return zero_fill(op, gin);  // no windows: no gradient
+    dispatch_float(grad_out.dtype, op, [&](auto t) {
+      using T = decltype(t);
+      adaptive_avg_backward_kernel<T><<<grid_for(total), kThreads>>>(grad_out.data<T>(), planes_of(grad_out), OH,
+                                                                     OW, H, W, gin.data<T>(), total);
+    });
   });
-  FG_CUDA_LAUNCH_CHECK(op);
-  return gin;
 }
 
 Array upsample_nearest2d(const Array& x, const std::vector<int64_t>& th, const std::vector<int64_t>& tw) {
   const char* op = "upsample_nearest2d";
   const int64_t OH = static_cast<int64_t>(th.size()), OW = static_cast<int64_t>(tw.size());
   Array out = empty(with_hw(x.shape, OH, OW), x.dtype, x.device());
-  const int64_t total = out.numel();
-  if (total == 0) return out;
-  DeviceGuard guard(x.device().index, op);
-  std::vector<int64_t> buf(th);
-  buf.insert(buf.end(), tw.begin(), tw.end());
-  const Array tab = upload(buf, x.device());
-  const int64_t* t = tab.data<int64_t>();
-  dispatch_float(x.dtype, op, [&](auto tag) {
-    using T = decltype(tag);
-    nearest_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), planes_of(x), t, t + OH, OH, OW, out.data<T>(),
-                                                     total);
+  return launched(op, out, [&](int64_t total) {
+    std::vector<int64_t> buf(th);
+    buf.insert(buf.end(), tw.begin(), tw.end());
+    const Array tab = upload(buf, x.device());
+    const int64_t* t = tab.data<int64_t>();
+    dispatch_float(x.dtype, op, [&](auto tag) {
+      using T = decltype(tag);
+      nearest_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), planes_of(x), t, t + OH, OH, OW, out.data<T>(),
+                                                       total);
+    });
   });
-  FG_CUDA_LAUNCH_CHECK(op);
-  return out;
 }
 
 Array upsample_nearest2d_backward(const Array& grad_out, const Shape& input_shape, const std::vector<int64_t>& th,
                                   const std::vector<int64_t>& tw) {
   const char* op = "upsample_nearest2d_backward";
   Array gin = empty(input_shape, grad_out.dtype, grad_out.device());
-  const int64_t total = gin.numel();
-  if (total == 0) return gin;
-  DeviceGuard guard(grad_out.device().index, op);
-  const int64_t H = input_shape[input_shape.size() - 2], W = input_shape[input_shape.size() - 1];
-  std::vector<int64_t> buf;
-  append_inverse(buf, th, H);
-  const int64_t cols_at = static_cast<int64_t>(buf.size());
-  append_inverse(buf, tw, W);
-  const Array tab = upload(buf, grad_out.device());
-  const int64_t* t = tab.data<int64_t>();
-  dispatch_float(grad_out.dtype, op, [&](auto tag) {
-    using T = decltype(tag);
-    nearest_backward_kernel<T><<<grid_for(total), kThreads>>>(grad_out.data<T>(), planes_of(grad_out), t,
-                                                              t + cols_at, H, W, gin.data<T>(), total);
+  return launched(op, gin, [&](int64_t total) {
+    const int64_t H = rows(input_shape), W = cols(input_shape);
+    std::vector<int64_t> buf;
+    append_inverse(buf, th, H);
+    const int64_t cols_at = static_cast<int64_t>(buf.size());
+    append_inverse(buf, tw, W);
+    const Array tab = upload(buf, grad_out.device());
+    const int64_t* t = tab.data<int64_t>();
+    dispatch_float(grad_out.dtype, op, [&](auto tag) {
+      using T = decltype(tag);
+      nearest_backward_kernel<T><<<grid_for(total), kThreads>>>(grad_out.data<T>(), planes_of(grad_out), t,
+                                                                t + cols_at, H, W, gin.data<T>(), total);
+    });
   });
-  FG_CUDA_LAUNCH_CHECK(op);
-  return gin;
 }
 
 Array upsample_bilinear2d(const Array& x, int64_t oh, int64_t ow, bool align_corners, double scale_h,
                           double scale_w) {
   const char* op = "upsample_bilinear2d";
   Array out = empty(with_hw(x.shape, oh, ow), x.dtype, x.device());
-  const int64_t total = out.numel();
-  if (total == 0) return out;
-  DeviceGuard guard(x.device().index, op);
-  const int64_t H = x.shape[x.ndim() - 2], W = x.shape[x.ndim() - 1];
-  dispatch_float(x.dtype, op, [&](auto tag) {
-    using T = decltype(tag);
-    std::vector<int64_t> buf;
-    append_lerp<T>(buf, oh, H, align_corners, scale_h);
-    append_lerp<T>(buf, ow, W, align_corners, scale_w);
-    const Array tab = upload(buf, x.device());
-    const int64_t* t = tab.data<int64_t>();
-    bilinear_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), planes_of(x), t, t + 4 * oh, oh, ow,
-                                                      out.data<T>(), total);
-    FG_CUDA_LAUNCH_CHECK(op);
+  return launched(op, out, [&](int64_t total) {
+    const int64_t H = rows(x.shape), W = cols(x.shape);
+    dispatch_float(x.dtype, op, [&](auto tag) {
+      using T = decltype(tag);
+      std::vector<int64_t> buf;
+      append_lerp<T>(buf, oh, H, align_corners, scale_h);
+      append_lerp<T>(buf, ow, W, align_corners, scale_w);
+      const Array tab = upload(buf, x.device());
+      const int64_t* t = tab.data<int64_t>();
+      bilinear_kernel<T><<<grid_for(total), kThreads>>>(x.data<T>(), planes_of(x), t, t + 4 * oh, oh, ow,
+                                                        out.data<T>(), total);
+      FG_CUDA_LAUNCH_CHECK(op);  // while the table lives
+    });
   });
-  return out;
 }
 
 Array upsample_bilinear2d_backward(const Array& grad_out, const Shape& input_shape, bool align_corners,
                                    double scale_h, double scale_w) {
   const char* op = "upsample_bilinear2d_backward";
   Array gin = empty(input_shape, grad_out.dtype, grad_out.device());
-  const int64_t total = gin.numel();
-  if (total == 0) return gin;
-  DeviceGuard guard(grad_out.device().index, op);
-  const int64_t H = input_shape[input_shape.size() - 2], W = input_shape[input_shape.size() - 1];
-  const int64_t OH = grad_out.shape[grad_out.ndim() - 2], OW = grad_out.shape[grad_out.ndim() - 1];
-  dispatch_float(grad_out.dtype, op, [&](auto tag) {
-    using T = decltype(tag);
-    std::vector<int64_t> buf;
-    append_lerp_inverse<T>(buf, OH, H, align_corners, scale_h);
-    const int64_t cols_at = static_cast<int64_t>(buf.size());
-    append_lerp_inverse<T>(buf, OW, W, align_corners, scale_w);
-    const Array tab = upload(buf, grad_out.device());
-    const int64_t* t = tab.data<int64_t>();
-    bilinear_backward_kernel<T><<<grid_for(total), kThreads>>>(grad_out.data<T>(), planes_of(grad_out), t,
-                                                               t + cols_at, OH, OW, H, W, gin.data<T>(), total);
-    FG_CUDA_LAUNCH_CHECK(op);
+  return launched(op, gin, [&](int64_t total) {
+    const int64_t H = rows(input_shape), W = cols(input_shape);
+    const int64_t OH = rows(grad_out.shape), OW = cols(grad_out.shape);
+    dispatch_float(grad_out.dtype, op, [&](auto tag) {
+      using T = decltype(tag);
+      std::vector<int64_t> buf;
+      append_lerp_inverse<T>(buf, OH, H, align_corners, scale_h);
+      const int64_t cols_at = static_cast<int64_t>(buf.size());
+      append_lerp_inverse<T>(buf, OW, W, align_corners, scale_w);
+      const Array tab = upload(buf, grad_out.device());
+      const int64_t* t = tab.data<int64_t>();
+      bilinear_backward_kernel<T><<<grid_for(total), kThreads>>>(grad_out.data<T>(), planes_of(grad_out), t,
+                                                                 t + cols_at, OH, OW, H, W, gin.data<T>(), total);
+      FG_CUDA_LAUNCH_CHECK(op);  // while the table lives
+    });
   });
-  return gin;
 }
 
 }  // namespace cuda
