@@ -128,6 +128,26 @@ __global__ void im2col_t_kernel(const T* __restrict__ x, Strides4 xs, Geom32 g, 
   }
 }
 
+// Calls f(t, q) for each tap t = i * kw + j, in (i, j) order, whose output
+// q = oy * OW + ox reads input pixel (iy, ix): the gather order of both
+// input-gradient kernels.
+template <class F>
+__device__ __forceinline__ void for_each_tap_at(const Geom32& g, int iy, int ix, F&& f) {
+  for (int i = 0; i < g.kh; ++i) {
+    const int ty = iy + g.pt - i * g.dh;
+    if (ty < 0) break;  // ty only falls as i grows
+    const int oy = ty / g.sh;
+    if (oy * g.sh != ty || oy >= g.OH) continue;
+    for (int j = 0; j < g.kw; ++j) {
+      const int tx = ix + g.pl - j * g.dw;
+      if (tx < 0) break;
+      const int ox = tx / g.sw;
+      if (ox * g.sw != tx || ox >= g.OW) continue;
+      f(i * g.kw + j, oy * g.OW + ox);
+    }
+  }
+}
+
 // dx[n0 + img][c][iy][ix] = bias[c] + the sum of the column entries whose tap
 // lands on (iy, ix), taps in (i, j) order: a gather, one thread per element.
 // col is (nimg, C kh kw, P) as im2col_kernel lays it out; dx contiguous.
@@ -143,19 +163,7 @@ __global__ void col2im_kernel(const T* __restrict__ col, Geom32 g, int64_t n0, i
     const int c = r % g.C;
     const T* cr = col + int64_t(r) * g.kk * g.P;
     T acc = bias ? bias[c * bstride] : T(0);
-    for (int i = 0; i < g.kh; ++i) {
-      const int ty = iy + g.pt - i * g.dh;
-      if (ty < 0) break;  // ty only falls as i grows
-      const int oy = ty / g.sh;
-      if (oy * g.sh != ty || oy >= g.OH) continue;
-      for (int j = 0; j < g.kw; ++j) {
-        const int tx = ix + g.pl - j * g.dw;
-        if (tx < 0) break;
-        const int ox = tx / g.sw;
-        if (ox * g.sw != tx || ox >= g.OW) continue;
-        acc += cr[(i * g.kw + j) * g.P + oy * g.OW + ox];
-      }
-    }
+    for_each_tap_at(g, iy, ix, [&](int t, int q) { acc += cr[t * g.P + q]; });
     dx[(n0 * g.C + r) * HW + pix] = acc;
   }
 }
@@ -240,22 +248,11 @@ __global__ void dw_input_grad_kernel(const T* __restrict__ gout, const T* __rest
     const T* gp = gout + int64_t(r) * mult * g.P;
     const T* wp = w + int64_t(c) * mult * g.kk;
     T acc = bias ? bias[c * bstride] : T(0);
-    for (int i = 0; i < g.kh; ++i) {
-      const int ty = iy + g.pt - i * g.dh;
-      if (ty < 0) break;  // ty only falls as i grows
-      const int oy = ty / g.sh;
-      if (oy * g.sh != ty || oy >= g.OH) continue;
-      for (int j = 0; j < g.kw; ++j) {
-        const int tx = ix + g.pl - j * g.dw;
-        if (tx < 0) break;
-        const int ox = tx / g.sw;
-        if (ox * g.sw != tx || ox >= g.OW) continue;
-        const int q = oy * g.OW + ox, t = i * g.kw + j;
-        T s = T(0);
-        for (int m = 0; m < mult; ++m) s += wp[m * g.kk + t] * gp[int64_t(m) * g.P + q];
-        acc += s;
-      }
-    }
+    for_each_tap_at(g, iy, ix, [&](int t, int q) {
+      T s = T(0);
+      for (int m = 0; m < mult; ++m) s += wp[m * g.kk + t] * gp[int64_t(m) * g.P + q];
+      acc += s;
+    });
     dx[int64_t(r) * HW + pix] = acc;
   }
 }
