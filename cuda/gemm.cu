@@ -26,6 +26,18 @@ struct Batch {
   int nd = 0;
   int64_t shape[kMaxDims];
   int64_t sa[kMaxDims], sb[kMaxDims];  // element strides of A and B per batch dim (0 when broadcast)
+
+  // Element offsets into A and B of batch entry z (the last dim varies fastest).
+  __device__ __forceinline__ void offsets(int64_t z, int64_t& oa, int64_t& ob) const {
+    oa = 0;
+    ob = 0;
+    for (int d = nd - 1; d >= 0; --d) {
+      const int64_t i = z % shape[d];
+      z /= shape[d];
+      oa += i * sa[d];
+      ob += i * sb[d];
+    }
+  }
 };
 
 template <class T>
@@ -38,13 +50,8 @@ gemm_kernel(int64_t M, int64_t N, int64_t K, const T* __restrict__ A, int64_t rs
   const int tr = tid / (BN / TN), tc = tid % (BN / TN);
   const int64_t row0 = int64_t(blockIdx.y) * BM, col0 = int64_t(blockIdx.x) * BN;
   for (int64_t z = blockIdx.z; z < nb; z += gridDim.z) {
-    int64_t oa = 0, ob = 0, rem = z;
-    for (int d = batch.nd - 1; d >= 0; --d) {
-      const int64_t i = rem % batch.shape[d];
-      rem /= batch.shape[d];
-      oa += i * batch.sa[d];
-      ob += i * batch.sb[d];
-    }
+    int64_t oa, ob;
+    batch.offsets(z, oa, ob);
     const T* Ab = A + oa;
     const T* Bb = B + ob;
     T* Cb = C + z * M * N;
@@ -134,13 +141,8 @@ sgemm_tiled(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_
   const int64_t ga_row = row0 + a_row, gb_col = col0 + b_col;
   const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
   for (int64_t z = blockIdx.z; z < nb; z += gridDim.z) {
-    int64_t oa = 0, ob = 0, rem = z;
-    for (int d = batch.nd - 1; d >= 0; --d) {
-      const int64_t i = rem % batch.shape[d];
-      rem /= batch.shape[d];
-      oa += i * batch.sa[d];
-      ob += i * batch.sb[d];
-    }
+    int64_t oa, ob;
+    batch.offsets(z, oa, ob);
     const float* Ab = A + oa;
     const float* Bb = B + ob;
     float* Cb = C + z * M * N;
@@ -264,13 +266,8 @@ sgemm_tf32(int64_t M, int64_t N, int64_t K, const float* __restrict__ A, int64_t
     // One batch entry per block (no grid-stride loop over z: kept live across
     // it, the per-thread constants below cost ~70 registers).
     const int64_t z = z0 + blockIdx.z;
-    int64_t oa = 0, ob = 0, rem = z;
-    for (int d = batch.nd - 1; d >= 0; --d) {
-      const int64_t i = rem % batch.shape[d];
-      rem /= batch.shape[d];
-      oa += i * batch.sa[d];
-      ob += i * batch.sb[d];
-    }
+    int64_t oa, ob;
+    batch.offsets(z, oa, ob);
     const float* Ab = A + oa;
     const float* Bb = B + ob;
     float* Cb = C + z * M * N;
