@@ -410,6 +410,18 @@ bool rows_ok(const Array& x, int nbd) {
   return true;
 }
 
+// The batch dims of `batch` with the batch strides of the operands a and b.
+Batch batch_of(const Shape& batch, const Array& a, const Array& b) {
+  Batch bt;
+  bt.nd = static_cast<int>(batch.size());
+  for (int d = 0; d < bt.nd; ++d) {
+    bt.shape[d] = batch[d];
+    bt.sa[d] = a.strides[d];
+    bt.sb[d] = b.strides[d];
+  }
+  return bt;
+}
+
 }  // namespace
 
 void matmul(const Array& a, const Array& b, const Shape& batch, int64_t M, int64_t N, int64_t K, const Array& out) {
@@ -427,13 +439,7 @@ void matmul(const Array& a, const Array& b, const Shape& batch, int64_t M, int64
   ashape.insert(ashape.end(), {M, K});
   bshape.insert(bshape.end(), {K, N});
   const Array ae = expand(a, ashape), be = expand(b, bshape);
-  Batch bt;
-  bt.nd = nbd;
-  for (int d = 0; d < nbd; ++d) {
-    bt.shape[d] = batch[d];
-    bt.sa[d] = ae.strides[d];
-    bt.sb[d] = be.strides[d];
-  }
+  const Batch bt = batch_of(batch, ae, be);
   if (out.dtype == DType::Float32 && allow_tf32() && has_tf32(out.device().index) &&
       (M + TBM - 1) / TBM <= 65535) {
     // K and N multiples of 4: float4 loads from row-major operands (others
@@ -442,13 +448,7 @@ void matmul(const Array& a, const Array& b, const Shape& batch, int64_t M, int64
     const bool vec = K % 4 == 0 && N % 4 == 0;
     const Array af = !vec || rows_ok(ae, nbd) ? ae : contiguous(ae);
     const Array bf = !vec || rows_ok(be, nbd) ? be : contiguous(be);
-    Batch tb;
-    tb.nd = nbd;
-    for (int d = 0; d < nbd; ++d) {
-      tb.shape[d] = batch[d];
-      tb.sa[d] = af.strides[d];
-      tb.sb[d] = bf.strides[d];
-    }
+    const Batch tb = batch_of(batch, af, bf);
     const int64_t rsA = af.strides[nbd], csA = af.strides[nbd + 1], rsB = bf.strides[nbd], csB = bf.strides[nbd + 1];
     const bool a_kfast = !(csA != 1 && rsA == 1), b_nfast = !(csB != 1 && rsB == 1);
     for (int64_t z0 = 0; z0 < nb; z0 += 65535) {  // grid z is at most 65535 batch entries per launch
@@ -470,13 +470,7 @@ void matmul(const Array& a, const Array& b, const Shape& batch, int64_t M, int64
     // a packed copy has plain batch strides (a broadcast batch is materialised).
     const Array af = rows_ok(ae, nbd) ? ae : contiguous(ae);
     const Array bf = rows_ok(be, nbd) ? be : contiguous(be);
-    Batch fb;
-    fb.nd = nbd;
-    for (int d = 0; d < nbd; ++d) {
-      fb.shape[d] = batch[d];
-      fb.sa[d] = af.strides[d];
-      fb.sb[d] = bf.strides[d];
-    }
+    const Batch fb = batch_of(batch, af, bf);
     // 64-row / 64-column tiles where M / N fit them: no zero rows or columns computed
     const bool half_m = M <= 64, half_n = N <= 64;
     dim3 fgrid(static_cast<unsigned>(half_n ? 1 : (N + 127) / 128), static_cast<unsigned>(half_m ? 1 : (M + 127) / 128),
