@@ -97,55 +97,23 @@ FG_HD inline PhiloxBlock philox4x32_10(uint64_t seed, uint64_t ctr) {
 // IEEE-rounded ones.
 namespace rng {
 
-FG_HD inline float f_mul(float a, float b) {
 #ifdef __CUDA_ARCH__
-  return __fmul_rn(a, b);
+FG_HD inline float f_mul(float a, float b) { return __fmul_rn(a, b); }
+FG_HD inline float f_add(float a, float b) { return __fadd_rn(a, b); }
+FG_HD inline float f_sqrt(float a) { return __fsqrt_rn(a); }
+FG_HD inline double d_mul(double a, double b) { return __dmul_rn(a, b); }
+FG_HD inline double d_add(double a, double b) { return __dadd_rn(a, b); }
+FG_HD inline double d_div(double a, double b) { return __ddiv_rn(a, b); }
+FG_HD inline double d_sqrt(double a) { return __dsqrt_rn(a); }
 #else
-  return a * b;
+FG_HD inline float f_mul(float a, float b) { return a * b; }
+FG_HD inline float f_add(float a, float b) { return a + b; }
+FG_HD inline float f_sqrt(float a) { return __builtin_sqrtf(a); }
+FG_HD inline double d_mul(double a, double b) { return a * b; }
+FG_HD inline double d_add(double a, double b) { return a + b; }
+FG_HD inline double d_div(double a, double b) { return a / b; }
+FG_HD inline double d_sqrt(double a) { return __builtin_sqrt(a); }
 #endif
-}
-FG_HD inline float f_add(float a, float b) {
-#ifdef __CUDA_ARCH__
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-FG_HD inline float f_sqrt(float a) {
-#ifdef __CUDA_ARCH__
-  return __fsqrt_rn(a);
-#else
-  return __builtin_sqrtf(a);
-#endif
-}
-FG_HD inline double d_mul(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-FG_HD inline double d_add(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-FG_HD inline double d_div(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __ddiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
-FG_HD inline double d_sqrt(double a) {
-#ifdef __CUDA_ARCH__
-  return __dsqrt_rn(a);
-#else
-  return __builtin_sqrt(a);
-#endif
-}
 
 FG_HD inline uint64_t join(uint32_t lo, uint32_t hi) { return uint64_t(lo) | (uint64_t(hi) << 32); }
 
