@@ -639,48 +639,32 @@ class DivScalar(Function):
 _NUMBER = (float, int)  # exactly these types: not bool, not NumPy scalars
 
 
-def _add(input, other):
-    if isinstance(other, Tensor):
-        if isinstance(input, Tensor) and input._data.dtype_id == other._data.dtype_id:
-            return Add.apply(input, other)  # same dtypes: nothing to promote
-    elif type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
-        return AddScalar.apply(input, s=other)
-    if type(input) in _NUMBER and isinstance(other, Tensor) and other._data.dtype_id >= _FLOAT_ID0:
-        return AddScalar.apply(other, s=input)
-    a, b = binary_operands(input, other, "_add")
-    return Add.apply(a, b)
+def _arith(name, op, scalar, rev):
+    """add / mul / div: same-dtype tensors go straight to `op`; a float tensor
+    and a Python number make one native call (`scalar`: a number on the left
+    is swapped in where the op commutes, passed with rev=True where it does
+    not); anything else is promoted first."""
+
+    def f(input, other):
+        if isinstance(other, Tensor):
+            if isinstance(input, Tensor) and input._data.dtype_id == other._data.dtype_id:
+                return op.apply(input, other)  # same dtypes: nothing to promote
+        elif type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
+            return scalar.apply(input, s=other, rev=False) if rev else scalar.apply(input, s=other)
+        if type(input) in _NUMBER and isinstance(other, Tensor) and other._data.dtype_id >= _FLOAT_ID0:
+            return scalar.apply(other, s=input, rev=True) if rev else scalar.apply(other, s=input)
+        a, b = binary_operands(input, other, name)
+        return op.apply(a, b)
+
+    f.__name__ = f.__qualname__ = name
+    return f
 
 
+_add = _arith("_add", Add, AddScalar, rev=False)
+mul = _arith("mul", Mul, MulScalar, rev=False)
+_div = _arith("_div", Div, DivScalar, rev=True)
 tensor_method(_add)
-
-
-def mul(input, other):
-    if isinstance(other, Tensor):
-        if isinstance(input, Tensor) and input._data.dtype_id == other._data.dtype_id:
-            return Mul.apply(input, other)  # same dtypes: nothing to promote
-    elif type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
-        return MulScalar.apply(input, s=other)
-    if type(input) in _NUMBER and isinstance(other, Tensor) and other._data.dtype_id >= _FLOAT_ID0:
-        return MulScalar.apply(other, s=input)
-    a, b = binary_operands(input, other, "mul")
-    return Mul.apply(a, b)
-
-
 tensor_method(mul)
-
-
-def _div(input, other):
-    if isinstance(other, Tensor):
-        if isinstance(input, Tensor) and input._data.dtype_id == other._data.dtype_id:
-            return Div.apply(input, other)  # same dtypes: nothing to promote
-    elif type(other) in _NUMBER and isinstance(input, Tensor) and input._data.dtype_id >= _FLOAT_ID0:
-        return DivScalar.apply(input, s=other, rev=False)
-    if type(input) in _NUMBER and isinstance(other, Tensor) and other._data.dtype_id >= _FLOAT_ID0:
-        return DivScalar.apply(other, s=input, rev=True)
-    a, b = binary_operands(input, other, "_div")
-    return Div.apply(a, b)
-
-
 tensor_method(_div)
 
 
