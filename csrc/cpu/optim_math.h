@@ -297,24 +297,29 @@ inline void prefetch_ahead(const T* p) {
 #endif
 }
 
+// The loop of every *_span below: update(i) for i in [0, n), one cache line
+// of elements at a time, each stream's line prefetched first (a null stream,
+// an array the variant does not use, is skipped).
+template <class T, class U, class... S>
+inline void by_lines(int64_t n, U update, S*... streams) {
+  constexpr int L = 64 / sizeof(T);  // elements per cache line
+  int64_t i = 0;
+  for (; i < n - (L - 1); i += L) {
+    ((streams ? prefetch_ahead(streams + i) : void()), ...);
+    for (int j = 0; j < L; ++j) update(i + j);
+  }
+  for (; i < n; ++i) update(i);
+}
+
 template <class T, bool kMomentum, bool kFirstStep>
 void sgd_span(const SgdConsts<T>& c, const SgdSpan<T>& s) {
   const SgdConsts<T> k = c;  // a local copy: the compiler may keep it in registers
   T* __restrict p = s.param;
   const T* __restrict g = s.grad;
-  T* __restrict buf = s.momentum_buffer;
-  constexpr int L = 64 / sizeof(T);  // elements per cache line
-  int64_t i = 0;
-  for (; i < s.n - (L - 1); i += L) {
-    T* __restrict pl = p + i;
-    const T* __restrict gl = g + i;
-    T* __restrict bl = kMomentum ? buf + i : nullptr;
-    prefetch_ahead(pl);
-    prefetch_ahead(gl);
-    if (kMomentum) prefetch_ahead(bl);
-    for (int j = 0; j < L; ++j) sgd_update<T, kMomentum, kFirstStep>(k, pl[j], gl[j], kMomentum ? bl + j : nullptr);
-  }
-  for (; i < s.n; ++i) sgd_update<T, kMomentum, kFirstStep>(k, p[i], g[i], kMomentum ? buf + i : nullptr);
+  T* __restrict buf = kMomentum ? s.momentum_buffer : nullptr;
+  by_lines<T>(
+      s.n, [&](int64_t i) { sgd_update<T, kMomentum, kFirstStep>(k, p[i], g[i], kMomentum ? buf + i : nullptr); },
+      p, g, buf);
 }
 
 template <class T, bool kAmsgrad>
@@ -324,23 +329,10 @@ void adam_span(const AdamConsts<T>& c, const AdamSpan<T>& s) {
   const T* __restrict g = s.grad;
   T* __restrict m = s.exp_avg;
   T* __restrict v = s.exp_avg_sq;
-  T* __restrict vmax = s.max_exp_avg_sq;
-  constexpr int L = 64 / sizeof(T);
-  int64_t i = 0;
-  for (; i < s.n - (L - 1); i += L) {
-    T* __restrict pl = p + i;
-    const T* __restrict gl = g + i;
-    T* __restrict ml = m + i;
-    T* __restrict vl = v + i;
-    T* __restrict xl = kAmsgrad ? vmax + i : nullptr;
-    prefetch_ahead(pl);
-    prefetch_ahead(gl);
-    prefetch_ahead(ml);
-    prefetch_ahead(vl);
-    if (kAmsgrad) prefetch_ahead(xl);
-    for (int j = 0; j < L; ++j) adam_update<T, kAmsgrad>(k, pl[j], gl[j], ml[j], vl[j], kAmsgrad ? xl + j : nullptr);
-  }
-  for (; i < s.n; ++i) adam_update<T, kAmsgrad>(k, p[i], g[i], m[i], v[i], kAmsgrad ? vmax + i : nullptr);
+  T* __restrict vmax = kAmsgrad ? s.max_exp_avg_sq : nullptr;
+  by_lines<T>(
+      s.n, [&](int64_t i) { adam_update<T, kAmsgrad>(k, p[i], g[i], m[i], v[i], kAmsgrad ? vmax + i : nullptr); }, p,
+      g, m, v, vmax);
 }
 
 template <class T>
@@ -349,18 +341,7 @@ void adagrad_span(const AdagradConsts<T>& c, const AdagradSpan<T>& s) {
   T* __restrict p = s.param;
   const T* __restrict g = s.grad;
   T* __restrict sum = s.sum;
-  constexpr int L = 64 / sizeof(T);
-  int64_t i = 0;
-  for (; i < s.n - (L - 1); i += L) {
-    T* __restrict pl = p + i;
-    const T* __restrict gl = g + i;
-    T* __restrict sl = sum + i;
-    prefetch_ahead(pl);
-    prefetch_ahead(gl);
-    prefetch_ahead(sl);
-    for (int j = 0; j < L; ++j) adagrad_update<T>(k, pl[j], gl[j], sl[j]);
-  }
-  for (; i < s.n; ++i) adagrad_update<T>(k, p[i], g[i], sum[i]);
+  by_lines<T>(s.n, [&](int64_t i) { adagrad_update<T>(k, p[i], g[i], sum[i]); }, p, g, sum);
 }
 
 template <class T, bool kCentered, bool kMomentum>
@@ -369,28 +350,15 @@ void rmsprop_span(const RmspropConsts<T>& c, const RmspropSpan<T>& s) {
   T* __restrict p = s.param;
   const T* __restrict g = s.grad;
   T* __restrict sq = s.square_avg;
-  T* __restrict buf = s.momentum_buffer;
-  T* __restrict ga = s.grad_avg;
-  constexpr int L = 64 / sizeof(T);
-  int64_t i = 0;
-  for (; i < s.n - (L - 1); i += L) {
-    T* __restrict pl = p + i;
-    const T* __restrict gl = g + i;
-    T* __restrict ql = sq + i;
-    T* __restrict bl = kMomentum ? buf + i : nullptr;
-    T* __restrict al = kCentered ? ga + i : nullptr;
-    prefetch_ahead(pl);
-    prefetch_ahead(gl);
-    prefetch_ahead(ql);
-    if (kMomentum) prefetch_ahead(bl);
-    if (kCentered) prefetch_ahead(al);
-    for (int j = 0; j < L; ++j)
-      rmsprop_update<T, kCentered, kMomentum>(k, pl[j], gl[j], ql[j], kMomentum ? bl + j : nullptr,
-                                              kCentered ? al + j : nullptr);
-  }
-  for (; i < s.n; ++i)
-    rmsprop_update<T, kCentered, kMomentum>(k, p[i], g[i], sq[i], kMomentum ? buf + i : nullptr,
-                                            kCentered ? ga + i : nullptr);
+  T* __restrict buf = kMomentum ? s.momentum_buffer : nullptr;
+  T* __restrict ga = kCentered ? s.grad_avg : nullptr;
+  by_lines<T>(
+      s.n,
+      [&](int64_t i) {
+        rmsprop_update<T, kCentered, kMomentum>(k, p[i], g[i], sq[i], kMomentum ? buf + i : nullptr,
+                                                kCentered ? ga + i : nullptr);
+      },
+      p, g, sq, buf, ga);
 }
 
 // Explicit instantiations for float and double, every flag combination.
