@@ -148,6 +148,15 @@ void shift_rows_avx512_f32(const float* x, int64_t sC, int64_t sH, int64_t Ci, i
   }
 }
 
+// Zeroes a tile of accumulators, fully unrolled so that it stays in registers.
+template <int R, int C>
+inline __attribute__((always_inline)) void zero_tile(__m512 (&acc)[R][C]) {
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+}
+
 // dw[o, t] (+)= sum over images n < nimg and positions p < P of
 // G[o][n * gsn + p] * xs[n * xsn + koff[t] + p], for kWgradMo rows o and
 // kWgradMt taps t (rows / taps past mo / mt are computed but not stored).
@@ -159,10 +168,7 @@ void wgrad_tile_avx512_f32(int64_t nimg, int64_t P, const float* const* G, int64
                            bool accumulate) {
   constexpr int MO = kWgradMo, MT = kWgradMt;
   __m512 acc[MO][MT];
-#pragma GCC unroll 8
-  for (int o = 0; o < MO; ++o)
-#pragma GCC unroll 8
-    for (int t = 0; t < MT; ++t) acc[o][t] = _mm512_setzero_ps();
+  zero_tile(acc);
   const int64_t pfull = P / 16 * 16;
   const __mmask16 tail = static_cast<__mmask16>((1u << (P - pfull)) - 1u);
   for (int64_t n = 0; n < nimg; ++n) {
@@ -208,10 +214,7 @@ void wgrad_bcast_avx512_f32(int64_t nimg, int64_t P, const float* gt, int64_t gt
                             bool accumulate) {
   constexpr int MT = kWgradBt, NV = kWgradBv;
   __m512 acc[MT][NV];
-#pragma GCC unroll 16
-  for (int r = 0; r < MT; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  zero_tile(acc);
   for (int64_t n = 0; n < nimg; ++n) {
     const float* x = xs + n * xsn;
     const float* g = gt + n * gtn;
