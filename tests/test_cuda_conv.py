@@ -178,14 +178,23 @@ def test_cuda_conv_chunked_workspace():
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
-def test_cuda_conv_double_backward(dtype):
-    # the vjp's own vjp runs the three kernels again with swapped roles
-    xn, wn = rand(2, 3, 7, 8), rand(4, 3, 3, 3, seed=2)
+@pytest.mark.parametrize(
+    "xs, ws, conv",
+    [
+        # the vjp's own vjp runs the three kernels again with swapped roles
+        ((2, 3, 7, 8), (4, 3, 3, 3), dict(stride=2, padding=1)),
+        # the depthwise vjp's own vjp: the direct kernels with swapped roles
+        ((2, 4, 9, 8), (8, 1, 3, 3), dict(stride=2, padding=1, dilation=2, groups=4)),
+    ],
+    ids=["gemm", "depthwise"],
+)
+def test_cuda_conv_double_backward(xs, ws, conv, dtype):
+    xn, wn = rand(*xs), rand(*ws, seed=2)
 
     def go(device):
         x = fg.tensor(xn, dtype=dtype, device=device, requires_grad=True)
         w = fg.tensor(wn, dtype=dtype, device=device, requires_grad=True)
-        y = F.conv2d(x, w, stride=2, padding=1)
+        y = F.conv2d(x, w, **conv)
         (gx,) = fg.autograd.grad((y * y).sum(), [x], create_graph=True)
         (gx * gx).sum().backward()
         return x.grad, w.grad
@@ -194,52 +203,31 @@ def test_cuda_conv_double_backward(dtype):
         close(g, c, dtype)
 
 
-def test_cuda_conv_deterministic():
-    # the same bits on two runs: forward and both gradients (no atomics)
-    xn, wn, bn = rand(8, 16, 21, 19), rand(24, 8, 3, 3, seed=2), rand(24, seed=3)
+@pytest.mark.parametrize(
+    "xs, ws, conv, transpose, dtype",
+    [
+        # forward and both gradients through im2col / GEMM / col2im and the
+        # transposed conv (no atomics)
+        ((8, 16, 21, 19), (24, 8, 3, 3), dict(stride=2, padding=2, dilation=2, groups=2), dict(stride=2, groups=2),
+         None),
+        # the direct depthwise kernels: the weight gradient's two passes over
+        # fixed splits (several here)
+        ((4, 6, 37, 35), (12, 1, 3, 3), dict(padding=1, groups=6), None, fg.float32),
+    ],
+    ids=["gemm", "depthwise"],
+)
+def test_cuda_conv_deterministic(xs, ws, conv, transpose, dtype):
+    # the same bits on two runs
+    xn, wn, bn = rand(*xs), rand(*ws, seed=2), rand(ws[0], seed=3)
 
     def go():
-        x = fg.tensor(xn, device="cuda", requires_grad=True)
-        w = fg.tensor(wn, device="cuda", requires_grad=True)
-        b = fg.tensor(bn, device="cuda", requires_grad=True)
-        y = F.conv2d(x, w, b, stride=2, padding=2, dilation=2, groups=2)
-        z = F.conv_transpose2d(y, w, stride=2, groups=2)
+        x = fg.tensor(xn, dtype=dtype, device="cuda", requires_grad=True)
+        w = fg.tensor(wn, dtype=dtype, device="cuda", requires_grad=True)
+        b = fg.tensor(bn, dtype=dtype, device="cuda", requires_grad=True)
+        y = F.conv2d(x, w, b, **conv)
+        z = F.conv_transpose2d(y, w, **transpose) if transpose else y
         (z * z).sum().backward()
         return [host(t) for t in (y, z, x.grad, w.grad, b.grad)]
-
-    for a, b in zip(go(), go()):
-        assert np.array_equal(a, b)
-
-
-@pytest.mark.parametrize("dtype", FLOATS)
-def test_cuda_conv_depthwise_double_backward(dtype):
-    # the depthwise vjp's own vjp: the direct kernels with swapped roles
-    xn, wn = rand(2, 4, 9, 8), rand(8, 1, 3, 3, seed=2)
-
-    def go(device):
-        x = fg.tensor(xn, dtype=dtype, device=device, requires_grad=True)
-        w = fg.tensor(wn, dtype=dtype, device=device, requires_grad=True)
-        y = F.conv2d(x, w, stride=2, padding=1, dilation=2, groups=4)
-        (gx,) = fg.autograd.grad((y * y).sum(), [x], create_graph=True)
-        (gx * gx).sum().backward()
-        return x.grad, w.grad
-
-    for g, c in zip(go("cuda"), go("cpu")):
-        close(g, c, dtype)
-
-
-def test_cuda_conv_depthwise_deterministic():
-    # the direct depthwise kernels: the weight gradient's two passes over
-    # fixed splits (several here) give the same bits on every run
-    xn, wn, bn = rand(4, 6, 37, 35), rand(12, 1, 3, 3, seed=2), rand(12, seed=3)
-
-    def go():
-        x = fg.tensor(xn, dtype=fg.float32, device="cuda", requires_grad=True)
-        w = fg.tensor(wn, dtype=fg.float32, device="cuda", requires_grad=True)
-        b = fg.tensor(bn, dtype=fg.float32, device="cuda", requires_grad=True)
-        y = F.conv2d(x, w, b, padding=1, groups=6)
-        (y * y).sum().backward()
-        return [host(t) for t in (y, x.grad, w.grad, b.grad)]
 
     for a, b in zip(go(), go()):
         assert np.array_equal(a, b)
