@@ -147,24 +147,33 @@ def test_conv2d_without_input_channels_gives_the_bias():
     np.testing.assert_array_equal(b.grad.numpy(), [8.0, 8.0, 8.0])
 
 
-def test_conv2d_same_result_for_any_thread_count():
-    rng = np.random.default_rng(7)
-    x = fg.tensor(rng.standard_normal((6, 8, 12, 10)).astype(np.float32), requires_grad=True)
-    w = fg.tensor(rng.standard_normal((16, 8, 3, 3)).astype(np.float32), requires_grad=True)
+def assert_same_for_any_thread_count(run):
+    """run() (its arrays) gives the same bits with 1, 2 and 3 threads."""
     n0 = fg.get_num_threads()
     results = []
     try:
         for n in (1, 2, 3):
             fg.set_num_threads(n)
-            x.grad = w.grad = None
-            y = F.conv2d(x, w, padding=1, stride=(2, 1))
-            (y * y).sum().backward()
-            results.append([y.detach().numpy().copy(), x.grad.numpy().copy(), w.grad.numpy().copy()])
+            results.append(run())
     finally:
         fg.set_num_threads(n0)
     for r in results[1:]:
         for a, b in zip(results[0], r):
             np.testing.assert_array_equal(a, b)
+
+
+def test_conv2d_same_result_for_any_thread_count():
+    rng = np.random.default_rng(7)
+    x = fg.tensor(rng.standard_normal((6, 8, 12, 10)).astype(np.float32), requires_grad=True)
+    w = fg.tensor(rng.standard_normal((16, 8, 3, 3)).astype(np.float32), requires_grad=True)
+
+    def run():
+        x.grad = w.grad = None
+        y = F.conv2d(x, w, padding=1, stride=(2, 1))
+        (y * y).sum().backward()
+        return [y.detach().numpy().copy(), x.grad.numpy().copy(), w.grad.numpy().copy()]
+
+    assert_same_for_any_thread_count(run)
 
 
 # -- conv1d ---------------------------------------------------------------------------------------
@@ -535,22 +544,15 @@ def test_direct_path_same_result_for_any_thread_count(conv_path):
     x = fg.tensor(rng.standard_normal((7, 8, 9, 6)).astype(np.float32), requires_grad=True)
     w = fg.tensor(rng.standard_normal((12, 8, 3, 3)).astype(np.float32), requires_grad=True)
     w1 = fg.tensor(rng.standard_normal((10, 1, 3, 3)).astype(np.float32), requires_grad=True)
-    n0 = fg.get_num_threads()
-    results = []
-    try:
-        for n in (1, 2, 3):
-            fg.set_num_threads(n)
-            x.grad = w.grad = w1.grad = None
-            y = F.conv2d(x, w, padding=1)
-            z = F.conv2d(x[:, 1:2], w1, padding=(0, 1))  # 9 taps: the position-vector weight gradient
-            ((y * y).sum() + (z * z).sum()).backward()
-            results.append([y.detach().numpy().copy(), x.grad.numpy().copy(), w.grad.numpy().copy(),
-                            w1.grad.numpy().copy()])
-    finally:
-        fg.set_num_threads(n0)
-    for r in results[1:]:
-        for a, b in zip(results[0], r):
-            np.testing.assert_array_equal(a, b)
+
+    def run():
+        x.grad = w.grad = w1.grad = None
+        y = F.conv2d(x, w, padding=1)
+        z = F.conv2d(x[:, 1:2], w1, padding=(0, 1))  # 9 taps: the position-vector weight gradient
+        ((y * y).sum() + (z * z).sum()).backward()
+        return [y.detach().numpy().copy(), x.grad.numpy().copy(), w.grad.numpy().copy(), w1.grad.numpy().copy()]
+
+    assert_same_for_any_thread_count(run)
 
 
 def test_direct_path_random_geometries_match_torch(conv_path):
