@@ -379,21 +379,27 @@ def test_workspace_freed_and_not_kept_without_grad():
 # -- higher order and forward mode ------------------------------------------------------------------
 
 
+def check_double_backward(tm, m, x, wrt, params):
+    """The gradient of ||d tanh(output).sum() / d wrt||^2 (float64) with
+    respect to the input and `params` equals torch's."""
+    tx, fx = torch.tensor(x, requires_grad=True), fg.tensor(x, requires_grad=True)
+    (tg,) = torch.autograd.grad(tm(tx)[0].tanh().sum(), [getattr(tm, wrt)], create_graph=True)
+    (fgr,) = fg.autograd.grad(m(fx)[0].tanh().sum(), [getattr(m, wrt)], create_graph=True)
+    close(fgr, tg, np.float64, "first grad")
+    tg.square().sum().backward()
+    fgr.square().sum().backward()
+    close(fx.grad, tx.grad, np.float64, "second-order grad input")
+    for name in params:
+        close(getattr(m, name).grad, getattr(tm, name).grad, np.float64, f"second-order grad {name}")
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_double_backward_matches_torch(mode):
     """create_graph through the native op (recomputed in fastgrad ops): the
     gradient of ||d loss / d W_hh||^2 equals torch's."""
     tm, m = make_pair(mode, 3, 4, bidirectional=True, dtype=np.float64)
     x = np.random.default_rng(8).standard_normal((5, 2, 3))
-    tx, fx = torch.tensor(x, requires_grad=True), fg.tensor(x, requires_grad=True)
-    (tg,) = torch.autograd.grad(tm(tx)[0].tanh().sum(), [tm.weight_hh_l0], create_graph=True)
-    (fgr,) = fg.autograd.grad(m(fx)[0].tanh().sum(), [m.weight_hh_l0], create_graph=True)
-    close(fgr, tg, np.float64, "first grad")
-    tg.square().sum().backward()
-    fgr.square().sum().backward()
-    close(fx.grad, tx.grad, np.float64, "second-order grad input")
-    close(m.weight_ih_l0.grad, tm.weight_ih_l0.grad, np.float64, "second-order grad weight_ih_l0")
-    close(m.weight_hh_l0.grad, tm.weight_hh_l0.grad, np.float64, "second-order grad weight_hh_l0")
+    check_double_backward(tm, m, x, "weight_hh_l0", ["weight_ih_l0", "weight_hh_l0"])
 
 
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
@@ -596,14 +602,7 @@ def test_lstm_proj_size_state_dict_names_both_ways():
 def test_lstm_proj_size_double_backward_matches_torch(path):
     tm, m = make_pair("lstm", 3, 5, proj_size=2, dtype=np.float64)
     x = np.random.default_rng(15).standard_normal((4, 2, 3))
-    tx, fx = torch.tensor(x, requires_grad=True), fg.tensor(x, requires_grad=True)
-    (tg,) = torch.autograd.grad(tm(tx)[0].tanh().sum(), [tm.weight_hr_l0], create_graph=True)
-    (fgr,) = fg.autograd.grad(m(fx)[0].tanh().sum(), [m.weight_hr_l0], create_graph=True)
-    close(fgr, tg, np.float64, "first grad")
-    tg.square().sum().backward()
-    fgr.square().sum().backward()
-    close(fx.grad, tx.grad, np.float64, "second-order grad input")
-    close(m.weight_hh_l0.grad, tm.weight_hh_l0.grad, np.float64, "second-order grad weight_hh_l0")
+    check_double_backward(tm, m, x, "weight_hr_l0", ["weight_hh_l0"])
 
 
 def test_lstm_proj_size_errors():
