@@ -11,30 +11,19 @@ fastgrad faster).
     python bench/bench_random.py [--n 4194304] [--reps 9] [--threads 1,2]
 """
 import argparse
-import statistics
 import time
 
 import numpy as np
 
 import fastgrad as fg
 
+import _timing
+from _timing import median_time
+
 try:
     import torch
 except ImportError:
     torch = None
-
-CLOCK = time.perf_counter
-
-
-def median_time(fn, reps, warmup=2):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(reps):
-        t0 = CLOCK()
-        fn()
-        ts.append(CLOCK() - t0)
-    return statistics.median(ts)
 
 
 def rows(n):
@@ -61,7 +50,6 @@ def rows(n):
 
 
 def main():
-    global CLOCK
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1 << 22)
     ap.add_argument("--reps", type=int, default=9)
@@ -71,7 +59,7 @@ def main():
         fg.set_num_threads(th)
         if torch:
             torch.set_num_threads(th)
-        CLOCK = time.process_time if th == 1 else time.perf_counter
+        _timing.CLOCK = time.process_time if th == 1 else time.perf_counter
         print(f"\n{th} thread(s), median {'CPU' if th == 1 else 'wall'} ms of {args.reps}")
         print(f"{'case':40s} {'fastgrad':>9s} {'numpy':>9s} {'torch':>9s} {'fg/np':>6s} {'fg/torch':>8s}")
         for name, f, nf, tf in rows(args.n):

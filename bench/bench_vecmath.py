@@ -20,7 +20,6 @@ Part 3 (reduce): logsumexp / softmax / log_softmax over the last dim of
 """
 import argparse
 import math
-import statistics
 import time
 
 import numpy as np
@@ -29,25 +28,14 @@ import fastgrad as fg
 import fastgrad.nn.functional as F
 from fastgrad import _C
 
+import _timing
+from _timing import median_time
+
 try:
     import torch
     import torch.nn.functional as TF
 except ImportError:  # torch columns are left out
     torch = None
-
-
-CLOCK = time.perf_counter  # set per table in main()
-
-
-def median_time(fn, reps, warmup=2):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(reps):
-        t0 = CLOCK()
-        fn()
-        ts.append(CLOCK() - t0)
-    return statistics.median(ts)
 
 
 def gbs(nbytes, t):
@@ -216,10 +204,9 @@ def main():
     _C.set_cpu_capability(args.isa)
     print(f"fastgrad vecmath build: {_C.vecmath_isa()}; numpy {np.__version__}; "
           f"torch {torch.__version__ if torch is not None else '-'}; N = {n / 2**20:.0f}M float32")
-    global CLOCK
     for nt in [int(s) for s in args.threads.split(",")]:
         cpu = args.clock == "cpu" or (args.clock == "auto" and nt == 1)
-        CLOCK = time.process_time if cpu else time.perf_counter
+        _timing.CLOCK = time.process_time if cpu else time.perf_counter
         fg.set_num_threads(nt)
         if torch is not None:
             torch.set_num_threads(nt)
