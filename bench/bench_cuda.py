@@ -115,6 +115,26 @@ def main():
 # ---- convolution and pooling (cuda/conv.cu, cuda/pool.cu) vs torch (cuDNN, TF32 off) ----------------
 
 
+def conv_layer(lib, xn, wn, bn, gn, **kw):
+    """One conv2d layer on the GPU in fastgrad or torch (lib: the same API):
+    its forward (no grad) and forward+backward (upstream gradient gn)
+    closures, and its x, w, b."""
+    x = lib.tensor(xn, device="cuda", requires_grad=True)
+    w = lib.tensor(wn, device="cuda", requires_grad=True)
+    b = lib.tensor(bn, device="cuda", requires_grad=True)
+    g = lib.tensor(gn, device="cuda")
+
+    def fwd():
+        with lib.no_grad():
+            lib.nn.functional.conv2d(x, w, b, **kw)
+
+    def fwd_bwd():
+        x.grad = w.grad = b.grad = None
+        lib.nn.functional.conv2d(x, w, b, **kw).backward(g)
+
+    return fwd, fwd_bwd, (x, w, b)
+
+
 def bench_conv_pool(torch, fsync, tsync):
     """conv2d forward and forward+backward (x, w and b grads) against torch's
     cuDNN on two ResNet-ish layers and a depthwise one (MobileNet-ish), then
@@ -132,36 +152,12 @@ def bench_conv_pool(torch, fsync, tsync):
         bn = r.standard_normal(o).astype(np.float32)
         gn = r.standard_normal((n, o, hw, hw), dtype=np.float32)
         flop = 2.0 * n * o * hw * hw * (c // groups) * k * k  # forward; backward is twice that
-        x = fg.tensor(xn, device="cuda", requires_grad=True)
-        w = fg.tensor(wn, device="cuda", requires_grad=True)
-        b = fg.tensor(bn, device="cuda", requires_grad=True)
-        g = fg.tensor(gn, device="cuda")
-
-        def f_fwd():
-            with fg.no_grad():
-                F.conv2d(x, w, b, padding=k // 2, groups=groups)
-
-        def f_all():
-            x.grad = w.grad = b.grad = None
-            F.conv2d(x, w, b, padding=k // 2, groups=groups).backward(g)
-
+        f_fwd, f_all, (x, w, b) = conv_layer(fg, xn, wn, bn, gn, padding=k // 2, groups=groups)
         tf, tfb = median_time(f_fwd, fsync), median_time(f_all, fsync)
         label = f"{'dw ' if groups > 1 else ''}{n}x{c}->{o} {hw}x{hw} {k}x{k}"
         line = f"  {label:24s}  {tf * 1e3:7.2f}"
         if torch is not None:
-            tx = torch.tensor(xn, device="cuda", requires_grad=True)
-            tw = torch.tensor(wn, device="cuda", requires_grad=True)
-            tb = torch.tensor(bn, device="cuda", requires_grad=True)
-            tg = torch.tensor(gn, device="cuda")
-
-            def t_fwd():
-                with torch.no_grad():
-                    torch.nn.functional.conv2d(tx, tw, tb, padding=k // 2, groups=groups)
-
-            def t_all():
-                tx.grad = tw.grad = tb.grad = None
-                torch.nn.functional.conv2d(tx, tw, tb, padding=k // 2, groups=groups).backward(tg)
-
+            t_fwd, t_all, (tx, tw, tb) = conv_layer(torch, xn, wn, bn, gn, padding=k // 2, groups=groups)
             tt, ttb = median_time(t_fwd, tsync), median_time(t_all, tsync)
             # correctness spot check: the same layer's output and weight gradient
             f_all()
@@ -176,7 +172,7 @@ def bench_conv_pool(torch, fsync, tsync):
         if torch is not None:
             line += f"  err y {y_err:.2g} dw {w_err:.2g}"
         print(line)
-        del x, w, b, g
+        del f_fwd, f_all, x, w, b
 
     # fwd, and fwd+bwd with a given upstream gradient (not .sum(): a full
     # reduction would dominate the time)
