@@ -30,6 +30,25 @@ except ImportError:  # a source checkout without PYTHONPATH=python
 from fastgrad import _bench
 
 
+def train_step(lib, m, v):
+    """relu(x @ w + b).sum() with x = m (4x4), in fastgrad or torch (lib: the
+    same API): its fwd+bwd and its zero_grad + fwd+bwd + SGD step."""
+    w = lib.tensor(m.T.copy(), requires_grad=True)
+    bias = lib.tensor(v[:4].copy(), requires_grad=True)
+    x4 = lib.tensor(m)
+    opt = lib.optim.SGD([w, bias], lr=1e-3)
+
+    def fb():
+        ((x4 @ w + bias).relu().sum()).backward()
+
+    def step():
+        opt.zero_grad()
+        fb()
+        opt.step()
+
+    return fb, step
+
+
 def cases(torch):
     """[(name, fastgrad fn, torch fn or None, numpy fn or None)]."""
     rng = np.random.default_rng(0)
@@ -38,35 +57,13 @@ def cases(torch):
     a, b = fg.tensor(v), fg.tensor(v[::-1].copy())
     ag = fg.tensor(v, requires_grad=True)
     ma, mag = fg.tensor(m), fg.tensor(m, requires_grad=True)
-    w = fg.tensor(m.T.copy(), requires_grad=True)
-    bias = fg.tensor(v[:4].copy(), requires_grad=True)
-    x4 = fg.tensor(m)
-    opt = fg.optim.SGD([w, bias], lr=1e-3)
-
-    def fb():
-        ((x4 @ w + bias).relu().sum()).backward()
-
-    def fstep():
-        opt.zero_grad()
-        fb()
-        opt.step()
+    fb, fstep = train_step(fg, m, v)
 
     if torch is not None:
         ta, tb = torch.from_numpy(v.copy()), torch.from_numpy(v[::-1].copy())
         tag = torch.from_numpy(v.copy()).requires_grad_()
         tma, tmag = torch.from_numpy(m.copy()), torch.from_numpy(m.copy()).requires_grad_()
-        tw = torch.from_numpy(m.T.copy()).requires_grad_()
-        tbias = torch.from_numpy(v[:4].copy()).requires_grad_()
-        tx4 = torch.from_numpy(m.copy())
-        topt = torch.optim.SGD([tw, tbias], lr=1e-3)
-
-        def tfb():
-            ((tx4 @ tw + tbias).relu().sum()).backward()
-
-        def tstep():
-            topt.zero_grad()
-            tfb()
-            topt.step()
+        tfb, tstep = train_step(torch, m, v)
 
     def t(fn):
         return fn if torch is not None else None
