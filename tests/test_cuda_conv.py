@@ -69,6 +69,15 @@ def rand(*shape, seed=0):
     return np.random.default_rng(seed + sum(shape)).standard_normal(shape)
 
 
+def same_error(case):
+    """case(device) raises on the CPU, and on CUDA the same exception type with the same message."""
+    with pytest.raises(Exception) as ec:
+        case("cpu")
+    with pytest.raises(type(ec.value)) as eg:
+        case("cuda")
+    assert str(eg.value) == str(ec.value)
+
+
 # ---- convolution --------------------------------------------------------------------------------
 
 CONV2D = [
@@ -242,11 +251,7 @@ def test_cuda_conv_errors_match_cpu():
         lambda d: F.conv2d(fg.ones(1, 3, 8, 8, device=d), fg.ones(4, 3, 3, 3, dtype=fg.float64, device=d)),
     ]
     for case in cases:
-        with pytest.raises(Exception) as ec:
-            case("cpu")
-        with pytest.raises(type(ec.value)) as eg:
-            case("cuda")
-        assert str(eg.value) == str(ec.value)
+        same_error(case)
     with pytest.raises((ValueError, RuntimeError), match="device"):
         F.conv2d(fg.ones(1, 2, 8, 8, device="cuda"), fg.ones(3, 2, 3, 3))
 
@@ -414,11 +419,7 @@ def test_conv_pool_errors_match_cpu():
                                          False, True, 0),
     ]
     for case in cases:
-        with pytest.raises(Exception) as ec:
-            case("cpu")
-        with pytest.raises(type(ec.value)) as eg:
-            case("cuda")
-        assert str(eg.value) == str(ec.value)
+        same_error(case)
 
 
 def test_conv_pool_empty_batch():

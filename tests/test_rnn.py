@@ -402,16 +402,23 @@ def test_double_backward_matches_torch(mode):
     check_double_backward(tm, m, x, "weight_hh_l0", ["weight_ih_l0", "weight_hh_l0"])
 
 
-@pytest.mark.parametrize("mode", ["lstm", "gru"])
-def test_jvp_matches_finite_differences(mode):
-    _, m = make_pair(mode, 3, 4, dtype=np.float64)
-    rng = np.random.default_rng(9)
+def check_jvp_finite_differences(m, seed):
+    """fg.jvp of m's output at a random (4, 2, 3) float64 input along a random
+    direction equals central differences; returns the input and the jvp's output."""
+    rng = np.random.default_rng(seed)
     x = fg.tensor(rng.standard_normal((4, 2, 3)))
     v = fg.tensor(rng.standard_normal((4, 2, 3)))
     out, tan = fg.jvp(lambda a: m(a)[0], (x,), (v,))
     eps = 1e-6
     fd = (m(x + v * eps)[0] - m(x - v * eps)[0]).detach().numpy() / (2 * eps)
     np.testing.assert_allclose(tan.detach().numpy(), fd, atol=1e-7)
+    return x, out
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_jvp_matches_finite_differences(mode):
+    _, m = make_pair(mode, 3, 4, dtype=np.float64)
+    x, out = check_jvp_finite_differences(m, 9)
     np.testing.assert_allclose(out.detach().numpy(), m(x)[0].detach().numpy(), atol=1e-13)
 
 
@@ -617,13 +624,7 @@ def test_lstm_proj_size_errors():
 
 def test_lstm_proj_size_jvp_matches_finite_differences(path):
     _, m = make_pair("lstm", 3, 5, proj_size=2, bidirectional=True, dtype=np.float64)
-    rng = np.random.default_rng(16)
-    x = fg.tensor(rng.standard_normal((4, 2, 3)))
-    v = fg.tensor(rng.standard_normal((4, 2, 3)))
-    _, tan = fg.jvp(lambda a: m(a)[0], (x,), (v,))
-    eps = 1e-6
-    fd = (m(x + v * eps)[0] - m(x - v * eps)[0]).detach().numpy() / (2 * eps)
-    np.testing.assert_allclose(tan.detach().numpy(), fd, atol=1e-7)
+    check_jvp_finite_differences(m, 16)
 
 
 @pytest.mark.skipif(not fg.cuda.is_available(), reason="no CUDA device")
