@@ -97,23 +97,20 @@ FG_HD inline PhiloxBlock philox4x32_10(uint64_t seed, uint64_t ctr) {
 // IEEE-rounded ones.
 namespace rng {
 
+// Each op as the device intrinsic and as the host expression.
 #ifdef __CUDA_ARCH__
-FG_HD inline float f_mul(float a, float b) { return __fmul_rn(a, b); }
-FG_HD inline float f_add(float a, float b) { return __fadd_rn(a, b); }
-FG_HD inline float f_sqrt(float a) { return __fsqrt_rn(a); }
-FG_HD inline double d_mul(double a, double b) { return __dmul_rn(a, b); }
-FG_HD inline double d_add(double a, double b) { return __dadd_rn(a, b); }
-FG_HD inline double d_div(double a, double b) { return __ddiv_rn(a, b); }
-FG_HD inline double d_sqrt(double a) { return __dsqrt_rn(a); }
+#define FG_RNG_OP(device, host) device
 #else
-FG_HD inline float f_mul(float a, float b) { return a * b; }
-FG_HD inline float f_add(float a, float b) { return a + b; }
-FG_HD inline float f_sqrt(float a) { return __builtin_sqrtf(a); }
-FG_HD inline double d_mul(double a, double b) { return a * b; }
-FG_HD inline double d_add(double a, double b) { return a + b; }
-FG_HD inline double d_div(double a, double b) { return a / b; }
-FG_HD inline double d_sqrt(double a) { return __builtin_sqrt(a); }
+#define FG_RNG_OP(device, host) host
 #endif
+FG_HD inline float f_mul(float a, float b) { return FG_RNG_OP(__fmul_rn(a, b), a * b); }
+FG_HD inline float f_add(float a, float b) { return FG_RNG_OP(__fadd_rn(a, b), a + b); }
+FG_HD inline float f_sqrt(float a) { return FG_RNG_OP(__fsqrt_rn(a), __builtin_sqrtf(a)); }
+FG_HD inline double d_mul(double a, double b) { return FG_RNG_OP(__dmul_rn(a, b), a * b); }
+FG_HD inline double d_add(double a, double b) { return FG_RNG_OP(__dadd_rn(a, b), a + b); }
+FG_HD inline double d_div(double a, double b) { return FG_RNG_OP(__ddiv_rn(a, b), a / b); }
+FG_HD inline double d_sqrt(double a) { return FG_RNG_OP(__dsqrt_rn(a), __builtin_sqrt(a)); }
+#undef FG_RNG_OP
 
 FG_HD inline uint64_t join(uint32_t lo, uint32_t hi) { return uint64_t(lo) | (uint64_t(hi) << 32); }
 
