@@ -318,3 +318,46 @@ def ulp_errors(got, ref, dtype, floor=True):
     err = np.zeros(len(r), dtype=np.longdouble)
     err[ok] = np.abs(got[ok].astype(np.longdouble) - ref[ok]) / den
     return err
+
+
+# ---- layout checks of the elementwise kernels (tests/test_vecmath*.py) -----------------
+# `ops` maps a name to a callable Tensor -> Tensor.
+
+def _apply(op, x):
+    return op(fg.from_numpy(x)).numpy()
+
+
+def assert_tails_match_full_vectors(ops, x, n):
+    """Every element gets the same bits wherever it sits: the first n elements
+    alone, and at offsets that move them between lanes and vectors of a trip."""
+    for name, op in ops.items():
+        full = _apply(op, x)
+        np.testing.assert_array_equal(_apply(op, x[:n].copy()), full[:n], err_msg=f"{name} n={n}")
+        for off in (1, 5, 8, 16):
+            np.testing.assert_array_equal(_apply(op, x[off:off + n].copy()), full[off:off + n],
+                                          err_msg=f"{name} n={n} offset={off}")
+
+
+def assert_layouts_give_same_bits(ops, x):
+    """Transposed, strided and broadcast (stride 0) views of the 2-D x give the
+    bits of a contiguous copy."""
+    t = fg.from_numpy(x)
+    for name, op in ops.items():
+        np.testing.assert_array_equal(op(t.T).numpy(), _apply(op, np.ascontiguousarray(x.T)), err_msg=name)
+        np.testing.assert_array_equal(op(t[:, ::3]).numpy(), _apply(op, x[:, ::3].copy()), err_msg=name)
+        b = fg.from_numpy(x[:1]).expand(*x.shape)
+        np.testing.assert_array_equal(op(b).numpy(), np.broadcast_to(_apply(op, x[:1]), x.shape), err_msg=name)
+
+
+def assert_thread_counts_give_same_bits(ops, x):
+    """One and two threads give the same bits for every op on the tensor x."""
+    prev = fg.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2):
+            fg.set_num_threads(n)
+            outs.append([op(x).numpy() for op in ops.values()])
+    finally:
+        fg.set_num_threads(prev)
+    for name, a, b in zip(ops, *outs):
+        np.testing.assert_array_equal(a, b, err_msg=name)

@@ -9,7 +9,8 @@ import torch
 
 import fastgrad as fg
 from fastgrad import _C
-from helpers import forced_cpu_capability, ulp_errors
+from helpers import (assert_layouts_give_same_bits, assert_tails_match_full_vectors,
+                     assert_thread_counts_give_same_bits, forced_cpu_capability, ulp_errors)
 
 CAPS = ["avx512", "avx2", "scalar"]
 FLOATS = [np.float32, np.float64]
@@ -206,15 +207,9 @@ def test_special_values_follow_libm():
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
 @pytest.mark.parametrize("n", [1, 7, 33, 257, 1000, 4099])
 def test_tails_match_full_vectors(cap, dtype, n):
-    # every element gets the same bits wherever it sits (tails run the vector
-    # code; offsets move elements between the lanes and vectors of a trip)
+    # tails run the vector code; offsets move elements between the lanes and vectors of a trip
     x = (np.random.default_rng(n).standard_normal(5000) * 2).astype(dtype)
-    for name in OPS:
-        full = run(name, x)
-        np.testing.assert_array_equal(run(name, x[:n].copy()), full[:n], err_msg=f"{name} n={n}")
-        for off in (1, 5, 8, 16):
-            np.testing.assert_array_equal(run(name, x[off:off + n].copy()), full[off:off + n],
-                                          err_msg=f"{name} n={n} offset={off}")
+    assert_tails_match_full_vectors(OPS, x, n)
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
@@ -247,15 +242,7 @@ def test_streaming_stores_same_bits(dtype):
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
 def test_non_contiguous_inputs(cap, dtype):
-    x = (np.random.default_rng(1).standard_normal((37, 53)) * 3).astype(dtype)
-    t = fg.from_numpy(x)
-    for name, op in OPS.items():
-        ref = op(fg.from_numpy(np.ascontiguousarray(x.T))).numpy()
-        np.testing.assert_array_equal(op(t.T).numpy(), ref, err_msg=name)  # transposed
-        np.testing.assert_array_equal(op(t[:, ::3]).numpy(), op(fg.from_numpy(x[:, ::3].copy())).numpy(),
-                                      err_msg=name)  # strided
-        b = fg.from_numpy(x[:1]).expand(37, 53)  # broadcast (stride 0)
-        np.testing.assert_array_equal(op(b).numpy(), np.broadcast_to(op(fg.from_numpy(x[:1])).numpy(), (37, 53)))
+    assert_layouts_give_same_bits(OPS, (np.random.default_rng(1).standard_normal((37, 53)) * 3).astype(dtype))
 
 
 def test_int_inputs_promote_and_in_place_span():
@@ -265,17 +252,7 @@ def test_int_inputs_promote_and_in_place_span():
 
 
 def test_threads_give_same_bits():
-    x = fg.randn(300_001)
-    prev = fg.get_num_threads()
-    try:
-        outs = []
-        for n in (1, 2):
-            fg.set_num_threads(n)
-            outs.append([op(x).numpy() for op in OPS.values()])
-    finally:
-        fg.set_num_threads(prev)
-    for a, b in zip(*outs):
-        np.testing.assert_array_equal(a, b)
+    assert_thread_counts_give_same_bits(OPS, fg.randn(300_001))
 
 
 def test_capability_switch():

@@ -10,7 +10,8 @@ import torch
 import fastgrad as fg
 import fastgrad.nn.functional as F
 from fastgrad import _C
-from helpers import forced_cpu_capability, ulp_errors
+from helpers import (assert_layouts_give_same_bits, assert_tails_match_full_vectors,
+                     assert_thread_counts_give_same_bits, forced_cpu_capability, ulp_errors)
 
 CAPS = ["avx512", "avx2", "scalar"]
 FLOATS = [np.float32, np.float64]
@@ -102,8 +103,11 @@ def sweep(name, dtype, n=40000):
     return np.concatenate(parts).astype(dtype)
 
 
+FG_OPS = {name: spec[0] for name, spec in OPS.items()}  # name -> the fastgrad op
+
+
 def run(name, x):
-    return OPS[name][0](fg.from_numpy(x)).numpy()
+    return FG_OPS[name](fg.from_numpy(x)).numpy()
 
 
 def allowed_ulp(name, x, cap):
@@ -185,40 +189,17 @@ def test_matches_torch(name, dtype):
 @pytest.mark.parametrize("n", [1, 7, 33, 257, 1000])
 def test_tails_match_full_vectors(cap, dtype, n):
     x = (np.random.default_rng(n).standard_normal(2000) * 3).astype(dtype)
-    x = np.abs(x) - 0.9  # log1p's domain too
-    for name in OPS:
-        full = run(name, x)
-        np.testing.assert_array_equal(run(name, x[:n].copy()), full[:n], err_msg=f"{name} n={n}")
-        for off in (1, 5, 8, 16):
-            np.testing.assert_array_equal(run(name, x[off:off + n].copy()), full[off:off + n],
-                                          err_msg=f"{name} n={n} offset={off}")
+    assert_tails_match_full_vectors(FG_OPS, np.abs(x) - 0.9, n)  # log1p's domain too
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
 def test_non_contiguous_inputs(cap, dtype):
     x = (np.abs(np.random.default_rng(1).standard_normal((37, 53))) * 3 - 0.9).astype(dtype)
-    t = fg.from_numpy(x)
-    for name, (op, *_) in OPS.items():
-        ref = op(fg.from_numpy(np.ascontiguousarray(x.T))).numpy()
-        np.testing.assert_array_equal(op(t.T).numpy(), ref, err_msg=name)
-        np.testing.assert_array_equal(op(t[:, ::3]).numpy(), op(fg.from_numpy(x[:, ::3].copy())).numpy(),
-                                      err_msg=name)
-        b = fg.from_numpy(x[:1]).expand(37, 53)
-        np.testing.assert_array_equal(op(b).numpy(), np.broadcast_to(op(fg.from_numpy(x[:1])).numpy(), (37, 53)))
+    assert_layouts_give_same_bits(FG_OPS, x)
 
 
 def test_threads_give_same_bits():
-    x = fg.randn(300_001) * 3
-    prev = fg.get_num_threads()
-    try:
-        outs = []
-        for n in (1, 2):
-            fg.set_num_threads(n)
-            outs.append([op(x).numpy() for op, *_ in OPS.values()])
-    finally:
-        fg.set_num_threads(prev)
-    for a, b in zip(*outs):
-        np.testing.assert_array_equal(a, b)
+    assert_thread_counts_give_same_bits(FG_OPS, fg.randn(300_001) * 3)
 
 
 def test_int_inputs_and_errors():
