@@ -37,6 +37,14 @@ def _sum_to(t, dims):
     return t.sum(dim=dims) if dims else t
 
 
+def _sum(terms):
+    """t0 + t1 + ... in order (the tangent terms of a norm's jvp)."""
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
+
+
 class LayerNorm(Function):
     """Over the last k dims of x; weight / bias (optional) of those dims' shape."""
 
@@ -86,10 +94,7 @@ class LayerNorm(Function):
             terms.append(xhat * tw)
         if tb is not None:
             terms.append(tb.expand(*x.shape))
-        out = terms[0]
-        for t in terms[1:]:
-            out = out + t
-        return out
+        return _sum(terms)
 
     def release(ctx):
         super().release()
@@ -152,10 +157,7 @@ class BatchNorm(Function):
             terms.append(xhat * tw.reshape(shape))
         if tb is not None:
             terms.append(tb.reshape(shape).expand(*x.shape))
-        out = terms[0]
-        for t in terms[1:]:
-            out = out + t
-        return out
+        return _sum(terms)
 
     def release(ctx):
         super().release()
