@@ -1,22 +1,15 @@
-"""Medians of a clock, for the bench scripts that pick their clock per table
-(bench_random.py, bench_vecmath.py).
+"""Medians of a clock picked per table, for bench_random.py and bench_vecmath.py:
+fastgrad._bench's timing loop (calibrated calls per sample, median of the
+samples) with the clock as a module setting.
 
 Imported as `_timing` by the scripts next to it (a script's folder is on sys.path)."""
-import statistics
-import time
+from fastgrad._bench import _median_time
 
-# The clock median_time reads; a script sets it per table: process CPU time
-# with one thread (the box is shared: the work this process did, not its
-# waits), wall time with two (CPU time would add the threads up).
-CLOCK = time.perf_counter
+# A script sets this per table: thread CPU time with one thread (the box is
+# shared: the work this thread did, not its waits), wall time with two (CPU
+# time would add the threads up).
+CPU_CLOCK = False
 
 
-def median_time(fn, reps, warmup=2):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(reps):
-        t0 = CLOCK()
-        fn()
-        ts.append(CLOCK() - t0)
-    return statistics.median(ts)
+def median_time(fn, reps):
+    return _median_time(fn, reps, cpu_clock=CPU_CLOCK)

@@ -9,7 +9,7 @@ drift over the repeats: the kernels are branch-free, so the cost does not);
 NumPy and torch into an existing output (out=) and with a fresh one.
 
 Clock: the box is shared (load 6-10 on 2 cores), so with one thread the
-medians are of process CPU time (time.process_time: the work this process
+medians are of thread CPU time (time.thread_time: the work this thread
 did, not the time it waited for a core); with two threads of wall time
 (CPU time would add the threads up). --clock overrides.
 Part 2: layer_norm / batch_norm forward and forward+backward vs torch.
@@ -20,7 +20,6 @@ Part 3 (reduce): logsumexp / softmax / log_softmax over the last dim of
 """
 import argparse
 import math
-import time
 
 import numpy as np
 
@@ -196,7 +195,7 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--isa", default="auto", help="FASTGRAD_CPU_CAPABILITY for this run")
     ap.add_argument("--clock", default="auto", choices=["auto", "cpu", "wall"],
-                    help="auto: process CPU time with one thread, wall time with more")
+                    help="auto: thread CPU time with one thread, wall time with more")
     ap.add_argument("--reps", type=int, default=0, help="repeats per median (default 15, --quick 5)")
     args = ap.parse_args()
     n = (2 if args.quick else 16) * 1024 * 1024
@@ -206,12 +205,12 @@ def main():
           f"torch {torch.__version__ if torch is not None else '-'}; N = {n / 2**20:.0f}M float32")
     for nt in [int(s) for s in args.threads.split(",")]:
         cpu = args.clock == "cpu" or (args.clock == "auto" and nt == 1)
-        _timing.CLOCK = time.process_time if cpu else time.perf_counter
+        _timing.CPU_CLOCK = cpu
         fg.set_num_threads(nt)
         if torch is not None:
             torch.set_num_threads(nt)
         bw = copy_bandwidth(n, reps)
-        print(f"\n### {nt} thread(s), {'process CPU' if cpu else 'wall'} time, medians of {reps}; "
+        print(f"\n### {nt} thread(s), {'thread CPU' if cpu else 'wall'} time, medians of {reps}; "
               f"copy bandwidth (np.copyto into existing memory): {bw:.1f} GB/s\n")
         print("| op | fastgrad (fresh) GB/s | / copy bw | fastgrad existing | / copy bw | NumPy out= | NumPy fresh |"
               " torch out= | torch fresh | vs NumPy | vs torch fresh |")
